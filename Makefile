@@ -1,0 +1,62 @@
+# The two entry points of the README: `make demo` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MOSQUITTO := /usr/sbin/mosquitto
+
+.PHONY: demo test check lint format typecheck importlint pytest mosquitto clean
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/wgw demo
+
+test: check pytest
+
+check: lint typecheck importlint
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+importlint: $(VENV)/.installed-test
+	$(BIN)/lint-imports
+
+pytest: $(VENV)/.installed-test mosquitto
+	$(BIN)/pytest
+
+# Debian's python3 needs the python3-venv package for `-m venv`; install it when we can.
+$(VENV)/bin/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+	      && $(PYTHON) -m venv $(VENV); \
+	  else \
+	    echo "python3 cannot create a venv: run 'sudo apt-get install python3-venv', then make again"; exit 1; \
+	  fi; }
+
+$(VENV)/.installed-demo: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@ $(VENV)/.installed-demo
+
+mosquitto:
+	@if [ ! -x $(MOSQUITTO) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	  else \
+	    echo "the tests need Mosquitto: run 'sudo apt-get install mosquitto', then make test again"; exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Storage: the durable SQLite outbox every sink reads its backlog from."""

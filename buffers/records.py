@@ -1,0 +1,60 @@
+"""What the outbox stores: plain records that know nothing of devices or sinks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+RecordKind = Literal["vital", "waveform"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """One row to keep until every sink that wants it has delivered it.
+
+    Attributes:
+        kind: ``vital`` (payload is JSON) or ``waveform`` (payload is the samples' bytes).
+        stream: The stream within the device (``heart_rate``, ``ppg``, ...); sinks subscribe
+            by stream.
+        t0_s: UTC epoch seconds of the reading or of the chunk's first sample.
+        dtype: numpy dtype string of a waveform's samples, e.g. ``<i4``.
+        shape: Shape of a waveform's samples, ``(n_samples, n_channels)``.
+    """
+
+    kind: RecordKind
+    device_id: str
+    stream: str
+    seq: int
+    t0_s: float
+    payload: bytes
+    sample_rate_hz: float | None = None
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as committed, with the id that orders it."""
+
+    id: int
+    record: OutboxRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SinkBacklog:
+    """One sink's undelivered rows."""
+
+    pending: int
+    dead_letters: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatistics:
+    """Counters of the outbox since it opened, and the backlog per sink."""
+
+    accepted: int
+    committed: int
+    commits: int
+    backpressure_waits: int
+    total_rows: int
+    backlog: dict[str, SinkBacklog]

@@ -1,0 +1,1 @@
+"""Sources: Bluetooth Low Energy devices, their decoders, and a simulated bleak backend."""

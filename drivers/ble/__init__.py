@@ -1,0 +1,1 @@
+"""Bluetooth sessions over bleak's public API, whichever backend is underneath."""

@@ -1,0 +1,33 @@
+"""Which bleak backend classes to pass as ``backend=``: ``None`` means the platform's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bleak.backends.client import BaseBleakClient
+    from bleak.backends.scanner import BaseBleakScanner
+
+    from drivers.sim.world import SimWorld
+
+
+@dataclass(frozen=True, slots=True)
+class BleBackends:
+    """The scanner and client backend classes every bleak object is built with."""
+
+    scanner: type[BaseBleakScanner] | None = None
+    client: type[BaseBleakClient] | None = None
+
+
+PLATFORM = BleBackends()
+
+
+def simulated(world: SimWorld) -> BleBackends:
+    """Backends bound to ``world`` (bleak wants classes, so each world gets subclasses)."""
+    from drivers.sim.client import SimClient  # noqa: PLC0415 - BlueZ deployments never load the simulator
+    from drivers.sim.scanner import SimScanner  # noqa: PLC0415
+
+    scanner = type("SimScanner", (SimScanner,), {"world": world})
+    client = type("SimClient", (SimClient,), {"world": world})
+    return BleBackends(scanner, client)

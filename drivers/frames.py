@@ -1,0 +1,54 @@
+"""Typed frames the driver layer emits: one vital sign reading or one chunk of waveform samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+
+@dataclass(frozen=True, slots=True)
+class VitalReading:
+    """One measurement of one vital sign.
+
+    Attributes:
+        device_id: The configured id of the device that sent it.
+        kind: What was measured (``heart_rate``, ``spo2``, ...).
+        seq: Sequence number per device and kind, from 0 at daemon start.
+        time_s: When it was measured, UTC epoch seconds.
+        values: The decoded fields, JSON-serialisable (e.g. ``heart_rate_bpm``,
+            ``rr_intervals_ms``).
+    """
+
+    device_id: str
+    kind: str
+    seq: int
+    time_s: float
+    values: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class WaveformChunk:
+    """Consecutive samples of one stream at a nominal rate.
+
+    Attributes:
+        device_id: The configured id of the device that sent it.
+        stream: The stream (``ppg``, ``ecg``, ``acc``).
+        seq: Sequence number per device and stream, from 0 at daemon start.
+        t0_s: Time of the first sample, UTC epoch seconds.
+        sample_rate_hz: Nominal sample rate.
+        samples: Shape ``(n_samples, n_channels)``.
+    """
+
+    device_id: str
+    stream: str
+    seq: int
+    t0_s: float
+    sample_rate_hz: float
+    samples: NDArray[np.int32]
+
+
+Frame: TypeAlias = VitalReading | WaveformChunk

@@ -1,0 +1,1 @@
+"""Decoders for the Bluetooth SIG's standard GATT characteristics."""

@@ -1,0 +1,1 @@
+"""Polar Measurement Data (PMD): the vendor service that streams raw ECG, PPG and ACC."""

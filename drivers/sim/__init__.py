@@ -1,0 +1,1 @@
+"""A simulated bleak backend: peripherals that advertise, connect and notify like real ones."""

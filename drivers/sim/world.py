@@ -1,0 +1,47 @@
+"""The simulated radio environment: every peripheral in range, and their clocks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+
+    from drivers.sim.peripheral import SimPeripheral
+
+
+class SimWorld:
+    """The peripherals a simulated adapter can see; an async context manager running them."""
+
+    def __init__(self, peripherals: Iterable[SimPeripheral], *, advert_interval_s: float = 0.05):
+        self.peripherals = {p.address: p for p in peripherals}
+        self.advert_interval_s = advert_interval_s
+        self._running = False
+
+    def peripheral(self, address: str) -> SimPeripheral | None:
+        """The peripheral at ``address`` if it exists and is in range."""
+        found = self.peripherals.get(address.upper())
+        return found if found is not None and found.in_range else None
+
+    async def __aenter__(self) -> Self:
+        if self._running:
+            msg = "SimWorld is not reentrant"
+            raise RuntimeError(msg)
+        loop = asyncio.get_running_loop()
+        for p in self.peripherals.values():
+            p.start(loop)
+        self._running = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for p in self.peripherals.values():
+            p.stop()
+            p.drop_link()
+        self._running = False

@@ -1,0 +1,1 @@
+"""The gateway: configuration, pipeline, sinks, daemon, CLI, and the cloud emulator."""

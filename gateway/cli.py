@@ -1,0 +1,127 @@
+"""The ``wgw`` command line: ``run``, ``demo`` and ``emulator``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from gateway.config import Settings, load_settings
+from gateway.errors import ConfigError
+from gateway.logs import configure_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+EX_CONFIG: Final = 78  # sysexits.h; the systemd unit sets RestartPreventExitStatus=78
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wgw`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wgw", description="wearable-gateway")
+    parser.add_argument("--log-level", default=os.environ.get("WGW_LOG_LEVEL", "INFO"))
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the gateway daemon")
+    run.add_argument("--config", type=Path, default=Path("config.yaml"))
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser(
+        "demo", help="run the gateway against simulated devices and the local emulator"
+    )
+    demo.add_argument("--config", type=Path, default=Path("config.yaml"))
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.set_defaults(handler=_demo)
+
+    emulator = commands.add_parser("emulator", help="serve the cloud APIs' emulator")
+    emulator.add_argument("--host", default=os.environ.get("WGW_EMULATOR_HOST", "127.0.0.1"))
+    emulator.add_argument(
+        "--port", type=int, default=int(os.environ.get("WGW_EMULATOR_PORT", "8080"))
+    )
+    emulator.add_argument(
+        "--plan",
+        choices=("free", "basic", "pro", "enterprise"),
+        default=os.environ.get("WGW_EMULATOR_PLAN", "free"),
+    )
+    emulator.add_argument(
+        "--email", default=os.environ.get("WGW_EMULATOR_EMAIL", "demo@example.com")
+    )
+    emulator.add_argument(
+        "--password", default=os.environ.get("WGW_EMULATOR_PASSWORD", "demo-password")
+    )
+    emulator.add_argument(
+        "--tcm-api-key", default=os.environ.get("WGW_EMULATOR_TCM_API_KEY", "tcm-demo-key")
+    )
+    emulator.add_argument(
+        "--heartvoice-api-key",
+        default=os.environ.get("WGW_EMULATOR_HEARTVOICE_API_KEY", "heartvoice-demo-key"),
+    )
+    emulator.set_defaults(handler=_emulator)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Settings | None:
+    configure_logging(args.log_level)
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.daemon import Daemon  # noqa: PLC0415 - keep `wgw --help` and config errors fast
+
+    async def main() -> None:
+        daemon = Daemon(settings)
+        _on_signals(daemon.stop)
+        await daemon.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.demo import run_demo  # noqa: PLC0415
+
+    return asyncio.run(run_demo(settings, args.duration, _on_signals))
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    from gateway.emulator.app import EmulatorConfig  # noqa: PLC0415
+    from gateway.emulator.serve import serve_forever  # noqa: PLC0415
+
+    config = EmulatorConfig(
+        email=args.email,
+        password=args.password,
+        tcm_api_key=args.tcm_api_key,
+        heartvoice_api_key=args.heartvoice_api_key,
+        plan=args.plan,
+    )
+    asyncio.run(serve_forever(config, args.host, args.port, _on_signals))
+    return 0
+
+
+def _on_signals(callback: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, callback)

@@ -1,0 +1,191 @@
+"""Client of the TCM 12-meridian API (API.md part B): auth and health data upload.
+
+Every failure becomes one of the typed errors of ``gateway.errors`` per API.md's table, carrying
+the server's code, ``request_id`` and details; tokens and keys never appear in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import aiohttp
+
+from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError, SinkError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from gateway.config import TcmConfig
+
+log = logging.getLogger(__name__)
+
+# API.md: what can succeed later is retried, the rest is dead-lettered by the caller.
+_PERMANENT_STATUSES = frozenset({400, 403, 404, 409, 413, 422})
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    """The server's answer to one health upload."""
+
+    accepted: int
+    duplicates: int
+    upload_id: str
+    request_id: str | None
+
+
+class TcmClient:
+    """Logs in when configured with an account (else sends the static API key) and uploads."""
+
+    def __init__(self, session: aiohttp.ClientSession, config: TcmConfig) -> None:
+        self._session = session
+        self._config = config
+        self._access_token: str | None = None
+        self._refresh_token: str | None = None
+        self._login_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"TcmClient(base_url={self._config.base_url!r})"
+
+    async def upload_health(
+        self,
+        device_id: str,
+        records: Sequence[dict[str, object]],
+        *,
+        data_type: Literal["realtime", "batch"],
+        sync_type: Literal["incremental", "full"],
+    ) -> UploadResult:
+        """``POST /health/upload``.
+
+        Raises:
+            RetryableSinkError: 429, 5xx, timeouts and network errors.
+            PermanentSinkError: The server refused the payload (400, 403, 422, ...).
+            AuthError: Credentials refused after one fresh login.
+        """
+        body = {
+            "data_type": data_type,
+            "sync_type": sync_type,
+            "device_id": device_id,
+            "records": list(records),
+        }
+        data, request_id = await self._authorised_post(self._config.upload_path, body)
+        if data.get("success") is not True:
+            msg = "upload answered without success: true"
+            raise PermanentSinkError(msg, request_id=request_id)
+        return UploadResult(
+            accepted=int(data.get("accepted", 0)),
+            duplicates=int(data.get("duplicates", 0)),
+            upload_id=str(data.get("upload_id", "")),
+            request_id=request_id,
+        )
+
+    async def _authorised_post(
+        self, path: str, body: Mapping[str, object]
+    ) -> tuple[dict[str, Any], str | None]:
+        token = await self._token()
+        try:
+            return await self._post(path, body, token)
+        except AuthError:
+            if self._config.api_key is not None:
+                raise
+        # API.md: on INVALID_TOKEN, log in again once and retry the same request once.
+        self._access_token = None
+        token = await self._token(stale=token)
+        return await self._post(path, body, token)
+
+    async def _token(self, stale: str | None = None) -> str:
+        if self._config.api_key is not None:
+            return self._config.api_key.get_secret_value()
+        async with self._login_lock:
+            if self._access_token is None or self._access_token == stale:
+                await self._login()
+            assert self._access_token is not None
+            return self._access_token
+
+    async def _login(self) -> None:
+        cfg = self._config
+        if cfg.email is None or cfg.password is None:
+            msg = "no account configured to log in with"
+            raise AuthError(msg)
+        body = {"email": cfg.email, "password": cfg.password.get_secret_value()}
+        data, _ = await self._post(cfg.login_path, body, None)
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            msg = "login answered without an access_token"
+            raise AuthError(msg)
+        self._access_token = token
+        refresh = data.get("refresh_token")
+        self._refresh_token = refresh if isinstance(refresh, str) else None
+        log.info("logged in to %s", cfg.base_url)
+
+    async def _post(
+        self, path: str, body: Mapping[str, object], token: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        url = self._config.base_url.rstrip("/") + path
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
+        try:
+            async with self._session.post(
+                url, json=body, headers=headers, timeout=timeout, ssl=self._config.verify_tls
+            ) as response:
+                status = response.status
+                retry_after = _retry_after_s(response.headers, use_reset=response.status == 429)
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            msg = f"POST {path}: {type(exc).__name__}"
+            raise RetryableSinkError(msg) from None
+        if not isinstance(data, dict):
+            data = {}
+        if 200 <= status < 300:
+            return data, _request_id(data)
+        raise _error(path, status, data, retry_after)
+
+
+def _error(path: str, status: int, data: dict[str, Any], retry_after_s: float | None) -> SinkError:
+    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    assert isinstance(error, dict)
+    code = error.get("code") if isinstance(error.get("code"), str) else None
+    request_id = error.get("request_id") if isinstance(error.get("request_id"), str) else None
+    details = error.get("details") if isinstance(error.get("details"), dict) else None
+    message = f"POST {path}: HTTP {status} {code or ''}".rstrip()
+    if status == 401:
+        return AuthError(message, code=code, status=status, request_id=request_id)
+    if status == 429 or status >= 500:
+        return RetryableSinkError(
+            message, retry_after_s=retry_after_s, code=code, status=status, request_id=request_id
+        )
+    if status in _PERMANENT_STATUSES or 400 <= status < 500:
+        return PermanentSinkError(
+            message, code=code, status=status, request_id=request_id, details=details
+        )
+    return RetryableSinkError(message, code=code, status=status, request_id=request_id)
+
+
+def _request_id(data: dict[str, Any]) -> str | None:
+    rid = data.get("request_id")
+    return rid if isinstance(rid, str) else None
+
+
+def _retry_after_s(headers: Mapping[str, str], *, use_reset: bool) -> float | None:
+    """``Retry-After`` seconds, else (on 429) the wait until ``X-RateLimit-Reset`` (epoch s)."""
+    names = (
+        (("Retry-After", True), ("X-RateLimit-Reset", False))
+        if use_reset
+        else (("Retry-After", True),)
+    )
+    for name, relative in names:
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        return max(0.0, seconds if relative else seconds - time.time())
+    return None

@@ -1,0 +1,96 @@
+"""Converts driver frames to outbox records and back, and records to sink payloads."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from buffers.records import OutboxRecord
+from drivers.frames import Frame, VitalReading
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+_SAMPLE_DTYPE = "<i4"
+
+
+def to_record(frame: Frame) -> OutboxRecord:
+    """The outbox row for a frame: vitals as compact JSON, waveforms as one little-endian BLOB."""
+    if isinstance(frame, VitalReading):
+        payload = json.dumps(frame.values, separators=(",", ":")).encode()
+        return OutboxRecord("vital", frame.device_id, frame.kind, frame.seq, frame.time_s, payload)
+    samples = np.ascontiguousarray(frame.samples, dtype=_SAMPLE_DTYPE)
+    return OutboxRecord(
+        "waveform",
+        frame.device_id,
+        frame.stream,
+        frame.seq,
+        frame.t0_s,
+        samples.tobytes(),
+        sample_rate_hz=frame.sample_rate_hz,
+        dtype=_SAMPLE_DTYPE,
+        shape=samples.shape,
+    )
+
+
+def vital_values(record: OutboxRecord) -> dict[str, object]:
+    """The decoded fields of a vitals record."""
+    values = json.loads(record.payload)
+    assert isinstance(values, dict)
+    return values
+
+
+def waveform_samples(record: OutboxRecord) -> NDArray[np.int32]:
+    """The samples of a waveform record, shape ``(n_samples, n_channels)``."""
+    if record.dtype is None or record.shape is None:
+        msg = f"record {record.device_id}/{record.stream}/{record.seq} is not a waveform"
+        raise ValueError(msg)
+    return np.frombuffer(record.payload, dtype=record.dtype).reshape(record.shape).astype(np.int32)
+
+
+def iso_utc(time_s: float) -> str:
+    """ISO 8601 UTC with ``Z``, as the health upload API wants timestamps.
+
+    Microseconds, not milliseconds: the server de-duplicates on (device, timestamp), and two
+    notifications can arrive within one millisecond.
+    """
+    return (
+        datetime.fromtimestamp(time_s, UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def mqtt_vitals_payload(record: OutboxRecord) -> bytes:
+    """The JSON published on ``<prefix>/<gateway>/<device>/vitals``."""
+    body = {
+        "schema": 1,
+        "device_id": record.device_id,
+        "kind": record.stream,
+        "seq": record.seq,
+        "timestamp": iso_utc(record.t0_s),
+        "values": vital_values(record),
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def health_record(record: OutboxRecord) -> dict[str, object]:
+    """A health record in the "AI-33 Medical Watch" format of API.md from one vitals row.
+
+    Fields the device did not measure are ``null``.
+    """
+    values = vital_values(record)
+    return {
+        "timestamp": iso_utc(record.t0_s),
+        "heart_rate": values.get("heart_rate_bpm") if record.stream == "heart_rate" else None,
+        "blood_pressure": None,
+        "blood_oxygen": None,
+        "temperature": None,
+        "stress_level": None,
+        "sleep_hours": None,
+        "steps": None,
+        "calories": None,
+    }

@@ -1,0 +1,245 @@
+"""The configuration tree: ``config.yaml``, overridden by ``WGW_*`` variables, validated at start.
+
+Every path and URL of the cloud APIs (``../shared/API.md``) is a field with the documented value
+as default, so a deployment can follow a server that differs without a release.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from gateway.errors import ConfigError
+
+MacAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")]
+TopicSafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+UrlPath = Annotated[str, Field(pattern=r"^/\S*$")]
+PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimWatchConfig(_Section):
+    """One simulated watch (``ble.backend: sim``)."""
+
+    model: Literal["watch"] = "watch"
+    address: MacAddress
+    name: str = Field("SimWatch", min_length=1, max_length=29)
+    seed: int = 1
+    heart_rate_interval_ms: int = Field(1000, ge=5, le=60_000)
+    ppg_rate_hz: int = Field(55, ge=1, le=1000)
+    ppg_samples_per_packet: int = Field(11, ge=1, le=200)
+    malformed_every: int = Field(0, ge=0, description="every n-th HR packet is truncated; 0 never")
+
+
+class SimConfig(_Section):
+    """The simulated radio environment."""
+
+    devices: tuple[SimWatchConfig, ...] = ()
+    advert_interval_ms: int = Field(50, ge=1, le=10_000)
+
+
+class BleConfig(_Section):
+    """Bluetooth: which bleak backend, and the bounds on every radio await."""
+
+    backend: Literal["bluez", "sim"] = "bluez"
+    scan_timeout_s: PositiveSeconds = 10.0
+    connect_timeout_s: PositiveSeconds = 10.0
+    gatt_timeout_s: PositiveSeconds = 5.0
+    reconnect_min_s: PositiveSeconds = 0.5
+    reconnect_max_s: PositiveSeconds = 30.0
+    notification_queue_max: int = Field(1000, ge=1)
+    sim: SimConfig = SimConfig()
+
+
+class DeviceConfig(_Section):
+    """A device the gateway connects to."""
+
+    id: TopicSafeId
+    address: MacAddress
+    ppg_rate_hz: int = Field(55, ge=1, le=1000)
+
+
+class StorageConfig(_Section):
+    """The SQLite outbox.
+
+    ``flush_interval_ms`` bounds what a crash can lose and sets how often the SD card is
+    written: each commit costs whole pages, so a shorter interval wears the card faster.
+    """
+
+    path: Path = Path("state/wgw.sqlite")
+    flush_interval_ms: int = Field(1000, ge=1, le=60_000)
+    flush_max_rows: int = Field(500, ge=1, le=100_000)
+    queue_max_rows: int = Field(10_000, ge=1)
+    synchronous: Literal["normal", "full"] = "normal"
+
+
+class MqttConfig(_Section):
+    """The local MQTT broker the live data is published to."""
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(1883, ge=1, le=65_535)
+    username: str | None = None
+    password: SecretStr | None = None
+    topic_prefix: TopicSafeId = "wgw"
+    vitals_qos: Literal[0, 1, 2] = 1
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    publish_timeout_s: PositiveSeconds = 10.0
+    reconnect_min_s: PositiveSeconds = 0.5
+    reconnect_max_s: PositiveSeconds = 30.0
+
+
+class TcmConfig(_Section):
+    """The TCM 12-meridian API (health upload); API.md part B."""
+
+    base_url: HttpUrl = "https://api.tcm-ai.org/api/v1"
+    api_key: SecretStr | None = None
+    email: str | None = None
+    password: SecretStr | None = None
+    login_path: UrlPath = "/auth/login"
+    refresh_path: UrlPath = "/auth/refresh"
+    upload_path: UrlPath = "/health/upload"
+    timeout_s: PositiveSeconds = 30.0
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> Self:
+        if self.api_key is None and (self.email is None or self.password is None):
+            msg = "set api_key, or both email and password"
+            raise ValueError(msg)
+        return self
+
+
+class HeartVoiceConfig(_Section):
+    """The HeartVoice lab API (ECG conversion); API.md part A. Not called yet."""
+
+    base_url: HttpUrl = "https://api.heartvoice.com.cn"
+    api_key: SecretStr | None = None
+    ppg_flow_ecg_path: UrlPath = "/api/v1/experimental/ppgFlowEcg"
+    mcma_path: UrlPath = "/api/v1/experimental/mcma"
+    lead3_lead12_path: UrlPath = "/api/v1/experimental/lead3Lead12"
+    diffusets_path: UrlPath = "/api/v1/experimental/diffuSets"
+    timeout_s: PositiveSeconds = 60.0
+    verify_tls: bool = True
+
+
+class CloudConfig(_Section):
+    """Both cloud services."""
+
+    tcm: TcmConfig
+    heartvoice: HeartVoiceConfig = HeartVoiceConfig()
+
+
+class SyncConfig(_Section):
+    """How vitals reach the health upload API.
+
+    Only ``realtime`` exists so far: each committed reading is uploaded as soon as it is
+    durable, packed with whatever else is waiting, at most one request per
+    ``min_request_interval_s``.
+    """
+
+    mode: Literal["realtime"] = "realtime"
+    batch_max_records: int = Field(100, ge=1, le=10_000)
+    min_request_interval_s: float = Field(1.0, ge=0, le=3600)
+    retry_min_s: PositiveSeconds = 1.0
+    retry_max_s: PositiveSeconds = 300.0
+
+
+class HttpConfig(_Section):
+    """The local status API."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8321, ge=0, le=65_535)
+
+
+class Settings(BaseSettings):
+    """The whole configuration: init arguments > ``WGW_*`` env (``__`` nests) > the YAML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WGW_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    gateway_id: TopicSafeId = "gateway"
+    shutdown_timeout_s: PositiveSeconds = 10.0
+    ble: BleConfig = BleConfig()
+    devices: tuple[DeviceConfig, ...] = ()
+    storage: StorageConfig = StorageConfig()
+    mqtt: MqttConfig = MqttConfig()
+    cloud: CloudConfig
+    sync: SyncConfig = SyncConfig()
+    http: HttpConfig = HttpConfig()
+
+    @model_validator(mode="after")
+    def _device_ids_unique(self) -> Self:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.id in seen:
+                msg = f"device id {device.id!r} is used twice"
+                raise ValueError(msg)
+            seen.add(device.id)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init > env > YAML (the file named by ``model_config['yaml_file']``)."""
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate ``path`` (with env overrides).
+
+    Raises:
+        ConfigError: The file is missing or not YAML, or a field is refused; one problem per
+            line, each starting with the field's dotted path.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    if content is not None and not isinstance(content, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    bound = type(
+        "Settings", (Settings,), {"model_config": {**Settings.model_config, "yaml_file": path}}
+    )
+    try:
+        settings = bound()
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _describe(error: object) -> str:
+    assert isinstance(error, dict)
+    path = ""
+    for part in error.get("loc", ()):
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    reason = str(error.get("msg", "invalid"))
+    if error.get("type") == "extra_forbidden":
+        reason = "unknown field"
+    return f"{path or '(top level)'}: {reason}"

@@ -1,0 +1,188 @@
+"""The daemon: opens outbox, HTTP session and status API, runs links, pipeline and sinks.
+
+Shutdown drains in flow order: the links stop, the pipeline stores what they produced, the
+outbox commits, and only then do the sinks stop (what they had not delivered stays queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+
+from buffers.outbox import Outbox
+from drivers.ble.backends import PLATFORM, simulated
+from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
+from gateway import codec
+from gateway.clients.tcm import TcmClient
+from gateway.simulation import build_world
+from gateway.sinks import health_upload, mqtt
+from gateway.status_api import serve_status
+
+if TYPE_CHECKING:
+    from buffers.records import OutboxStatistics
+    from drivers.frames import Frame
+    from drivers.sim.world import SimWorld
+    from gateway.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Frames from every link to the store. Full policy: block (the link's own notification queue
+# absorbs the wait, and counts what it has to drop).
+_FRAME_QUEUE_MAX: Final = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonStatistics:
+    """Everything the status API, the demo and tests show."""
+
+    devices: tuple[LinkStatistics, ...]
+    frames_stored: int
+    stored_by_device: dict[str, int]
+    outbox: OutboxStatistics
+    health_upload: health_upload.HealthUploadStatistics
+    mqtt: mqtt.MqttStatistics | None
+
+
+class Daemon:
+    """One gateway process. ``run()`` returns after ``stop()`` once everything is drained.
+
+    Args:
+        settings: The validated configuration.
+        sim_world: With ``ble.backend: sim``, the world to run against (tests pass theirs to
+            script faults and read ground truth); built from config when omitted.
+    """
+
+    def __init__(self, settings: Settings, *, sim_world: SimWorld | None = None) -> None:
+        self.settings = settings
+        if settings.ble.backend == "sim":
+            self.sim_world: SimWorld | None = sim_world or build_world(settings.ble.sim)
+        else:
+            self.sim_world = None
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._frames: asyncio.Queue[Frame | None] = asyncio.Queue(_FRAME_QUEUE_MAX)
+        self._frames_stored = 0
+        self._stored_by_device: Counter[str] = Counter()
+        self._outbox: Outbox | None = None
+        self._links: list[DeviceLink] = []
+        self._upload: health_upload.HealthUploadSink | None = None
+        self._mqtt: mqtt.MqttSink | None = None
+        self.status_url: str | None = None
+        self._final: DaemonStatistics | None = None
+
+    def stop(self) -> None:
+        """Ask for a drained shutdown (safe from a signal handler)."""
+        self._stop.set()
+
+    async def wait_ready(self) -> None:
+        """Return once the outbox is open and every task has started."""
+        await self._ready.wait()
+
+    async def statistics(self) -> DaemonStatistics:
+        """A snapshot of every counter; after ``run()`` returned, the last one it took."""
+        if self._final is not None:
+            return self._final
+        if self._outbox is None or self._upload is None:
+            msg = "the daemon has not started"
+            raise RuntimeError(msg)
+        return DaemonStatistics(
+            devices=tuple(link.statistics() for link in self._links),
+            frames_stored=self._frames_stored,
+            stored_by_device=dict(self._stored_by_device),
+            outbox=await self._outbox.statistics(),
+            health_upload=self._upload.statistics(),
+            mqtt=self._mqtt.statistics() if self._mqtt else None,
+        )
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`, then drain within ``shutdown_timeout_s``."""
+        s = self.settings
+        subscriptions = {health_upload.SINK: health_upload.STREAMS}
+        if s.mqtt.enabled:
+            subscriptions[mqtt.SINK] = mqtt.STREAMS
+        async with AsyncExitStack() as stack:
+            outbox = await stack.enter_async_context(
+                Outbox(
+                    s.storage.path,
+                    subscriptions,
+                    flush_interval_ms=s.storage.flush_interval_ms,
+                    flush_max_rows=s.storage.flush_max_rows,
+                    queue_max_rows=s.storage.queue_max_rows,
+                    synchronous=s.storage.synchronous,
+                )
+            )
+            self._outbox = outbox
+            backends = PLATFORM
+            if self.sim_world is not None:
+                await stack.enter_async_context(self.sim_world)
+                backends = simulated(self.sim_world)
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            self._upload = health_upload.HealthUploadSink(
+                outbox, TcmClient(session, s.cloud.tcm), s.sync
+            )
+            if s.mqtt.enabled:
+                self._mqtt = mqtt.MqttSink(outbox, s.mqtt, s.gateway_id)
+            timings = LinkTimings(
+                scan_timeout_s=s.ble.scan_timeout_s,
+                connect_timeout_s=s.ble.connect_timeout_s,
+                gatt_timeout_s=s.ble.gatt_timeout_s,
+                reconnect_min_s=s.ble.reconnect_min_s,
+                reconnect_max_s=s.ble.reconnect_max_s,
+                notification_queue_max=s.ble.notification_queue_max,
+            )
+            self._links = [
+                DeviceLink(
+                    DeviceSpec(d.id, d.address, d.ppg_rate_hz), backends, self._frames.put, timings
+                )
+                for d in s.devices
+            ]
+            if s.http.enabled:
+                self.status_url = await serve_status(stack, self, s.http.host, s.http.port)
+            async with asyncio.TaskGroup() as tg:
+                sinks = [tg.create_task(self._upload.run(), name="wgw.sink.health_upload")]
+                if self._mqtt is not None:
+                    sinks.append(tg.create_task(self._mqtt.run(), name="wgw.sink.mqtt"))
+                pipeline = tg.create_task(self._store_frames(outbox), name="wgw.pipeline")
+                links = [
+                    tg.create_task(link.run(), name=f"wgw[{link.spec.device_id}].link")
+                    for link in self._links
+                ]
+                self._ready.set()
+                log.info("gateway %s running with %d devices", s.gateway_id, len(self._links))
+                await self._stop.wait()
+                log.info("stopping: draining links, pipeline and outbox")
+                try:
+                    async with asyncio.timeout(s.shutdown_timeout_s):
+                        await _cancel_and_wait(links)
+                        await self._frames.put(None)
+                        await pipeline
+                        await outbox.flush()
+                finally:
+                    await _cancel_and_wait([*sinks, pipeline])
+            self._final = await self.statistics()
+            log.info(
+                "stopped: %d frames stored this run, %d rows in the outbox",
+                self._frames_stored,
+                self._final.outbox.total_rows,
+            )
+
+    async def _store_frames(self, outbox: Outbox) -> None:
+        """The pipeline: frames in arrival order to the outbox (transforms come later)."""
+        while (frame := await self._frames.get()) is not None:
+            await outbox.put(codec.to_record(frame))
+            self._frames_stored += 1
+            self._stored_by_device[frame.device_id] += 1
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel and wait; their errors surface at the TaskGroup, ours (a cancel) here."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)

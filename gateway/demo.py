@@ -1,0 +1,118 @@
+"""``wgw demo``: the gateway against simulated devices and an in-process cloud emulator.
+
+Prints one progress line a second and, at the end, a summary per device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import aiomqtt
+
+from gateway.daemon import Daemon, DaemonStatistics
+from gateway.emulator.app import EmulatorConfig
+from gateway.emulator.serve import running_emulator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gateway.config import MqttConfig, Settings
+
+
+async def run_demo(
+    settings: Settings,
+    duration_s: float | None,
+    on_signals: Callable[[Callable[[], None]], None],
+) -> int:
+    """Run the demo until Ctrl-C or ``duration_s``; return the exit status."""
+    async with running_emulator(EmulatorConfig(), "127.0.0.1", 0) as emulator_url:
+        settings = _pointed_at(settings, emulator_url)
+        if settings.mqtt.enabled and not await _broker_reachable(settings.mqtt):
+            print(
+                f"MQTT broker {settings.mqtt.host}:{settings.mqtt.port} is not reachable:"
+                " continuing with MQTT disabled",
+                flush=True,
+            )
+            settings = settings.model_copy(
+                update={"mqtt": settings.mqtt.model_copy(update={"enabled": False})}
+            )
+        daemon = Daemon(settings)
+        on_signals(daemon.stop)
+        print(f"cloud emulator on {emulator_url}; Ctrl-C stops the demo", flush=True)
+        started = time.monotonic()
+        async with asyncio.TaskGroup() as tg:
+            runner = tg.create_task(daemon.run(), name="wgw.demo.daemon")
+            await daemon.wait_ready()
+            if daemon.status_url:
+                print(f"status API on {daemon.status_url}/api/status", flush=True)
+            progress = tg.create_task(_progress(daemon, started), name="wgw.demo.progress")
+            if duration_s is not None:
+                tg.create_task(_stop_after(daemon, duration_s), name="wgw.demo.timer")
+            await asyncio.wait([runner])
+            progress.cancel()
+            final = await daemon.statistics()
+        _print_summary(final, time.monotonic() - started)
+    return 0
+
+
+def _pointed_at(settings: Settings, emulator_url: str) -> Settings:
+    tcm = settings.cloud.tcm.model_copy(update={"base_url": f"{emulator_url}/api/v1"})
+    cloud = settings.cloud.model_copy(update={"tcm": tcm})
+    return settings.model_copy(update={"cloud": cloud})
+
+
+async def _broker_reachable(config: MqttConfig) -> bool:
+    client = aiomqtt.Client(config.host, config.port, timeout=2.0)
+    try:
+        async with asyncio.timeout(3.0), client:
+            return True
+    except (aiomqtt.MqttError, TimeoutError, OSError):
+        return False
+
+
+async def _stop_after(daemon: Daemon, duration_s: float) -> None:
+    await asyncio.sleep(duration_s)
+    daemon.stop()
+
+
+async def _progress(daemon: Daemon, started: float) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        s = await daemon.statistics()
+        readings = sum(d.readings for d in s.devices)
+        samples = sum(d.samples for d in s.devices)
+        published = s.mqtt.published if s.mqtt else 0
+        mqtt_state = (
+            "" if s.mqtt is None else (" (MQTT up)" if s.mqtt.connected else " (MQTT down)")
+        )
+        print(
+            f"[{time.monotonic() - started:5.0f} s] received {readings} readings, {samples} samples"
+            f" | stored {s.outbox.committed} rows | uploaded {s.health_upload.records_uploaded}"
+            f" | published {published}{mqtt_state}",
+            flush=True,
+        )
+
+
+def _print_summary(s: DaemonStatistics, elapsed_s: float) -> None:
+    print(f"\nsummary after {elapsed_s:.0f} s:")
+    print(
+        f"{'device':<16}{'readings':>10}{'samples':>10}{'stored':>10}{'uploaded':>10}"
+        f"{'published':>11}{'errors':>8}"
+    )
+    for d in s.devices:
+        published = s.mqtt.published_by_device.get(d.device_id, 0) if s.mqtt else 0
+        errors = d.decode_errors + d.dropped_queue_full
+        stored = s.stored_by_device.get(d.device_id, 0)
+        uploaded = s.health_upload.uploaded_by_device.get(d.device_id, 0)
+        print(
+            f"{d.device_id:<16}{d.readings:>10}{d.samples:>10}{stored:>10}{uploaded:>10}"
+            f"{published:>11}{errors:>8}"
+        )
+    backlog = ", ".join(f"{sink} {b.pending}" for sink, b in s.outbox.backlog.items())
+    print(f"outbox: {s.outbox.total_rows} rows in total; still to deliver: {backlog}")
+    print(
+        f"upload: {s.health_upload.requests} requests, {s.health_upload.retries} retries,"
+        f" {s.health_upload.dead_lettered} dead-lettered"
+    )

@@ -1,0 +1,299 @@
+"""The emulator's aiohttp application: TCM auth and health upload, with the error envelope.
+
+TCM lives under ``/api/v1`` as on the real service. ``/_emulator/...`` are the emulator's own
+routes: what it received (per device), and fault injection for tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Handler
+
+TCM_PREFIX: Final = "/api/v1"
+_DATA_TYPES: Final = frozenset({"realtime", "batch"})
+_SYNC_TYPES: Final = frozenset({"full", "incremental"})
+_NULLABLE_NUMBERS: Final = (
+    "heart_rate",
+    "blood_oxygen",
+    "temperature",
+    "stress_level",
+    "sleep_hours",
+    "steps",
+    "calories",
+)
+
+# API.md B's error table: the code each injected status answers with.
+_FAULT_CODES: Final = {
+    400: "INVALID_PARAMETER",
+    401: "INVALID_TOKEN",
+    403: "INSUFFICIENT_PERMISSIONS",
+    422: "IMAGE_PROCESSING_ERROR",
+    429: "RATE_LIMIT_EXCEEDED",
+    500: "DIAGNOSIS_MODEL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """Credentials the emulator accepts, and how long its tokens live."""
+
+    email: str = "demo@example.com"
+    password: str = "demo-password"  # noqa: S105 - the emulator's published demo account
+    tcm_api_key: str = "tcm-demo-key"
+    heartvoice_api_key: str = "heartvoice-demo-key"
+    plan: str = "free"
+    token_ttl_s: float = 86_400.0
+
+
+@dataclass(slots=True)
+class EmulatorState:
+    """Everything the emulator received and issued; tests read it through ``/_emulator``."""
+
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    duplicates: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    uploads: int = 0
+    requests: int = 0
+    tokens: dict[str, float] = field(default_factory=dict)
+    refresh_tokens: set[str] = field(default_factory=set)
+    fail_next: list[int] = field(default_factory=list)
+
+
+STATE_KEY: Final = web.AppKey("state", EmulatorState)
+CONFIG_KEY: Final = web.AppKey("config", EmulatorConfig)
+
+
+def emulator_app(config: EmulatorConfig | None = None) -> web.Application:
+    """Build the emulator; serve it with ``web.run_app`` or ``aiohttp.test_utils.TestServer``."""
+    app = web.Application(middlewares=[_count_and_inject_faults])
+    app[CONFIG_KEY] = config or EmulatorConfig()
+    app[STATE_KEY] = EmulatorState()
+    app.router.add_post(f"{TCM_PREFIX}/auth/login", _login)
+    app.router.add_post(f"{TCM_PREFIX}/auth/refresh", _refresh)
+    app.router.add_post(f"{TCM_PREFIX}/health/upload", _health_upload)
+    app.router.add_get("/_emulator/received", _received)
+    app.router.add_post("/_emulator/faults", _faults)
+    return app
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field_name: str | None = None,
+    reason: str | None = None,
+) -> web.Response:
+    """The error envelope of API.md B for every non-2xx answer."""
+    request_id = _request_id()
+    body = {
+        "success": False,
+        "error": {
+            "code": code,
+            "message": message,
+            "details": {"field": field_name, "reason": reason},
+            "timestamp": _now_iso(),
+            "request_id": request_id,
+        },
+    }
+    return web.json_response(body, status=status, headers={"X-Request-Id": request_id})
+
+
+@web.middleware
+async def _count_and_inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    if request.path.startswith(TCM_PREFIX):
+        state.requests += 1
+        if state.fail_next:
+            status = state.fail_next.pop(0)
+            code = _FAULT_CODES.get(status, "SERVICE_UNAVAILABLE")
+            response = error_response(status, code, "injected fault")
+            if status == 429:
+                response.headers["Retry-After"] = "1"
+            return response
+    return await handler(request)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return error_response(400, "INVALID_PARAMETER", "body is not JSON", reason="not JSON")
+    if not isinstance(body, dict):
+        return error_response(400, "INVALID_PARAMETER", "body must be an object")
+    return body
+
+
+def _issue_tokens(app: web.Application, email: str) -> web.Response:
+    config, state = app[CONFIG_KEY], app[STATE_KEY]
+    access = "at_" + secrets.token_urlsafe(24)
+    refresh = "rt_" + secrets.token_urlsafe(24)
+    state.tokens[access] = time.time() + config.token_ttl_s
+    state.refresh_tokens.add(refresh)
+    return web.json_response(
+        {
+            "success": True,
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": int(config.token_ttl_s),
+            "refresh_token": refresh,
+            "user": {"id": "user_demo", "email": email, "name": "Demo User", "plan": config.plan},
+        }
+    )
+
+
+async def _login(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    config = request.app[CONFIG_KEY]
+    for name in ("email", "password"):
+        if not isinstance(body.get(name), str):
+            return error_response(
+                400, "INVALID_PARAMETER", f"{name} is required", field_name=name, reason="required"
+            )
+    if body["email"] != config.email or body["password"] != config.password:
+        return error_response(401, "INVALID_TOKEN", "wrong email or password")
+    return _issue_tokens(request.app, body["email"])
+
+
+async def _refresh(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    state = request.app[STATE_KEY]
+    token = body.get("refresh_token")
+    if not isinstance(token, str) or token not in state.refresh_tokens:
+        return error_response(
+            401, "INVALID_TOKEN", "unknown refresh token", field_name="refresh_token"
+        )
+    state.refresh_tokens.discard(token)
+    return _issue_tokens(request.app, request.app[CONFIG_KEY].email)
+
+
+def _authorised(request: web.Request) -> web.Response | None:
+    header = request.headers.get("Authorization", "")
+    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    if token and token == request.app[CONFIG_KEY].tcm_api_key:
+        return None
+    expiry = request.app[STATE_KEY].tokens.get(token)
+    if expiry is None or expiry < time.time():
+        return error_response(401, "INVALID_TOKEN", "missing, unknown or expired token")
+    return None
+
+
+async def _health_upload(request: web.Request) -> web.Response:
+    refused = _authorised(request)
+    if refused is not None:
+        return refused
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    problem = _upload_problem(body)
+    if problem is not None:
+        field_name, reason = problem
+        return error_response(
+            400,
+            "INVALID_PARAMETER",
+            f"{field_name}: {reason}",
+            field_name=field_name,
+            reason=reason,
+        )
+    state = request.app[STATE_KEY]
+    device_id: str = body["device_id"]
+    accepted = duplicates = 0
+    for record in body["records"]:
+        key = (device_id, record["timestamp"])
+        if key in state.seen:
+            duplicates += 1
+            continue
+        state.seen.add(key)
+        state.records[device_id].append(record)
+        accepted += 1
+    state.duplicates[device_id] += duplicates
+    state.uploads += 1
+    return web.json_response(
+        {
+            "success": True,
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "upload_id": "up_" + uuid.uuid4().hex[:16],
+            "request_id": _request_id(),
+        }
+    )
+
+
+def _upload_problem(body: dict[str, Any]) -> tuple[str, str] | None:  # noqa: PLR0911 - one check a field
+    if body.get("data_type") not in _DATA_TYPES:
+        return "data_type", "must be realtime or batch"
+    if body.get("sync_type", "incremental") not in _SYNC_TYPES:
+        return "sync_type", "must be full or incremental"
+    if not isinstance(body.get("device_id"), str) or not body["device_id"]:
+        return "device_id", "required"
+    records = body.get("records")
+    if not isinstance(records, list) or not records:
+        return "records", "must be a non-empty list"
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            return f"records[{i}]", "must be an object"
+        timestamp = record.get("timestamp")
+        if not isinstance(timestamp, str) or not timestamp.endswith("Z"):
+            return f"records[{i}].timestamp", "ISO 8601 UTC ending in Z required"
+        try:
+            datetime.fromisoformat(timestamp)
+        except ValueError:
+            return f"records[{i}].timestamp", "not ISO 8601"
+        for name in _NULLABLE_NUMBERS:
+            value = record.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                return f"records[{i}].{name}", "must be a number or null"
+    return None
+
+
+async def _received(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return web.json_response(
+        {
+            "uploads": state.uploads,
+            "requests": state.requests,
+            "devices": {
+                device: {"records": records, "duplicates": state.duplicates[device]}
+                for device, records in state.records.items()
+            },
+        }
+    )
+
+
+async def _faults(request: web.Request) -> web.Response:
+    """``{"fail_next": [503, 503, 429]}``: answer the next TCM requests with these statuses."""
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    statuses = body.get("fail_next", [])
+    if not isinstance(statuses, list) or not all(
+        isinstance(s, int) and 400 <= s < 600 for s in statuses
+    ):
+        return error_response(400, "INVALID_PARAMETER", "fail_next: list of HTTP error statuses")
+    request.app[STATE_KEY].fail_next.extend(statuses)
+    return web.json_response({"success": True, "fail_next": request.app[STATE_KEY].fail_next})
+
+
+def _request_id() -> str:
+    return "req_" + uuid.uuid4().hex[:16]
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,51 @@
+"""One table from delivery error to what the sink does next: retry after a delay, or dead-letter."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError, SinkError
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with full jitter.
+
+    Attempt n waits uniformly in [0, min(max_s, min_s * 2**(n-1))] (AWS architecture blog,
+    "Exponential Backoff And Jitter").
+    """
+
+    min_s: float
+    max_s: float
+
+    def delay_s(self, attempt: int) -> float:
+        """The wait before retry number ``attempt`` (1-based)."""
+        ceiling = min(self.max_s, self.min_s * 2 ** min(max(attempt - 1, 0), 30))
+        return random.uniform(0.0, ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Keep the rows queued and try again after ``after_s``."""
+
+    after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Park the rows: sending them again cannot succeed."""
+
+    reason: str
+
+
+def classify(error: SinkError, attempt: int, backoff: Backoff) -> Retry | DeadLetter:
+    """What to do after ``error`` on delivery attempt ``attempt`` (API.md's error table)."""
+    if isinstance(error, PermanentSinkError):
+        return DeadLetter(f"{error.code or error.status}: {error}")
+    if isinstance(error, AuthError):
+        # Credentials are fixed by a person; the data waits for them, slowly retried.
+        return Retry(backoff.max_s)
+    if isinstance(error, RetryableSinkError) and error.retry_after_s is not None:
+        return Retry(error.retry_after_s)
+    return Retry(backoff.delay_s(attempt))

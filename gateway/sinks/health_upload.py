@@ -1,0 +1,117 @@
+"""Health upload sink: vitals rows -> AI-33 health records -> ``POST /health/upload``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from itertools import groupby
+from typing import TYPE_CHECKING, Final
+
+from gateway.codec import health_record
+from gateway.errors import SinkError
+from gateway.retry import Backoff, DeadLetter, classify
+
+if TYPE_CHECKING:
+    from buffers.outbox import Outbox
+    from buffers.records import StoredRecord
+    from gateway.clients.tcm import TcmClient
+    from gateway.config import SyncConfig
+
+log = logging.getLogger(__name__)
+
+SINK: Final = "health_upload"
+STREAMS: Final = frozenset({"heart_rate"})
+
+
+@dataclass(frozen=True, slots=True)
+class HealthUploadStatistics:
+    """What the sink has done since start."""
+
+    requests: int
+    records_uploaded: int
+    uploaded_by_device: dict[str, int]
+    duplicates_reported: int
+    retries: int
+    dead_lettered: int
+    last_error: str | None
+
+
+class HealthUploadSink:
+    """Uploads every committed vitals row as a realtime health record, packed per device."""
+
+    def __init__(self, outbox: Outbox, client: TcmClient, config: SyncConfig) -> None:
+        self._outbox = outbox
+        self._client = client
+        self._config = config
+        self._backoff = Backoff(config.retry_min_s, config.retry_max_s)
+        self._attempt = 0
+        self._requests = 0
+        self._uploaded = 0
+        self._by_device: Counter[str] = Counter()
+        self._duplicates = 0
+        self._retries = 0
+        self._dead = 0
+        self._last_error: str | None = None
+
+    def statistics(self) -> HealthUploadStatistics:
+        """Counters since start."""
+        return HealthUploadStatistics(
+            self._requests,
+            self._uploaded,
+            dict(self._by_device),
+            self._duplicates,
+            self._retries,
+            self._dead,
+            self._last_error,
+        )
+
+    async def run(self) -> None:
+        """Deliver the backlog, then each new commit, until cancelled."""
+        while True:
+            rows = await self._outbox.lease(SINK, self._config.batch_max_records)
+            if not rows:
+                await self._outbox.wait_committed(timeout_s=1.0)
+                continue
+            delay_s = await self._deliver(rows)
+            await asyncio.sleep(max(delay_s, self._config.min_request_interval_s))
+
+    async def _deliver(self, rows: list[StoredRecord]) -> float:
+        """Send the leased rows, one request per device in order; return how long to wait."""
+        batches = [list(group) for _, group in groupby(rows, key=lambda r: r.record.device_id)]
+        for i, batch in enumerate(batches):
+            device_id = batch[0].record.device_id
+            ids = [r.id for r in batch]
+            try:
+                self._requests += 1
+                result = await self._client.upload_health(
+                    device_id,
+                    [health_record(r.record) for r in batch],
+                    data_type="realtime",
+                    sync_type="incremental",
+                )
+            except SinkError as exc:
+                self._last_error = f"{exc} (request {exc.request_id})"
+                self._attempt += 1
+                later_ids = [r.id for later in batches[i + 1 :] for r in later]
+                await self._outbox.release(SINK, later_ids)
+                decision = classify(exc, self._attempt, self._backoff)
+                if isinstance(decision, DeadLetter):
+                    log.error("health upload refused %d records: %s", len(ids), self._last_error)
+                    self._dead += len(ids)
+                    await self._outbox.dead_letter(SINK, ids, decision.reason)
+                    return 0.0
+                log.warning(
+                    "health upload failed, retry in %.1f s: %s", decision.after_s, self._last_error
+                )
+                self._retries += 1
+                await self._outbox.nack(SINK, ids, time.time() + decision.after_s, str(exc))
+                return decision.after_s
+            self._attempt = 0
+            self._uploaded += result.accepted
+            self._by_device[device_id] += len(ids)
+            self._duplicates += result.duplicates
+            await self._outbox.ack(SINK, ids)
+        return 0.0

@@ -1,0 +1,77 @@
+"""Heart Rate Measurement (0x2A37): spec layouts, round trips, and nothing but DecodeError."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from drivers.errors import DecodeError
+from drivers.gatt.heart_rate import (
+    HeartRateMeasurement,
+    decode_heart_rate_measurement,
+    encode_heart_rate_measurement,
+)
+
+
+def test_uint8_rate_with_contact_and_rr() -> None:
+    """Test that a uint8 rate, detected contact and two RR intervals decode per the spec."""
+    # flags 0x16: uint8 rate, contact supported + detected, RR present; 72 bpm; RR 1024, 512
+    m = decode_heart_rate_measurement(bytes.fromhex("164800040002"))
+    assert m.heart_rate_bpm == 72
+    assert m.sensor_contact == "detected"
+    assert m.energy_expended_kj is None
+    assert m.rr_intervals_ms == [1000.0, 500.0]
+
+
+def test_uint16_rate_with_energy_and_no_contact_support() -> None:
+    """Test that a uint16 rate and energy expended decode, contact 'unsupported'."""
+    m = decode_heart_rate_measurement(bytes.fromhex("092c01e803"))
+    assert (m.heart_rate_bpm, m.sensor_contact, m.energy_expended_kj) == (300, "unsupported", 1000)
+    assert m.rr_intervals_ms == []
+
+
+def test_contact_supported_but_not_detected() -> None:
+    """Test that flags 0b100 mean contact supported but not detected."""
+    assert decode_heart_rate_measurement(b"\x04\x3c").sensor_contact == "not_detected"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "empty"),
+        (b"\x01\x3c", "uint16"),
+        (b"\x08\x3c\x01", "energy"),
+        (b"\x10\x3c", "RR intervals announced"),
+        (b"\x10\x3c\x00\x04\x01", "RR intervals announced"),
+        (b"\x00\x3c\x00", "trailing"),
+    ],
+)
+def test_malformed_payloads_raise_decode_error(payload: bytes, reason: str) -> None:
+    """Test that truncated or inconsistent payloads raise DecodeError naming the problem."""
+    with pytest.raises(DecodeError, match=reason):
+        decode_heart_rate_measurement(payload)
+
+
+measurements = st.builds(
+    HeartRateMeasurement,
+    heart_rate_bpm=st.integers(0, 0xFFFF),
+    sensor_contact=st.sampled_from(["detected", "not_detected", "unsupported"]),
+    energy_expended_kj=st.none() | st.integers(0, 0xFFFF),
+    rr_intervals_1024=st.lists(st.integers(0, 0xFFFF), max_size=9).map(tuple),
+)
+
+
+@given(measurements)
+def test_round_trips(m: HeartRateMeasurement) -> None:
+    """Test that decode(encode(m)) == m for every valid measurement."""
+    assert decode_heart_rate_measurement(encode_heart_rate_measurement(m)) == m
+
+
+@given(st.binary(max_size=40))
+def test_random_bytes_raise_nothing_but_decode_error(data: bytes) -> None:
+    """Test that arbitrary bytes either decode or raise DecodeError."""
+    with contextlib.suppress(DecodeError):
+        decode_heart_rate_measurement(data)

@@ -1,0 +1,114 @@
+"""Configuration: refused with the field's path and reason, secrets hidden, env overrides."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_settings
+from gateway.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+cloud:
+  tcm:
+    api_key: k-123-secret
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_demo_config_loads() -> None:
+    """Test that the repository's config.yaml is valid."""
+    settings = load_settings(ROOT / "config.yaml")
+    assert settings.ble.backend == "sim"
+    assert [d.id for d in settings.devices] == ["watch-01"]
+
+
+def test_defaults_follow_api_md(tmp_path: Path) -> None:
+    """Test that the API paths and base URLs default to API.md's values."""
+    s = load_settings(write(tmp_path, MINIMAL))
+    assert s.cloud.tcm.base_url == "https://api.tcm-ai.org/api/v1"
+    assert s.cloud.tcm.upload_path == "/health/upload"
+    assert s.cloud.heartvoice.ppg_flow_ecg_path == "/api/v1/experimental/ppgFlowEcg"
+    assert s.storage.flush_interval_ms == 1000
+    assert s.cloud.tcm.verify_tls
+
+
+def test_every_problem_is_reported_with_its_dotted_path(tmp_path: Path) -> None:
+    """Test that unknown keys, wrong types and out-of-range values each name their field."""
+    bad = (
+        MINIMAL
+        + """
+storage:
+  flush_interval_ms: 0
+mqtt:
+  port: "not a port"
+  colour: blue
+devices:
+  - id: a
+    address: "5A:00:00:00:00:01"
+  - id: b
+    address: "5A:00:00:00:00:02"
+  - id: c
+    address: nope
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, bad))
+    problems = caught.value.problems
+    assert any(p.startswith("storage.flush_interval_ms: ") for p in problems)
+    assert any(p.startswith("mqtt.port: ") for p in problems)
+    assert "mqtt.colour: unknown field" in problems
+    assert any(p.startswith("devices[2].address: ") for p in problems)
+    assert len(problems) == 4
+
+
+def test_missing_credentials_and_bad_yaml_are_refused(tmp_path: Path) -> None:
+    """Test that a TCM section without credentials, and a file that is not YAML, are refused."""
+    with pytest.raises(ConfigError, match=r"cloud\.tcm: Value error, set api_key"):
+        load_settings(write(tmp_path, "cloud:\n  tcm: {}\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(write(tmp_path, "cloud: [\n"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "absent.yaml")
+
+
+def test_environment_overrides_the_file_and_secrets_stay_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test that WGW_ variables override YAML, and a secret never shows in repr or str."""
+    monkeypatch.setenv("WGW_CLOUD__TCM__API_KEY", "from-env-very-secret")
+    monkeypatch.setenv("WGW_MQTT__PORT", "1999")
+    s = load_settings(write(tmp_path, MINIMAL))
+    assert s.mqtt.port == 1999
+    assert s.cloud.tcm.api_key is not None
+    assert s.cloud.tcm.api_key.get_secret_value() == "from-env-very-secret"
+    assert "from-env-very-secret" not in repr(s)
+    assert "from-env-very-secret" not in str(s)
+
+
+def test_wgw_run_refuses_bad_config_with_exit_78(tmp_path: Path) -> None:
+    """Test that `wgw run` prints one line per problem, no traceback, and exits 78."""
+    path = write(tmp_path, MINIMAL + "ble:\n  backend: bluetooth\n  scan_timeout_s: -1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 78
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("config error: ble.backend: ")
+    assert lines[1].startswith("config error: ble.scan_timeout_s: ")
+    assert "Traceback" not in done.stderr

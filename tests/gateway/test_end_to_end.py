@@ -1,0 +1,111 @@
+"""End to end: a simulated watch -> the daemon -> a real Mosquitto and the cloud emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+
+from gateway.config import Settings
+from gateway.daemon import Daemon
+from gateway.emulator.app import STATE_KEY
+from tests.support import wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aiohttp.test_utils import TestServer
+
+    from drivers.sim.watch import SimWatch
+    from tests.conftest import Broker
+
+
+def settings_for(tmp_path: Path, broker: Broker, emulator: TestServer, prefix: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "gateway_id": "gw",
+            "ble": {
+                "backend": "sim",
+                "reconnect_min_s": 0.01,
+                "reconnect_max_s": 0.1,
+                "sim": {
+                    "advert_interval_ms": 10,
+                    "devices": [
+                        {
+                            "address": "5A:00:00:00:00:01",
+                            "heart_rate_interval_ms": 20,
+                            "malformed_every": 7,
+                        }
+                    ],
+                },
+            },
+            "devices": [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
+            "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 20},
+            "mqtt": {"host": broker.host, "port": broker.port, "topic_prefix": prefix},
+            "cloud": {
+                "tcm": {
+                    "base_url": str(emulator.make_url("/api/v1")),
+                    "email": "demo@example.com",
+                    "password": "demo-password",
+                }
+            },
+            "sync": {"min_request_interval_s": 0.05},
+            "http": {"port": 0},
+        }
+    )
+
+
+async def test_every_reading_reaches_mqtt_and_the_upload_api(
+    tmp_path: Path, broker: Broker, emulator: TestServer, topic_prefix: str
+) -> None:
+    """Test that MQTT and the emulator each get exactly the readings the watch sent, in order."""
+    settings = settings_for(tmp_path, broker, emulator, topic_prefix)
+    daemon = Daemon(settings)
+    assert daemon.sim_world is not None
+    watch: SimWatch = daemon.sim_world.peripherals["5A:00:00:00:00:01"]  # type: ignore[assignment]
+    messages: list[dict[str, Any]] = []
+
+    async def subscribe(ready: asyncio.Event) -> None:
+        async with aiomqtt.Client(broker.host, broker.port) as client:
+            await client.subscribe(f"{topic_prefix}/gw/+/vitals", qos=1)
+            ready.set()
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                messages.append(json.loads(message.payload))
+
+    ready = asyncio.Event()
+    subscriber = asyncio.create_task(subscribe(ready))
+    await ready.wait()
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await daemon.wait_ready()
+        await wait_for(lambda: watch.heart_rate.sent >= 40)
+        watch.stop()  # the watch stops measuring; everything it sent must arrive
+        sent = watch.heart_rate.values_sent
+        state = emulator.app[STATE_KEY]
+        await wait_for(lambda: len(messages) == len(sent))
+        await wait_for(lambda: len(state.records.get("watch-01", [])) == len(sent))
+        stats = await daemon.statistics()
+    finally:
+        daemon.stop()
+        await runner
+        subscriber.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await subscriber
+
+    assert [m["values"]["heart_rate_bpm"] for m in messages] == sent
+    assert [m["seq"] for m in messages] == list(range(len(sent)))
+    assert {m["device_id"] for m in messages} == {"watch-01"}
+    uploaded = state.records["watch-01"]
+    assert [r["heart_rate"] for r in uploaded] == sent
+    assert [r["timestamp"] for r in uploaded] == [m["timestamp"] for m in messages]
+    assert all(r["blood_pressure"] is None for r in uploaded)
+    assert state.duplicates["watch-01"] == 0
+    (device,) = stats.devices
+    assert device.decode_errors == watch.link.malformed_sent > 0
+    assert device.samples == watch.ppg.sent > 0
+    assert stats.outbox.backlog["mqtt"].pending == 0
+    assert stats.outbox.backlog["health_upload"].pending == 0
