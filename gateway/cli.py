@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -43,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", type=Path, default=Path("config.yaml"))
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     demo.set_defaults(handler=_demo)
+
+    decode = commands.add_parser(
+        "decode", help="decode one characteristic payload (hex) to JSON; '-' reads lines from stdin"
+    )
+    decode.add_argument("characteristic", help="name, 16-bit UUID (2a37) or full UUID")
+    decode.add_argument("payload", help="hex bytes, or - for one hex payload per stdin line")
+    decode.add_argument("--channels", type=int, default=None, help="PMD compressed frames")
+    decode.add_argument("--resolution", type=int, default=None, help="PMD compressed frames (bits)")
+    decode.set_defaults(handler=_decode)
 
     emulator = commands.add_parser("emulator", help="serve the cloud APIs' emulator")
     emulator.add_argument("--host", default=os.environ.get("WGW_EMULATOR_HOST", "127.0.0.1"))
@@ -103,6 +113,41 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo  # noqa: PLC0415
 
     return asyncio.run(run_demo(settings, args.duration, _on_signals))
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from drivers.catalog import decode_json, lookup  # noqa: PLC0415
+    from drivers.errors import DecodeError  # noqa: PLC0415
+
+    characteristic = lookup(args.characteristic)
+    if characteristic is None:
+        print(f"error: unknown characteristic {args.characteristic!r}", file=sys.stderr)
+        return 2
+
+    def one(text: str) -> dict[str, object]:
+        try:
+            data = bytes.fromhex(text.strip().replace(":", "").replace(" ", ""))
+        except ValueError:
+            raise DecodeError(characteristic.name, "not hex") from None
+        return decode_json(
+            characteristic, data, channels=args.channels, resolution_bits=args.resolution
+        )
+
+    if args.payload != "-":
+        try:
+            print(json.dumps(one(args.payload)))
+        except DecodeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            print(json.dumps(one(line)), flush=True)
+        except DecodeError as exc:
+            print(json.dumps({"error": str(exc)}), flush=True)
+    return 0
 
 
 def _emulator(args: argparse.Namespace) -> int:

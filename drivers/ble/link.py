@@ -216,7 +216,7 @@ class DeviceLink:
         if services.get_characteristic(pmd.PMD_DATA) is not None:
             await client.start_notify(pmd.PMD_CONTROL_POINT, self._on_notify)
             await client.start_notify(pmd.PMD_DATA, self._on_notify)
-            command = pmd.start_command("ppg", self.spec.ppg_rate_hz, 22, 4)
+            command = pmd.start_command(pmd.StreamSettings("ppg", self.spec.ppg_rate_hz, 22, 4))
             await client.write_gatt_char(pmd.PMD_CONTROL_POINT, command, response=True)
 
     def _on_notify(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:

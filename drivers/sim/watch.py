@@ -91,7 +91,7 @@ class SimWatch(SimPeripheral):
             super().write(uuid, data)
             return
         try:
-            measurement, settings = pmd.parse_start_command(data)
+            _, measurement, settings = pmd.parse_command(data)
         except DecodeError:
             self._ppg_streaming = False
             return

@@ -16,6 +16,33 @@ from drivers.gatt.heart_rate import (
 )
 
 
+@pytest.mark.parametrize(
+    ("data", "bpm", "contact", "energy", "rr_1024"),
+    [
+        # polar-ble-sdk BleHrClientTest.kt: "hr format uint8", "hr format uint16",
+        # "sensor contact supported / not supported", "energy expended", "rr interval"
+        ("00ff", 255, "unsupported", None, ()),
+        ("018080", 32896, "unsupported", None, ()),
+        ("0600", 0, "detected", None, ()),
+        ("0400", 0, "not_detected", None, ()),
+        ("0200", 0, "unsupported", None, ()),
+        ("090000ffff", 0, "unsupported", 65535, ()),
+        ("08007f80", 0, "unsupported", 32895, ()),
+        ("1000ffff", 0, "unsupported", None, (65535,)),
+        ("110000ffff7f80", 0, "unsupported", None, (65535, 32895)),
+    ],
+)
+def test_polar_sdk_vectors(
+    data: str, bpm: int, contact: str, energy: int | None, rr_1024: tuple[int, ...]
+) -> None:
+    """Test the Heart Rate Measurement vectors of Polar's SDK tests."""
+    m = decode_heart_rate_measurement(bytes.fromhex(data))
+    assert (m.heart_rate_bpm, m.sensor_contact, m.energy_expended_kj) == (bpm, contact, energy)
+    assert m.rr_intervals_1024 == rr_1024
+    # Polar truncates to whole ms: 65535/1024 s -> 63999 ms, 32895 -> 32124 ms
+    assert [int(ms) for ms in m.rr_intervals_ms] == [int(r * 1000 / 1024) for r in rr_1024]
+
+
 def test_uint8_rate_with_contact_and_rr() -> None:
     """Test that a uint8 rate, detected contact and two RR intervals decode per the spec."""
     # flags 0x16: uint8 rate, contact supported + detected, RR present; 72 bpm; RR 1024, 512
