@@ -22,7 +22,7 @@ from buffers.errors import StorageError
 from buffers.records import OutboxRecord, OutboxStatistics, SinkBacklog, StoredRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -71,7 +71,7 @@ class Outbox:
 
     Args:
         path: The database file; its folder is created if missing.
-        subscriptions: For each sink, the streams it delivers.
+        subscriptions: For each sink, which records it delivers.
         flush_interval_ms: Longest time an accepted record waits for its commit.
         flush_max_rows: A commit happens as soon as this many records wait.
         queue_max_rows: Bound of the in-memory queue; ``put`` waits when it is full.
@@ -82,7 +82,7 @@ class Outbox:
     def __init__(
         self,
         path: Path,
-        subscriptions: Mapping[str, Iterable[str]],
+        subscriptions: Mapping[str, Callable[[OutboxRecord], bool]],
         *,
         flush_interval_ms: int = 1000,
         flush_max_rows: int = 500,
@@ -91,7 +91,7 @@ class Outbox:
         busy_timeout_ms: int = 5000,
     ) -> None:
         self.path = path
-        self._subscriptions = {sink: frozenset(streams) for sink, streams in subscriptions.items()}
+        self._subscriptions = dict(subscriptions)
         self._flush_interval_s = flush_interval_ms / 1000.0
         self._flush_max_rows = flush_max_rows
         self._queue_max_rows = queue_max_rows
@@ -263,9 +263,7 @@ class Outbox:
                 )
             )
             pending.extend(
-                (sink, record_id)
-                for sink, streams in self._subscriptions.items()
-                if r.stream in streams
+                (sink, record_id) for sink, wants in self._subscriptions.items() if wants(r)
             )
         async with self._tx:
             await db.execute("BEGIN IMMEDIATE")

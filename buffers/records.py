@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-RecordKind = Literal["vital", "waveform"]
+RecordKind = Literal["vital", "waveform", "gap"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,7 +13,8 @@ class OutboxRecord:
     """One row to keep until every sink that wants it has delivered it.
 
     Attributes:
-        kind: ``vital`` (payload is JSON) or ``waveform`` (payload is the samples' bytes).
+        kind: ``vital`` (payload is JSON), ``waveform`` (payload is the samples' bytes) or
+            ``gap`` (payload is JSON: ``t1_s`` and ``reason``; ``t0_s`` is the gap's start).
         stream: The stream within the device (``heart_rate``, ``ppg``, ...); sinks subscribe
             by stream.
         t0_s: UTC epoch seconds of the reading or of the chunk's first sample.

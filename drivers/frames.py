@@ -51,4 +51,24 @@ class WaveformChunk:
     samples: NDArray[np.int32]
 
 
-Frame: TypeAlias = VitalReading | WaveformChunk
+@dataclass(frozen=True, slots=True)
+class GapMarker:
+    """A stretch of a stream with no data, and why: data about missing data.
+
+    Attributes:
+        seq: Sequence number among this stream's gap markers.
+        t0_s: End of the last data before the gap (UTC epoch seconds).
+        t1_s: Start of the first data after it.
+        reason: ``link_lost``, ``lost`` (notifications missing while connected), ``malformed``
+            or ``silent`` (the stream stalled while the link stayed up).
+    """
+
+    device_id: str
+    stream: str
+    seq: int
+    t0_s: float
+    t1_s: float
+    reason: str
+
+
+Frame: TypeAlias = VitalReading | WaveformChunk | GapMarker

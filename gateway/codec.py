@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from buffers.records import OutboxRecord
-from drivers.frames import Frame, VitalReading
+from drivers.frames import Frame, GapMarker, VitalReading
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -22,6 +22,9 @@ def to_record(frame: Frame) -> OutboxRecord:
     if isinstance(frame, VitalReading):
         payload = json.dumps(frame.values, separators=(",", ":")).encode()
         return OutboxRecord("vital", frame.device_id, frame.kind, frame.seq, frame.time_s, payload)
+    if isinstance(frame, GapMarker):
+        payload = json.dumps({"t1_s": frame.t1_s, "reason": frame.reason}).encode()
+        return OutboxRecord("gap", frame.device_id, frame.stream, frame.seq, frame.t0_s, payload)
     samples = np.ascontiguousarray(frame.samples, dtype=_SAMPLE_DTYPE)
     return OutboxRecord(
         "waveform",
@@ -77,15 +80,20 @@ def mqtt_vitals_payload(record: OutboxRecord) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+_MMHG_PER_KPA = 7.500_62
+HEALTH_STREAMS = frozenset({"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature"})
+
+
 def health_record(record: OutboxRecord) -> dict[str, object]:
     """A health record in the "AI-33 Medical Watch" format of API.md from one vitals row.
 
-    Fields the device did not measure are ``null``.
+    Fields the reading did not measure are ``null``; pressure goes in mmHg and temperature in
+    degrees C whatever unit the device used.
     """
     values = vital_values(record)
-    return {
+    out: dict[str, object] = {
         "timestamp": iso_utc(record.t0_s),
-        "heart_rate": values.get("heart_rate_bpm") if record.stream == "heart_rate" else None,
+        "heart_rate": None,
         "blood_pressure": None,
         "blood_oxygen": None,
         "temperature": None,
@@ -94,3 +102,22 @@ def health_record(record: OutboxRecord) -> dict[str, object]:
         "steps": None,
         "calories": None,
     }
+    if record.stream == "heart_rate":
+        out["heart_rate"] = values.get("heart_rate_bpm")
+    elif record.stream in ("spo2", "spo2_spot"):
+        out["blood_oxygen"] = values.get("spo2_pct")
+        out["heart_rate"] = values.get("pulse_rate_bpm")
+    elif record.stream == "blood_pressure":
+        scale = _MMHG_PER_KPA if values.get("unit") == "kPa" else 1.0
+        systolic, diastolic = values.get("systolic"), values.get("diastolic")
+        if isinstance(systolic, float) and isinstance(diastolic, float):
+            out["blood_pressure"] = {
+                "systolic": round(systolic * scale, 1),
+                "diastolic": round(diastolic * scale, 1),
+            }
+    elif record.stream == "temperature":
+        temperature = values.get("temperature")
+        if isinstance(temperature, float):
+            celsius = (temperature - 32.0) * 5.0 / 9.0 if values.get("unit") == "F" else temperature
+            out["temperature"] = round(celsius, 2)
+    return out

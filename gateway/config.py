@@ -31,24 +31,34 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SimWatchConfig(_Section):
-    """One simulated watch (``ble.backend: sim``)."""
+class SimDeviceConfig(_Section):
+    """One simulated device (``ble.backend: sim``); unset fields take the model's defaults."""
 
-    model: Literal["watch"] = "watch"
+    model: Literal["watch", "strap", "armband", "patch"] = "watch"
     address: MacAddress
-    name: str = Field("SimWatch", min_length=1, max_length=29)
+    name: str | None = Field(None, min_length=1, max_length=29)
     seed: int = 1
-    heart_rate_interval_ms: int = Field(1000, ge=5, le=60_000)
-    ppg_rate_hz: int = Field(55, ge=1, le=1000)
-    ppg_samples_per_packet: int = Field(11, ge=1, le=200)
-    malformed_every: int = Field(0, ge=0, description="every n-th HR packet is truncated; 0 never")
+    heart_rate_interval_ms: int | None = Field(None, ge=5, le=60_000)
+    pmd_rate_hz: int | None = Field(None, ge=1, le=1000, description="e.g. 55 for an armband")
+    malformed_rate: float = Field(0.0, ge=0.0, le=1.0)
+    battery_pct: float = Field(90.0, ge=0.0, le=100.0)
+    clock_offset_s: float = 0.0
 
 
 class SimConfig(_Section):
     """The simulated radio environment."""
 
-    devices: tuple[SimWatchConfig, ...] = ()
+    devices: tuple[SimDeviceConfig, ...] = ()
     advert_interval_ms: int = Field(50, ge=1, le=10_000)
+    speed: float = Field(1.0, gt=0.0, le=1000.0, description="simulated seconds per real second")
+
+
+class DiscoveryConfig(_Section):
+    """What `wgw scan` counts as selected besides the configured devices."""
+
+    service_uuids: tuple[str, ...] = ()
+    names: tuple[str, ...] = Field((), description="shell-style patterns, e.g. 'Polar H10 *'")
+    addresses: tuple[MacAddress, ...] = ()
 
 
 class BleConfig(_Section):
@@ -61,7 +71,19 @@ class BleConfig(_Section):
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
     notification_queue_max: int = Field(1000, ge=1)
+    stream_silence_s: PositiveSeconds = 10.0
+    max_connections: int = Field(5, ge=1, le=32, description="BlueZ adapters hold only a few")
+    discovery: DiscoveryConfig = DiscoveryConfig()
     sim: SimConfig = SimConfig()
+
+
+class PmdStreamConfig(_Section):
+    """A Polar PMD stream to start on connect, with the settings the device supports."""
+
+    measurement: Literal["ecg", "ppg", "acc"]
+    sample_rate_hz: int = Field(ge=1, le=10_000)
+    resolution_bits: int = Field(ge=1, le=32)
+    channels: int = Field(ge=1, le=32)
 
 
 class DeviceConfig(_Section):
@@ -69,7 +91,7 @@ class DeviceConfig(_Section):
 
     id: TopicSafeId
     address: MacAddress
-    ppg_rate_hz: int = Field(55, ge=1, le=1000)
+    pmd: tuple[PmdStreamConfig, ...] = ()
 
 
 class StorageConfig(_Section):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import aiohttp
 from buffers.outbox import Outbox
 from drivers.ble.backends import PLATFORM, simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
+from drivers.polar.pmd import StreamSettings
 from gateway import codec
 from gateway.clients.tcm import TcmClient
 from gateway.simulation import build_world
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from buffers.records import OutboxStatistics
     from drivers.frames import Frame
     from drivers.sim.world import SimWorld
-    from gateway.config import Settings
+    from gateway.config import DeviceConfig, Settings
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +105,9 @@ class Daemon:
     async def run(self) -> None:
         """Run until :meth:`stop`, then drain within ``shutdown_timeout_s``."""
         s = self.settings
-        subscriptions = {health_upload.SINK: health_upload.STREAMS}
+        subscriptions = {health_upload.SINK: health_upload.wants}
         if s.mqtt.enabled:
-            subscriptions[mqtt.SINK] = mqtt.STREAMS
+            subscriptions[mqtt.SINK] = mqtt.wants
         async with AsyncExitStack() as stack:
             outbox = await stack.enter_async_context(
                 Outbox(
@@ -135,10 +137,18 @@ class Daemon:
                 reconnect_min_s=s.ble.reconnect_min_s,
                 reconnect_max_s=s.ble.reconnect_max_s,
                 notification_queue_max=s.ble.notification_queue_max,
+                stream_silence_s=s.ble.stream_silence_s,
             )
+            slots = asyncio.Semaphore(s.ble.max_connections)
+            clock = self.sim_world.clock.now_s if self.sim_world is not None else time.time
             self._links = [
                 DeviceLink(
-                    DeviceSpec(d.id, d.address, d.ppg_rate_hz), backends, self._frames.put, timings
+                    _device_spec(d),
+                    backends,
+                    self._frames.put,
+                    timings,
+                    clock=clock,
+                    connection_slots=slots,
                 )
                 for d in s.devices
             ]
@@ -178,6 +188,14 @@ class Daemon:
             await outbox.put(codec.to_record(frame))
             self._frames_stored += 1
             self._stored_by_device[frame.device_id] += 1
+
+
+def _device_spec(device: DeviceConfig) -> DeviceSpec:
+    pmd_streams = tuple(
+        StreamSettings(p.measurement, p.sample_rate_hz, p.resolution_bits, p.channels)
+        for p in device.pmd
+    )
+    return DeviceSpec(device.id, device.address, pmd_streams)
 
 
 async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:

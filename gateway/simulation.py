@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from drivers.sim.watch import SimWatch, WatchSpec
+from drivers.sim.devices import SimDevice, preset
 from drivers.sim.world import SimWorld
 
 if TYPE_CHECKING:
-    from gateway.config import SimConfig
+    from drivers.sim.devices import SimDeviceSpec
+    from gateway.config import SimConfig, SimDeviceConfig
 
 
 def build_world(config: SimConfig) -> SimWorld:
-    """One simulated peripheral per ``ble.sim.devices`` entry."""
-    watches = [
-        SimWatch(
-            WatchSpec(
-                address=d.address,
-                name=d.name,
-                seed=d.seed,
-                heart_rate_interval_s=d.heart_rate_interval_ms / 1000.0,
-                ppg_rate_hz=d.ppg_rate_hz,
-                ppg_samples_per_packet=d.ppg_samples_per_packet,
-                malformed_every=d.malformed_every,
-            )
-        )
-        for d in config.devices
-    ]
-    return SimWorld(watches, advert_interval_s=config.advert_interval_ms / 1000.0)
+    """One simulated device per ``ble.sim.devices`` entry."""
+    return SimWorld(
+        [SimDevice(_spec(d)) for d in config.devices],
+        advert_interval_s=config.advert_interval_ms / 1000.0,
+        speed=config.speed,
+    )
+
+
+def _spec(d: SimDeviceConfig) -> SimDeviceSpec:
+    spec = preset(
+        d.model,
+        d.address,
+        d.name or f"Sim{d.model.capitalize()}-{d.address[-2:]}",
+        seed=d.seed,
+        malformed_rate=d.malformed_rate,
+        battery_pct=d.battery_pct,
+        clock_offset_s=d.clock_offset_s,
+    )
+    if d.heart_rate_interval_ms is not None:
+        spec = replace(spec, heart_rate_interval_s=d.heart_rate_interval_ms / 1000.0)
+    if d.pmd_rate_hz is not None and spec.pmd is not None:
+        spec = replace(spec, pmd=replace(spec.pmd, sample_rate_hz=d.pmd_rate_hz))
+    return spec

@@ -2,7 +2,9 @@
 
 bleak callbacks only stamp the notification and ``put_nowait`` it on a bounded queue; one task
 decodes and hands frames on (and may wait there: back-pressure stops at this queue, whose full
-policy is drop-newest with a counter, since the radio cannot be paused).
+policy is drop-newest with a counter, since the radio cannot be paused). Link losses and
+watchdog actions travel through the same queue, so gaps are placed exactly where they happened
+in the stream of notifications.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakError
 
+from drivers.ble.device_clock import DeviceClock
+from drivers.ble.streams import StreamStatistics, StreamTracker
+from drivers.catalog import lookup
 from drivers.errors import DecodeError, DeviceNotFound
 from drivers.frames import Frame, VitalReading, WaveformChunk
 from drivers.gatt import uuids
-from drivers.gatt.heart_rate import decode_heart_rate_measurement
+from drivers.gatt.battery import decode_battery_level
+from drivers.gatt.device_information import decode_device_information_string
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
@@ -37,6 +43,22 @@ log = logging.getLogger(__name__)
 
 _DECODE_LOG_INTERVAL_S: Final = 10.0
 
+# characteristic -> the vitals stream its readings belong to
+VITAL_STREAMS: Final = {
+    uuids.HEART_RATE_MEASUREMENT: "heart_rate",
+    uuids.PLX_CONTINUOUS: "spo2",
+    uuids.PLX_SPOT_CHECK: "spo2_spot",
+    uuids.BLOOD_PRESSURE_MEASUREMENT: "blood_pressure",
+    uuids.TEMPERATURE_MEASUREMENT: "temperature",
+    uuids.BATTERY_LEVEL: "battery",
+}
+_INFO_STRINGS: Final = {
+    uuids.MANUFACTURER_NAME: "manufacturer",
+    uuids.MODEL_NUMBER: "model",
+    uuids.SERIAL_NUMBER: "serial",
+    uuids.FIRMWARE_REVISION: "firmware",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceSpec:
@@ -44,12 +66,16 @@ class DeviceSpec:
 
     device_id: str
     address: str
-    ppg_rate_hz: int = 55
+    pmd_streams: tuple[pmd.StreamSettings, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class LinkTimings:
-    """Every radio await is bounded; reconnects back off exponentially with full jitter."""
+    """Every radio await is bounded; reconnects back off exponentially with full jitter.
+
+    A watched stream (heart rate, PMD) silent for ``stream_silence_s`` while connected is
+    subscribed again; silent for another ``stream_silence_s``, the link is dropped and rebuilt.
+    """
 
     scan_timeout_s: float = 10.0
     connect_timeout_s: float = 10.0
@@ -57,6 +83,8 @@ class LinkTimings:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     notification_queue_max: int = 1000
+    stream_silence_s: float = 10.0
+    watchdog_interval_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +102,12 @@ class LinkStatistics:
     samples: int
     battery_pct: int | None
     rssi_dbm: int | None
+    resubscribes: int
+    watchdog_reconnects: int
+    device_info: dict[str, str]
+    clock_offset_s: float | None
+    clock_drift_ppm: float | None
+    streams: tuple[StreamStatistics, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +117,35 @@ class _Notification:
     received_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """A link event, queued in order with the notifications: ``link_lost`` or ``silent``."""
+
+    kind: str
+    stream: str | None = None
+
+
+@dataclass(slots=True)
+class _Session:
+    """What one connection subscribed to, for the watchdog."""
+
+    watched: dict[str, float] = field(default_factory=dict)  # stream -> last frame (monotonic)
+    notify_uuid: dict[str, str] = field(default_factory=dict)  # stream -> characteristic
+    started_s: float = 0.0
+    stalled: str | None = None
+
+
 class DeviceLink:
-    """Keeps one device connected and turns its notifications into frames, forever."""
+    """Keeps one device connected and turns its notifications into frames, forever.
+
+    Args:
+        spec: The device.
+        backends: bleak backend classes (``None`` members: the platform's own).
+        emit: Where frames go; awaited, so a slow consumer slows decoding, not the radio.
+        timings: Timeouts, backoff and watchdog settings.
+        clock: UTC epoch seconds now (injectable: tests and clock-trust checks).
+        connection_slots: Shared by every link of one adapter; a session holds one slot.
+    """
 
     def __init__(
         self,
@@ -92,41 +153,60 @@ class DeviceLink:
         backends: BleBackends,
         emit: Callable[[Frame], Awaitable[None]],
         timings: LinkTimings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        connection_slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.spec = spec
         self._backends = backends
         self._emit = emit
         self._timings = timings or LinkTimings()
-        self._queue: asyncio.Queue[_Notification] = asyncio.Queue(
+        self._clock = clock
+        self._slots = connection_slots
+        self._queue: asyncio.Queue[_Notification | _Event] = asyncio.Queue(
             self._timings.notification_queue_max
         )
-        self._seq: dict[str, int] = {}
+        self._pmd_settings = {s.measurement: s for s in spec.pmd_streams}
+        self._trackers: dict[str, StreamTracker] = {
+            s.measurement: StreamTracker(spec.device_id, s.measurement, s.sample_rate_hz)
+            for s in spec.pmd_streams
+        }
+        self._device_clock = DeviceClock()
+        self._session = _Session()
         self._connected = False
         self._connects = 0
         self._links_lost = 0
         self._notifications = 0
-        self._decode_errors = 0
+        self._unattributed_errors = 0
         self._dropped = 0
-        self._readings = 0
-        self._samples = 0
+        self._resubscribes = 0
+        self._watchdog_reconnects = 0
         self._battery_pct: int | None = None
         self._rssi_dbm: int | None = None
+        self._device_info: dict[str, str] = {}
         self._last_decode_log_s = -_DECODE_LOG_INTERVAL_S
 
     def statistics(self) -> LinkStatistics:
         """A snapshot of the link's state and counters."""
+        trackers = self._trackers.values()
         return LinkStatistics(
-            self.spec.device_id,
-            self._connected,
-            self._connects,
-            self._links_lost,
-            self._notifications,
-            self._decode_errors,
-            self._dropped,
-            self._readings,
-            self._samples,
-            self._battery_pct,
-            self._rssi_dbm,
+            device_id=self.spec.device_id,
+            connected=self._connected,
+            connects=self._connects,
+            links_lost=self._links_lost,
+            notifications=self._notifications,
+            decode_errors=self._unattributed_errors + sum(t.decode_errors for t in trackers),
+            dropped_queue_full=self._dropped,
+            readings=sum(t.units for t in trackers if t.rate_hz is None),
+            samples=sum(t.units for t in trackers if t.rate_hz is not None),
+            battery_pct=self._battery_pct,
+            rssi_dbm=self._rssi_dbm,
+            resubscribes=self._resubscribes,
+            watchdog_reconnects=self._watchdog_reconnects,
+            device_info=dict(self._device_info),
+            clock_offset_s=self._device_clock.offset_s,
+            clock_drift_ppm=self._device_clock.drift_ppm,
+            streams=tuple(t.statistics() for t in trackers),
         )
 
     async def run(self) -> None:
@@ -147,7 +227,7 @@ class DeviceLink:
         attempt = 0
         while True:
             try:
-                await self._session()
+                await self._session_once()
                 attempt = 0
             except (BleakError, DeviceNotFound, TimeoutError, OSError) as exc:
                 # OSError: bleak's BlueZ backend raises FileNotFoundError without D-Bus.
@@ -157,35 +237,60 @@ class DeviceLink:
 
     def _backoff_s(self, attempt: int) -> float:
         t = self._timings
-        return random.uniform(0.0, min(t.reconnect_max_s, t.reconnect_min_s * 2 ** (attempt - 1)))
+        ceiling = min(t.reconnect_max_s, t.reconnect_min_s * 2 ** min(attempt - 1, 30))
+        return random.uniform(0.0, ceiling)
 
-    async def _session(self) -> None:
-        """One connection, from scan to link loss."""
-        t = self._timings
-        device = await self._find()
-        lost = asyncio.Event()
-        client = BleakClient(
-            device,
-            disconnected_callback=lambda _client: lost.set(),
-            timeout=t.connect_timeout_s,
-            backend=self._backends.client,
-        )
-        async with asyncio.timeout(t.connect_timeout_s):
-            await client.connect()
-        try:
-            self._connected = True
-            self._connects += 1
-            log.info("%s: connected to %s", self.spec.device_id, self.spec.address)
-            async with asyncio.timeout(t.gatt_timeout_s):
-                await self._subscribe(client)
-            await lost.wait()
-            self._links_lost += 1
-            log.warning("%s: link lost", self.spec.device_id)
-        finally:
-            self._connected = False
-            with contextlib.suppress(BleakError, TimeoutError):
+    async def _session_once(self) -> None:
+        """One connection, from scan to link loss, holding a connection slot throughout."""
+        async with self._slots or contextlib.nullcontext():
+            device = await self._find()
+            t = self._timings
+            lost = asyncio.Event()
+            client = BleakClient(
+                device,
+                disconnected_callback=lambda _client: lost.set(),
+                timeout=t.connect_timeout_s,
+                backend=self._backends.client,
+            )
+            async with asyncio.timeout(t.connect_timeout_s):
+                await client.connect()
+            self._session = _Session(started_s=self._clock())
+            try:
+                self._connected = True
+                self._connects += 1
+                log.info("%s: connected to %s", self.spec.device_id, self.spec.address)
                 async with asyncio.timeout(t.gatt_timeout_s):
-                    await client.disconnect()
+                    await self._subscribe(client)
+                async with asyncio.TaskGroup() as tg:
+                    watchdog = tg.create_task(
+                        self._watchdog(client, lost), name=f"wgw[{self.spec.device_id}].watchdog"
+                    )
+                    await lost.wait()
+                    watchdog.cancel()
+                if self._session.stalled is not None:
+                    self._watchdog_reconnects += 1
+                    log.warning(
+                        "%s: %s stayed silent after a new subscription; reconnecting",
+                        self.spec.device_id,
+                        self._session.stalled,
+                    )
+                else:
+                    self._links_lost += 1
+                    log.warning("%s: link lost", self.spec.device_id)
+            finally:
+                self._connected = False
+                self._end_session()
+                with contextlib.suppress(BleakError, TimeoutError):
+                    async with asyncio.timeout(t.gatt_timeout_s):
+                        await client.disconnect()
+
+    def _end_session(self) -> None:
+        duration_s = max(0.0, self._clock() - self._session.started_s)
+        for tracker in self._trackers.values():
+            if tracker.rate_hz is not None:
+                tracker.active_s += duration_s
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_Event("link_lost"))
 
     async def _find(self) -> BLEDevice:
         """Scan until the device advertises (taking its RSSI), within the scan timeout."""
@@ -209,21 +314,94 @@ class DeviceLink:
 
     async def _subscribe(self, client: BleakClient) -> None:
         services = client.services
+        for uuid, key in _INFO_STRINGS.items():
+            if key not in self._device_info and services.get_characteristic(uuid) is not None:
+                with contextlib.suppress(DecodeError):
+                    raw = await client.read_gatt_char(uuid)
+                    self._device_info[key] = decode_device_information_string(raw)
         if services.get_characteristic(uuids.BATTERY_LEVEL) is not None:
-            self._battery_pct = (await client.read_gatt_char(uuids.BATTERY_LEVEL))[0]
-        if services.get_characteristic(uuids.HEART_RATE_MEASUREMENT) is not None:
-            await client.start_notify(uuids.HEART_RATE_MEASUREMENT, self._on_notify)
-        if services.get_characteristic(pmd.PMD_DATA) is not None:
+            with contextlib.suppress(DecodeError):
+                self._battery_pct = decode_battery_level(
+                    await client.read_gatt_char(uuids.BATTERY_LEVEL)
+                )
+        now = time.monotonic()
+        for uuid, stream in VITAL_STREAMS.items():
+            char = services.get_characteristic(uuid)
+            if char is None or not {"notify", "indicate"} & set(char.properties):
+                continue
+            self._tracker(stream)
+            await client.start_notify(uuid, self._on_notify)
+            self._session.notify_uuid[stream] = uuid
+            if stream == "heart_rate":
+                self._session.watched[stream] = now
+        if self.spec.pmd_streams and services.get_characteristic(pmd.PMD_DATA) is not None:
             await client.start_notify(pmd.PMD_CONTROL_POINT, self._on_notify)
             await client.start_notify(pmd.PMD_DATA, self._on_notify)
-            command = pmd.start_command(pmd.StreamSettings("ppg", self.spec.ppg_rate_hz, 22, 4))
-            await client.write_gatt_char(pmd.PMD_CONTROL_POINT, command, response=True)
+            for settings in self.spec.pmd_streams:
+                await client.write_gatt_char(
+                    pmd.PMD_CONTROL_POINT, pmd.start_command(settings), response=True
+                )
+                self._session.watched[settings.measurement] = now
+
+    def _tracker(self, stream: str) -> StreamTracker:
+        tracker = self._trackers.get(stream)
+        if tracker is None:
+            tracker = self._trackers[stream] = StreamTracker(self.spec.device_id, stream)
+        return tracker
+
+    async def _watchdog(self, client: BleakClient, lost: asyncio.Event) -> None:
+        """Catch streams that go silent while the link stays up (a known strap failure).
+
+        First a new subscription (or PMD start); if the stream stays silent, end the session
+        (``lost``) so that the link is rebuilt.
+        """
+        t = self._timings
+        retried_at: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(t.watchdog_interval_s)
+            now = time.monotonic()
+            for stream, last_frame in list(self._session.watched.items()):
+                if last_frame > retried_at.get(stream, now):
+                    del retried_at[stream]  # data came back after the new subscription
+                if now - max(last_frame, retried_at.get(stream, last_frame)) < t.stream_silence_s:
+                    continue
+                if stream in retried_at:
+                    self._session.stalled = stream
+                    lost.set()
+                    return
+                retried_at[stream] = now
+                self._resubscribes += 1
+                log.warning(
+                    "%s: %s silent for %.1f s; subscribing again",
+                    self.spec.device_id,
+                    stream,
+                    now - last_frame,
+                )
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait(_Event("silent", stream))
+                try:
+                    async with asyncio.timeout(t.gatt_timeout_s):
+                        await self._resubscribe(client, stream)
+                except (BleakError, TimeoutError):
+                    lost.set()
+                    return
+
+    async def _resubscribe(self, client: BleakClient, stream: str) -> None:
+        settings = self._pmd_settings.get(stream)
+        if settings is not None:
+            await client.write_gatt_char(
+                pmd.PMD_CONTROL_POINT, pmd.start_command(settings), response=True
+            )
+            return
+        uuid = self._session.notify_uuid[stream]
+        await client.stop_notify(uuid)
+        await client.start_notify(uuid, self._on_notify)
 
     def _on_notify(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
         """Bleak's callback: stamp, enqueue, count; never raise."""
         self._notifications += 1
         try:
-            self._queue.put_nowait(_Notification(characteristic.uuid, data, time.time()))
+            self._queue.put_nowait(_Notification(characteristic.uuid, data, self._clock()))
         except asyncio.QueueFull:
             self._dropped += 1
 
@@ -231,62 +409,90 @@ class DeviceLink:
         while True:
             await self._handle(await self._queue.get())
 
-    async def _handle(self, note: _Notification) -> None:
-        try:
-            frame = self._decode(note)
-        except DecodeError as exc:
-            self._decode_errors += 1
-            now = time.monotonic()
-            if now - self._last_decode_log_s >= _DECODE_LOG_INTERVAL_S:
-                self._last_decode_log_s = now
-                log.warning(
-                    "%s: dropped malformed notification (%d so far): %s",
-                    self.spec.device_id,
-                    self._decode_errors,
-                    exc,
-                )
+    async def _handle(self, item: _Notification | _Event) -> None:
+        if isinstance(item, _Event):
+            if item.kind == "silent" and item.stream is not None:
+                self._tracker(item.stream).mark("silent")
+            else:
+                for tracker in self._trackers.values():
+                    tracker.link_lost()
             return
-        if frame is not None:
+        try:
+            frames = self._decode(item)
+        except DecodeError as exc:
+            self._count_malformed(item, exc)
+            return
+        for frame in frames:
             await self._emit(frame)
 
-    def _decode(self, note: _Notification) -> Frame | None:
-        if note.uuid == uuids.HEART_RATE_MEASUREMENT:
-            m = decode_heart_rate_measurement(note.data)
-            self._readings += 1
-            return VitalReading(
-                self.spec.device_id,
-                "heart_rate",
-                self._next_seq("heart_rate"),
-                note.received_s,
-                m.to_json(),
-            )
+    def _count_malformed(self, note: _Notification, exc: DecodeError) -> None:
+        stream = VITAL_STREAMS.get(note.uuid)
+        if stream is None and note.uuid == pmd.PMD_DATA and note.data:
+            stream = pmd.MEASUREMENT_TYPES.get(note.data[0])
+        if stream is not None and stream in self._trackers:
+            self._trackers[stream].malformed()
+        else:
+            self._unattributed_errors += 1
+        now = time.monotonic()
+        if now - self._last_decode_log_s >= _DECODE_LOG_INTERVAL_S:
+            self._last_decode_log_s = now
+            log.warning("%s: dropped a malformed notification: %s", self.spec.device_id, exc)
+
+    def _decode(self, note: _Notification) -> list[Frame]:
+        stream = VITAL_STREAMS.get(note.uuid)
+        if stream is not None:
+            return self._vital(stream, note)
         if note.uuid == pmd.PMD_DATA:
-            f = pmd.decode_pmd_data(note.data)
-            n = f.samples.shape[0]
-            self._samples += n
-            rate = float(self.spec.ppg_rate_hz)
-            # No clock mapping yet: the receive time is the last sample's time.
-            t0_s = note.received_s - (n - 1) / rate
-            return WaveformChunk(
-                self.spec.device_id,
-                f.measurement,
-                self._next_seq(f.measurement),
-                t0_s,
-                rate,
-                f.samples,
-            )
+            return self._waveform(note)
         if note.uuid == pmd.PMD_CONTROL_POINT:
             response = pmd.decode_control_point_response(note.data)
-            if not response.ok:
+            if not response.ok and response.status != pmd.STATUS_ALREADY_IN_STATE:
                 log.error(
-                    "%s: device refused PMD %s start (status %d)",
+                    "%s: device refused PMD %s (op %d): %s",
                     self.spec.device_id,
                     response.measurement,
-                    response.status,
+                    response.op_code,
+                    response.status_name,
                 )
-        return None
+        return []
 
-    def _next_seq(self, stream: str) -> int:
-        seq = self._seq.get(stream, 0)
-        self._seq[stream] = seq + 1
-        return seq
+    def _vital(self, stream: str, note: _Notification) -> list[Frame]:
+        characteristic = lookup(note.uuid)
+        assert characteristic is not None
+        values = characteristic.decode_json(bytes(note.data))
+        if stream == "battery":
+            battery = values["battery_pct"]
+            self._battery_pct = battery if isinstance(battery, int) else None
+        tracker = self._tracker(stream)
+        if stream in self._session.watched:
+            self._session.watched[stream] = time.monotonic()
+        gap = tracker.data(note.received_s, note.received_s, 1)
+        reading = VitalReading(
+            self.spec.device_id, stream, tracker.next_seq(), note.received_s, values
+        )
+        return [gap, reading] if gap else [reading]
+
+    def _waveform(self, note: _Notification) -> list[Frame]:
+        measurement = pmd.MEASUREMENT_TYPES.get(note.data[0]) if note.data else None
+        settings = self._pmd_settings.get(measurement or "")
+        frame = pmd.decode_pmd_data(
+            note.data,
+            channels=settings.channels if settings else None,
+            resolution_bits=settings.resolution_bits if settings else None,
+        )
+        if settings is None:
+            return []  # a stream nobody asked for
+        n = frame.samples.shape[0]
+        rate = float(settings.sample_rate_hz)
+        device_last_s = frame.last_sample_utc_s
+        self._device_clock.observe(device_last_s, note.received_s)
+        t_last = self._device_clock.to_utc(device_last_s)
+        t0 = t_last - (n - 1) / rate
+        tracker = self._trackers[frame.measurement]
+        if frame.measurement in self._session.watched:
+            self._session.watched[frame.measurement] = time.monotonic()
+        gap = tracker.data(t0, t_last + 1.0 / rate, n, device_t0_s=device_last_s - (n - 1) / rate)
+        chunk = WaveformChunk(
+            self.spec.device_id, frame.measurement, tracker.next_seq(), t0, rate, frame.samples
+        )
+        return [gap, chunk] if gap else [chunk]

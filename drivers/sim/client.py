@@ -77,7 +77,10 @@ class SimClient(BaseBleakClient):
             raise BleakDeviceNotFoundError(
                 self.address, f"Device with address {self.address} was not found."
             )
-        peripheral.accept(self)
+        if not peripheral.accept(self):
+            # What BlueZ reports when the peripheral does not answer the connection request.
+            msg = f"{self.address}: le-connection-abort-by-local"
+            raise BleakError(msg)
         self._peripheral = peripheral
         self.services = _service_collection(peripheral)
 

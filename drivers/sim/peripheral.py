@@ -1,9 +1,17 @@
-"""The simulated peripheral base: a GATT table, advertising, a link, and fault knobs."""
+"""The simulated peripheral: a GATT table, a link to one central, timers, and fault knobs.
+
+Faults are behaviours of the peripheral, as in the field: the link drops, the wearer walks out
+of range, connections are refused or slow, notifications are lost in the air or arrive in a
+burst, a packet is malformed, a stream goes silent while the link stays up.
+"""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+from drivers.sim.clock import SimClock
 
 if TYPE_CHECKING:
     import asyncio
@@ -37,34 +45,58 @@ class LinkObserver(Protocol):
 
 @dataclass(slots=True)
 class LinkStatistics:
-    """What a peripheral did on its side of the link; the ground truth for tests."""
+    """What happened to the link, from the peripheral's side."""
 
     connects: int = 0
+    refused: int = 0
     link_drops: int = 0
     notifications_sent: int = 0
-    malformed_sent: int = 0
+
+
+@dataclass(slots=True)
+class StreamCounters:
+    """Per-stream ground truth: what the device measured and what became of it.
+
+    ``units`` are samples for waveforms and readings for vitals. ``sent`` reached the central
+    intact; ``lost_link_down`` were measured while no central listened; ``lost_radio`` were
+    sent and lost in the air; ``malformed`` were sent corrupted; ``stalled`` were measured
+    while the stream was stuck.
+    """
+
+    produced: int = 0
+    sent: int = 0
+    lost_link_down: int = 0
+    lost_radio: int = 0
+    malformed: int = 0
+    stalled: int = 0
+    values_sent: list[int] = field(default_factory=list)
 
 
 class SimPeripheral:
-    """Base of every simulated device.
-
-    Subclasses declare ``services``, answer reads and writes, and produce notifications from
-    timers on the event loop, started by :meth:`start` and stopped by :meth:`stop` (the
-    :class:`~drivers.sim.world.SimWorld` does both).
-    """
+    """Base of every simulated device; subclasses declare ``services`` and their streams."""
 
     services: Sequence[SimService] = ()
 
-    def __init__(self, address: str, name: str, *, rssi_dbm: int = -60) -> None:
+    def __init__(self, address: str, name: str, *, seed: int = 1, rssi_dbm: int = -60) -> None:
         self.address = address.upper()
         self.name = name
         self.rssi_dbm = rssi_dbm
+        self.rng = random.Random(seed)
+        self.clock = SimClock()
         self.in_range = True
         self.connect_delay_s = 0.005
+        self.refuse_next_connects = 0
+        self.lose_next_notifications = 0
+        self.malformed_rate = 0.0
         self.link = LinkStatistics()
         self._observer: LinkObserver | None = None
         self._subscriptions: dict[str, Callable[[bytearray], None]] = {}
+        self._stalled: set[str] = set()
+        self._stubborn: set[str] = set()
+        self._held: list[tuple[Callable[[bytearray], None], bytes]] | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.started_utc_s = 0.0
 
     # --- link ---------------------------------------------------------------------------------
 
@@ -73,25 +105,66 @@ class SimPeripheral:
         """Whether a central holds the link."""
         return self._observer is not None
 
-    def accept(self, observer: LinkObserver) -> None:
-        """A central connected."""
+    def accept(self, observer: LinkObserver) -> bool:
+        """A central asks to connect; refused while ``refuse_next_connects`` lasts."""
+        if self.refuse_next_connects > 0:
+            self.refuse_next_connects -= 1
+            self.link.refused += 1
+            return False
         self._observer = observer
         self.link.connects += 1
+        return True
 
     def release(self) -> None:
-        """The central disconnected on purpose."""
+        """The link is gone: subscriptions and per-connection state go with it."""
         self._observer = None
         self._subscriptions.clear()
+        self._stalled.clear()
+        self._stubborn.clear()
         self.on_link_closed()
 
     def drop_link(self) -> None:
-        """Fault: the link drops (supervision timeout), as when the wearer walks away."""
+        """Fault: the link drops (supervision timeout)."""
         observer = self._observer
         if observer is None:
             return
         self.link.link_drops += 1
         self.release()
         observer.link_lost()
+
+    def go_out_of_range(self, duration_s: float) -> None:
+        """Fault: the wearer walks away for ``duration_s`` simulated seconds."""
+        self.in_range = False
+        self.drop_link()
+        self.after(duration_s, self._back_in_range)
+
+    def _back_in_range(self) -> None:
+        self.in_range = True
+
+    def stall(self, uuid: str, *, until_reconnect: bool = False) -> None:
+        """Fault: the stream on ``uuid`` goes silent while the link stays up.
+
+        It comes back when the central subscribes again (or restarts the PMD stream), or, with
+        ``until_reconnect``, only when the link is rebuilt.
+        """
+        self._stalled.add(uuid)
+        if until_reconnect:
+            self._stubborn.add(uuid)
+
+    def unstall(self, uuid: str) -> None:
+        """A new subscription or restart command: the stream works again unless stubborn."""
+        if uuid not in self._stubborn:
+            self._stalled.discard(uuid)
+
+    def hold_notifications(self, duration_s: float) -> None:
+        """Fault: notifications queue up for ``duration_s`` and then arrive in one burst."""
+        self._held = []
+        self.after(duration_s, self._release_held)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held or [], None
+        for callback, payload in held:
+            callback(bytearray(payload))
 
     def advertised_service_uuids(self) -> list[str]:
         """The service UUIDs put in advertisements."""
@@ -100,22 +173,52 @@ class SimPeripheral:
     # --- GATT ---------------------------------------------------------------------------------
 
     def subscribe(self, uuid: str, callback: Callable[[bytearray], None]) -> None:
-        """The central enabled notifications or indications on ``uuid``."""
+        """The central enabled notifications or indications on ``uuid`` (un-stalls it)."""
         self._subscriptions[uuid] = callback
+        self.unstall(uuid)
 
     def unsubscribe(self, uuid: str) -> None:
         """The central disabled notifications on ``uuid``."""
         self._subscriptions.pop(uuid, None)
 
-    def notify(self, uuid: str, payload: bytes, *, malformed: bool = False) -> bool:
-        """Send a notification if the central subscribed; return whether it was sent."""
+    def send(self, uuid: str, payload: bytes, counters: StreamCounters, units: int) -> None:
+        """Send one measurement's notification and account for every unit of it."""
+        counters.produced += units
         callback = self._subscriptions.get(uuid)
         if callback is None:
-            return False
+            counters.lost_link_down += units
+            return
+        if uuid in self._stalled:
+            counters.stalled += units
+            return
         self.link.notifications_sent += 1
-        self.link.malformed_sent += malformed
-        callback(bytearray(payload))
-        return True
+        if self.lose_next_notifications > 0:
+            self.lose_next_notifications -= 1
+            counters.lost_radio += units
+            return
+        if self.malformed_rate and self.rng.random() < self.malformed_rate:
+            counters.malformed += units
+            payload = self.malform(uuid, payload)
+        else:
+            counters.sent += units
+        if self._held is not None:
+            self._held.append((callback, payload))
+        else:
+            callback(bytearray(payload))
+
+    def malform(self, uuid: str, payload: bytes) -> bytes:
+        """A corrupted version of ``payload`` that its decoder must refuse (default: truncated).
+
+        Subclasses corrupt in a way the profile can detect: a truncation that happens to end on
+        a sample boundary would be indistinguishable from a shorter, valid packet.
+        """
+        return payload[:1]
+
+    def indicate(self, uuid: str, payload: bytes) -> None:
+        """Answer on a control characteristic (never lost, never malformed)."""
+        callback = self._subscriptions.get(uuid)
+        if callback is not None:
+            callback(bytearray(payload))
 
     def read(self, uuid: str) -> bytes:
         """Answer a read; subclasses override for their readable characteristics."""
@@ -128,41 +231,49 @@ class SimPeripheral:
         raise KeyError(msg)
 
     def on_link_closed(self) -> None:
-        """Hook: reset per-connection state (streams started over the control point)."""
+        """Hook: reset per-connection state (streams started over a control point)."""
 
     # --- clock --------------------------------------------------------------------------------
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the device's own timers."""
+    def start(self, loop: asyncio.AbstractEventLoop, clock: SimClock) -> None:
+        """Start the device's timers on ``loop``, in ``clock``'s time."""
+        self._loop = loop
+        self.clock = clock
+        self.started_utc_s = clock.now_s()
+        self.on_start()
+
+    def on_start(self) -> None:
+        """Hook: subclasses start their measurement timers here with :meth:`every`."""
 
     def stop(self) -> None:
-        """Stop every timer."""
+        """Stop every timer (the device stops measuring)."""
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
 
-    def every(
-        self, loop: asyncio.AbstractEventLoop, interval_s: float, tick: Callable[[int], None]
-    ) -> None:
-        """Call ``tick(k)`` at start + k * interval, on the loop, without drift."""
+    def every(self, interval_s: float, tick: Callable[[int], None]) -> None:
+        """Call ``tick(k)`` at start + (k + 1) * interval simulated seconds, without drift."""
+        loop = self._require_loop()
         start = loop.time()
+        step = self.clock.real_s(interval_s)
         slot: list[asyncio.TimerHandle] = []
 
         def fire(k: int) -> None:
             self._timers.remove(slot[0])
-            slot[0] = loop.call_at(start + (k + 1) * interval_s, fire, k + 1)
+            slot[0] = loop.call_at(start + (k + 2) * step, fire, k + 1)
             self._timers.append(slot[0])
             tick(k)
 
-        slot.append(loop.call_at(start + interval_s, fire, 0))
+        slot.append(loop.call_at(start + step, fire, 0))
         self._timers.append(slot[0])
 
+    def after(self, delay_s: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, ``delay_s`` simulated seconds from now."""
+        loop = self._require_loop()
+        self._timers.append(loop.call_later(self.clock.real_s(delay_s), callback))
 
-@dataclass(slots=True)
-class StreamCounters:
-    """Per-stream ground truth: what the device produced and what reached a central."""
-
-    produced: int = 0
-    sent: int = 0
-    lost_link_down: int = 0
-    values_sent: list[int] = field(default_factory=list)
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            msg = f"{self.name} is not started (enter its SimWorld first)"
+            raise RuntimeError(msg)
+        return self._loop

@@ -1,9 +1,11 @@
-"""The simulated radio environment: every peripheral in range, and their clocks."""
+"""The simulated radio environment: every peripheral in range, their clock, and their timers."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Self
+
+from drivers.sim.clock import SimClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -13,11 +15,24 @@ if TYPE_CHECKING:
 
 
 class SimWorld:
-    """The peripherals a simulated adapter can see; an async context manager running them."""
+    """The peripherals a simulated adapter can see; an async context manager running them.
 
-    def __init__(self, peripherals: Iterable[SimPeripheral], *, advert_interval_s: float = 0.05):
+    Args:
+        peripherals: The devices.
+        advert_interval_s: How often each device advertises (real seconds).
+        speed: Simulated seconds per real second, for device clocks and measurement timers.
+    """
+
+    def __init__(
+        self,
+        peripherals: Iterable[SimPeripheral],
+        *,
+        advert_interval_s: float = 0.05,
+        speed: float = 1.0,
+    ) -> None:
         self.peripherals = {p.address: p for p in peripherals}
         self.advert_interval_s = advert_interval_s
+        self.clock = SimClock(speed)
         self._running = False
 
     def peripheral(self, address: str) -> SimPeripheral | None:
@@ -30,8 +45,9 @@ class SimWorld:
             msg = "SimWorld is not reentrant"
             raise RuntimeError(msg)
         loop = asyncio.get_running_loop()
+        self.clock = SimClock(self.clock.speed)
         for p in self.peripherals.values():
-            p.start(loop)
+            p.start(loop, self.clock)
         self._running = True
         return self
 

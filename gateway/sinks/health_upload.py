@@ -10,20 +10,24 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING, Final
 
-from gateway.codec import health_record
+from gateway.codec import HEALTH_STREAMS, health_record
 from gateway.errors import SinkError
 from gateway.retry import Backoff, DeadLetter, classify
 
 if TYPE_CHECKING:
     from buffers.outbox import Outbox
-    from buffers.records import StoredRecord
+    from buffers.records import OutboxRecord, StoredRecord
     from gateway.clients.tcm import TcmClient
     from gateway.config import SyncConfig
 
 log = logging.getLogger(__name__)
 
 SINK: Final = "health_upload"
-STREAMS: Final = frozenset({"heart_rate"})
+
+
+def wants(record: OutboxRecord) -> bool:
+    """Vitals that map onto a field of the health record."""
+    return record.kind == "vital" and record.stream in HEALTH_STREAMS
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,19 @@ from gateway.retry import Backoff
 
 if TYPE_CHECKING:
     from buffers.outbox import Outbox
+    from buffers.records import OutboxRecord
     from gateway.config import MqttConfig
 
 log = logging.getLogger(__name__)
 
 SINK: Final = "mqtt"
-STREAMS: Final = frozenset({"heart_rate"})
+
+
+def wants(record: OutboxRecord) -> bool:
+    """Every vitals reading (waveforms and gaps come with the live lane, later)."""
+    return record.kind == "vital"
+
+
 _LEASE_ROWS: Final = 200
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from aiohttp.test_utils import TestServer
 
-    from drivers.sim.watch import SimWatch
+    from drivers.sim.devices import SimDevice
     from tests.conftest import Broker
 
 
@@ -35,14 +35,28 @@ def settings_for(tmp_path: Path, broker: Broker, emulator: TestServer, prefix: s
                     "advert_interval_ms": 10,
                     "devices": [
                         {
+                            "model": "armband",
                             "address": "5A:00:00:00:00:01",
                             "heart_rate_interval_ms": 20,
-                            "malformed_every": 7,
+                            "malformed_rate": 0.1,
                         }
                     ],
                 },
             },
-            "devices": [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
+            "devices": [
+                {
+                    "id": "watch-01",
+                    "address": "5A:00:00:00:00:01",
+                    "pmd": [
+                        {
+                            "measurement": "ppg",
+                            "sample_rate_hz": 135,
+                            "resolution_bits": 22,
+                            "channels": 4,
+                        }
+                    ],
+                }
+            ],
             "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 20},
             "mqtt": {"host": broker.host, "port": broker.port, "topic_prefix": prefix},
             "cloud": {
@@ -65,7 +79,7 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
     settings = settings_for(tmp_path, broker, emulator, topic_prefix)
     daemon = Daemon(settings)
     assert daemon.sim_world is not None
-    watch: SimWatch = daemon.sim_world.peripherals["5A:00:00:00:00:01"]  # type: ignore[assignment]
+    watch: SimDevice = daemon.sim_world.peripherals["5A:00:00:00:00:01"]  # type: ignore[assignment]
     messages: list[dict[str, Any]] = []
 
     async def subscribe(ready: asyncio.Event) -> None:
@@ -74,7 +88,9 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
             ready.set()
             async for message in client.messages:
                 assert isinstance(message.payload, bytes)
-                messages.append(json.loads(message.payload))
+                body = json.loads(message.payload)
+                if body["kind"] == "heart_rate":
+                    messages.append(body)
 
     ready = asyncio.Event()
     subscriber = asyncio.create_task(subscribe(ready))
@@ -82,9 +98,9 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
     runner = asyncio.create_task(daemon.run())
     try:
         await daemon.wait_ready()
-        await wait_for(lambda: watch.heart_rate.sent >= 40)
-        watch.stop()  # the watch stops measuring; everything it sent must arrive
-        sent = watch.heart_rate.values_sent
+        await wait_for(lambda: watch.counters["heart_rate"].sent >= 40)
+        watch.stop()  # the device stops measuring; everything it sent must arrive
+        sent = watch.counters["heart_rate"].values_sent
         state = emulator.app[STATE_KEY]
         await wait_for(lambda: len(messages) == len(sent))
         await wait_for(lambda: len(state.records.get("watch-01", [])) == len(sent))
@@ -105,7 +121,8 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
     assert all(r["blood_pressure"] is None for r in uploaded)
     assert state.duplicates["watch-01"] == 0
     (device,) = stats.devices
-    assert device.decode_errors == watch.link.malformed_sent > 0
-    assert device.samples == watch.ppg.sent > 0
+    malformed = watch.counters["heart_rate"].malformed + watch.counters["ppg"].malformed // 36
+    assert device.decode_errors == malformed > 0
+    assert device.samples == watch.counters["ppg"].sent > 0
     assert stats.outbox.backlog["mqtt"].pending == 0
     assert stats.outbox.backlog["health_upload"].pending == 0

@@ -1,72 +1,205 @@
-"""DeviceLink against simulated watches: frames out, malformed packets counted, reconnects."""
+"""DeviceLink against simulated devices: frames, gaps, malformed packets, watchdog, slots."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+
+import pytest
 
 from drivers.ble.backends import simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkTimings
-from drivers.frames import Frame, VitalReading, WaveformChunk
-from drivers.sim.watch import SimWatch, WatchSpec
+from drivers.frames import Frame, GapMarker, VitalReading, WaveformChunk
+from drivers.polar import pmd
+from drivers.sim.devices import SimDevice, preset
 from drivers.sim.world import SimWorld
 from tests.support import wait_for
 
-ADDRESS = "5A:00:00:00:00:02"
 FAST = LinkTimings(
-    scan_timeout_s=2, connect_timeout_s=2, reconnect_min_s=0.01, reconnect_max_s=0.05
+    scan_timeout_s=2,
+    connect_timeout_s=2,
+    reconnect_min_s=0.01,
+    reconnect_max_s=0.05,
+    stream_silence_s=0.3,
+    watchdog_interval_s=0.05,
 )
 
 
-async def test_frames_flow_and_malformed_packets_are_counted_and_dropped() -> None:
-    """Test that readings and PPG chunks arrive in order, and every malformed packet is counted."""
-    watch = SimWatch(WatchSpec(ADDRESS, "W", heart_rate_interval_s=0.01, malformed_every=4))
-    frames: list[Frame] = []
+class Run:
+    """A link running against a world, collecting what it emits."""
 
-    async def emit(frame: Frame) -> None:
-        frames.append(frame)
+    def __init__(
+        self, world: SimWorld, spec: DeviceSpec, connection_slots: asyncio.Semaphore | None = None
+    ) -> None:
+        self.frames: list[Frame] = []
+        self.link = DeviceLink(
+            spec,
+            simulated(world),
+            self._emit,
+            FAST,
+            clock=world.clock.now_s,
+            connection_slots=connection_slots,
+        )
 
-    async with SimWorld([watch], advert_interval_s=0.01) as world:
-        link = DeviceLink(DeviceSpec("w", ADDRESS), simulated(world), emit, FAST)
-        task = asyncio.create_task(link.run())
-        await wait_for(lambda: link.statistics().readings >= 30)
-        await wait_for(lambda: link.statistics().samples >= 55)
+    async def _emit(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+
+def watch_spec(address: str) -> DeviceSpec:
+    return DeviceSpec("w", address, (pmd.StreamSettings("ppg", 55, 22, 4),))
+
+
+async def run_until(run: Run, condition: object, world: SimWorld) -> None:
+    task = asyncio.create_task(run.link.run(), name="link-under-test")
+    try:
+        await wait_for(condition, timeout_s=15)  # type: ignore[arg-type]
+    finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-    readings = [f for f in frames if isinstance(f, VitalReading)]
-    chunks = [f for f in frames if isinstance(f, WaveformChunk)]
-    stats = link.statistics()
-    assert stats.decode_errors == watch.link.malformed_sent > 0
-    assert [r.values["heart_rate_bpm"] for r in readings] == watch.heart_rate.values_sent[
-        : len(readings)
-    ]
-    assert [r.seq for r in readings] == list(range(len(readings)))
-    assert all(c.samples.shape == (11, 4) and c.sample_rate_hz == 55 for c in chunks)
-    assert [c.seq for c in chunks] == list(range(len(chunks)))
-    assert not stats.connected
+
+async def test_every_stream_of_a_watch_flows_and_malformed_packets_become_gaps() -> None:
+    """Test vitals and PPG in order, each malformed packet counted and marked as a gap."""
+    device = SimDevice(
+        preset(
+            "watch",
+            "5A:00:00:00:00:02",
+            "W",
+            heart_rate_interval_s=0.5,
+            spo2_interval_s=0.5,
+            temperature_interval_s=2.0,
+            blood_pressure_interval_s=3.0,
+            malformed_rate=0.1,
+            seed=3,
+        )
+    )
+    async with SimWorld([device], advert_interval_s=0.01, speed=10) as world:
+        run = Run(world, watch_spec(device.address))
+        await run_until(
+            run,
+            lambda: (
+                device.counters["blood_pressure"].sent >= 2
+                and device.counters["heart_rate"].malformed >= 2
+            ),
+            world,
+        )
+    stats = run.link.statistics()
+    readings = [f for f in run.frames if isinstance(f, VitalReading)]
+    chunks = [f for f in run.frames if isinstance(f, WaveformChunk)]
+    gaps = [f for f in run.frames if isinstance(f, GapMarker)]
+    for stream in ("heart_rate", "spo2", "temperature", "blood_pressure"):
+        mine = [r for r in readings if r.kind == stream]
+        assert len(mine) == device.counters[stream].sent, stream
+        assert [r.seq for r in mine] == list(range(len(mine)))
+    assert [r.values["heart_rate_bpm"] for r in readings if r.kind == "heart_rate"] == (
+        device.counters["heart_rate"].values_sent
+    )
+    assert sum(c.samples.shape[0] for c in chunks) == device.counters["ppg"].sent
+    malformed_packets = sum(c.malformed for k, c in device.counters.items() if k != "ppg")
+    malformed_packets += device.counters["ppg"].malformed // 11  # 11 samples a PPG packet
+    assert stats.decode_errors == malformed_packets > 0
+    assert all(g.reason == "malformed" for g in gaps)
+    assert len([g for g in gaps if g.stream == "heart_rate"]) >= 1
+    assert stats.device_info["model"] == "watch"
+    bp = next(r for r in readings if r.kind == "blood_pressure")
+    assert bp.values["unit"] == "mmHg" and isinstance(bp.values["systolic"], float)
 
 
-async def test_reconnects_after_link_drops() -> None:
-    """Test that the link comes back after each drop, and says it lost it."""
-    watch = SimWatch(WatchSpec(ADDRESS, "W", heart_rate_interval_s=0.01))
-    received: list[Frame] = []
-
-    async def emit(frame: Frame) -> None:
-        received.append(frame)
-
-    async with SimWorld([watch], advert_interval_s=0.01) as world:
-        link = DeviceLink(DeviceSpec("w", ADDRESS), simulated(world), emit, FAST)
-        task = asyncio.create_task(link.run())
+async def test_reconnects_after_drops_and_marks_each_gap() -> None:
+    """Test that each out-of-range spell ends in a reconnect and a link_lost gap per stream."""
+    device = SimDevice(preset("strap", "5A:00:00:00:00:03", "S", heart_rate_interval_s=0.25))
+    spec = DeviceSpec("s", device.address, (pmd.StreamSettings("ecg", 130, 14, 1),))
+    async with SimWorld([device], advert_interval_s=0.01, speed=10) as world:
+        run = Run(world, spec)
+        task = asyncio.create_task(run.link.run())
         for drop in range(1, 4):
-            await wait_for(lambda: link.statistics().connected)
-            count = len(received)
-            await wait_for(lambda c=count: len(received) > c + 3)  # type: ignore[misc]
-            watch.drop_link()
-            await wait_for(lambda d=drop: link.statistics().links_lost == d)  # type: ignore[misc]
-        await wait_for(lambda: link.statistics().connected)
+            await wait_for(lambda: run.link.statistics().connected)
+            count = len(run.frames)
+            await wait_for(lambda c=count: len(run.frames) > c + 5)  # type: ignore[misc]
+            device.go_out_of_range(2.0)  # simulated seconds: samples are surely lost
+            await wait_for(lambda d=drop: run.link.statistics().links_lost == d)  # type: ignore[misc]
+        await wait_for(lambda: run.link.statistics().connected)
+        count = len(run.frames)
+        await wait_for(lambda: len(run.frames) > count + 5)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    stats = link.statistics()
-    assert stats.connects == 4 == watch.link.connects
-    readings = [f for f in received if isinstance(f, VitalReading)]
-    assert len(readings) == watch.heart_rate.sent
+    stats = run.link.statistics()
+    assert stats.connects == 4 == device.link.connects
+    gaps = [f for f in run.frames if isinstance(f, GapMarker)]
+    assert {g.reason for g in gaps} == {"link_lost"}
+    assert len([g for g in gaps if g.stream == "ecg"]) == 3
+    assert len([g for g in gaps if g.stream == "heart_rate"]) == 3
+    assert all(g.t1_s >= g.t0_s for g in gaps)
+    samples = sum(f.samples.shape[0] for f in run.frames if isinstance(f, WaveformChunk))
+    assert samples == device.counters["ecg"].sent
+    ecg = next(s for s in stats.streams if s.stream == "ecg")
+    assert (
+        ecg.units == samples
+        and ecg.expected_units is not None
+        and ecg.expected_units >= samples * 0.8
+    )
+
+
+async def test_watchdog_resubscribes_a_silent_stream_then_reconnects() -> None:
+    """Test both watchdog steps: a new PMD start, then (still silent) a rebuilt link."""
+    device = SimDevice(preset("armband", "5A:00:00:00:00:04", "A", heart_rate_interval_s=None))
+    spec = DeviceSpec("a", device.address, (pmd.StreamSettings("ppg", 135, 22, 4),))
+    async with SimWorld([device], advert_interval_s=0.01) as world:
+        run = Run(world, spec)
+        task = asyncio.create_task(run.link.run())
+        await wait_for(lambda: run.link.statistics().samples > 100)
+        device.stall(pmd.PMD_DATA)
+        await wait_for(lambda: run.link.statistics().resubscribes == 1)
+        before = run.link.statistics().samples
+        await wait_for(lambda: run.link.statistics().samples > before + 100)
+        device.stall(pmd.PMD_DATA, until_reconnect=True)
+        await wait_for(lambda: run.link.statistics().watchdog_reconnects == 1)
+        before = run.link.statistics().samples
+        await wait_for(lambda: run.link.statistics().samples > before + 100)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    stats = run.link.statistics()
+    assert stats.resubscribes == 2
+    assert stats.links_lost == 0
+    assert device.link.connects == 2
+    reasons = [f.reason for f in run.frames if isinstance(f, GapMarker)]
+    assert reasons == ["silent", "silent"]
+
+
+async def test_connection_slots_queue_devices_beyond_the_cap() -> None:
+    """Test that with 2 slots only 2 of 3 devices connect until one leaves."""
+    devices = [SimDevice(preset("strap", f"5A:00:00:00:01:0{i}", f"S{i}")) for i in range(3)]
+    slots = asyncio.Semaphore(2)
+    async with SimWorld(devices, advert_interval_s=0.01, speed=10) as world:
+        runs = [
+            Run(world, DeviceSpec(f"s{i}", d.address), connection_slots=slots)
+            for i, d in enumerate(devices)
+        ]
+        tasks = [asyncio.create_task(r.link.run()) for r in runs]
+        await wait_for(lambda: sum(r.link.statistics().connected for r in runs) == 2)
+        connected = [d for d in devices if d.connected]
+        waiting = next(d for d in devices if not d.connected)
+        connected[0].go_out_of_range(1000.0)
+        await wait_for(lambda: waiting.connected)
+        assert sum(d.connected for d in devices) == 2
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert not any(d.connected for d in devices)
+
+
+async def test_device_clock_is_mapped_to_utc() -> None:
+    """Test that a device clock an hour off still yields chunk times on the gateway's clock."""
+    device = SimDevice(preset("armband", "5A:00:00:00:00:05", "A", clock_offset_s=-3600.0))
+    spec = DeviceSpec("a", device.address, (pmd.StreamSettings("ppg", 135, 22, 4),))
+    async with SimWorld([device], advert_interval_s=0.01) as world:
+        run = Run(world, spec)
+        await run_until(run, lambda: run.link.statistics().samples > 300, world)
+        now = world.clock.now_s()
+    chunks = [f for f in run.frames if isinstance(f, WaveformChunk)]
+    assert all(abs(c.t0_s - now) < 10 for c in chunks)
+    offset = run.link.statistics().clock_offset_s
+    assert offset is not None and offset == pytest.approx(3600.0, abs=0.5)
+    # consecutive chunks tile the time line: no gap, no overlap beyond delivery jitter
+    for a, b in itertools.pairwise(chunks):
+        assert abs(b.t0_s - (a.t0_s + a.samples.shape[0] / 135.0)) < 0.05

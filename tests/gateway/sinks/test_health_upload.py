@@ -35,7 +35,7 @@ async def test_retries_then_delivers_in_order_and_dead_letters_a_refused_batch(
     state = emulator.app[STATE_KEY]
     tcm = TcmConfig(base_url=str(emulator.make_url("/api/v1")), api_key=SecretStr("tcm-demo-key"))
     sync = SyncConfig(min_request_interval_s=0, retry_min_s=0.01, retry_max_s=0.05)
-    subscriptions = {health_upload.SINK: health_upload.STREAMS}
+    subscriptions = {health_upload.SINK: health_upload.wants}
     async with (
         Outbox(tmp_path / "o.sqlite", subscriptions, flush_interval_ms=10) as outbox,
         aiohttp.ClientSession() as session,

@@ -1,0 +1,115 @@
+"""Per-stream bookkeeping: sequence numbers, gap detection, expected against received units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drivers.frames import GapMarker
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatistics:
+    """One stream of one device, for status pages and metrics.
+
+    ``units`` are samples for waveforms, readings for vitals; ``expected_units`` is the
+    nominal rate times the time the stream was started (waveforms only).
+    """
+
+    stream: str
+    frames: int
+    units: int
+    expected_units: int | None
+    gaps: int
+    decode_errors: int
+    last_time_s: float | None
+
+
+class StreamTracker:
+    """Numbers the frames of one stream and notices where data is missing."""
+
+    def __init__(self, device_id: str, stream: str, rate_hz: float | None = None) -> None:
+        self.device_id = device_id
+        self.stream = stream
+        self.rate_hz = rate_hz
+        self.frames = 0
+        self.units = 0
+        self.gaps = 0
+        self.decode_errors = 0
+        self.active_s = 0.0  # time the stream was started, for expected units
+        self._seq = 0
+        self._last_end_s: float | None = None
+        self._last_device_end_s: float | None = None
+        self._pending: str | None = None
+
+    def next_seq(self) -> int:
+        """The next frame's sequence number (continues across reconnects)."""
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def mark(self, reason: str) -> None:
+        """Something broke the stream (the first cause is kept until data comes back)."""
+        if self._last_end_s is not None and self._pending is None:
+            self._pending = reason
+
+    def malformed(self) -> None:
+        """A notification of this stream was dropped as malformed."""
+        self.decode_errors += 1
+        self.mark("malformed")
+
+    def link_lost(self) -> None:
+        """The link dropped (a stream with a device clock may still turn out complete)."""
+        self.mark("link_lost")
+
+    def data(
+        self, t0_s: float, t_end_s: float, units: int, device_t0_s: float | None = None
+    ) -> GapMarker | None:
+        """Account for a frame covering ``[t0_s, t_end_s)``; return the gap before it, if any.
+
+        Args:
+            t0_s: UTC time of the frame's first unit.
+            t_end_s: UTC time just after its last unit.
+            units: Samples or readings in it.
+            device_t0_s: The first unit's time on the device's own clock, when it has one:
+                a jump there is a loss even if no notification was seen to fail.
+        """
+        gap = None
+        reason = self._pending
+        if device_t0_s is not None and self._last_device_end_s is not None and self.rate_hz:
+            # The device's own clock is the arbiter: continuous means nothing is missing,
+            # whatever happened to the link; a jump (either way: a reboot) means a gap.
+            jump_s = device_t0_s - self._last_device_end_s
+            if abs(jump_s) <= 0.5 / self.rate_hz:
+                reason = None
+            elif reason is None:
+                reason = "lost"
+        if reason is not None and self._last_end_s is not None:
+            gap = GapMarker(
+                self.device_id,
+                self.stream,
+                self.gaps,
+                self._last_end_s,
+                max(t0_s, self._last_end_s),
+                reason,
+            )
+            self.gaps += 1
+        self._pending = None
+        self._last_end_s = t_end_s
+        if device_t0_s is not None and self.rate_hz:
+            self._last_device_end_s = device_t0_s + units / self.rate_hz
+        self.frames += 1
+        self.units += units
+        return gap
+
+    def statistics(self) -> StreamStatistics:
+        """A snapshot of this stream's counters."""
+        expected = round(self.active_s * self.rate_hz) if self.rate_hz else None
+        return StreamStatistics(
+            self.stream,
+            self.frames,
+            self.units,
+            expected,
+            self.gaps,
+            self.decode_errors,
+            self._last_end_s,
+        )

@@ -1,0 +1,346 @@
+"""Simulated device models with real GATT tables, rates and packet sizes.
+
+- ``watch``: heart rate with RR, continuous SpO2, temperature, blood pressure spot readings,
+  battery, and a raw 4-channel PMD PPG stream.
+- ``strap`` (Polar H10-like): heart rate with RR, battery, PMD ECG 130 Hz raw, 73 samples a
+  notification (the H10's frame at its usual MTU).
+- ``armband`` (Polar Verity Sense-like): heart rate, battery, PMD PPG 4 channels at 55 or
+  135 Hz, delta-compressed as the Verity sends it.
+- ``patch``: a 3-lead ECG patch at 500 Hz over a PMD-style delta-compressed stream.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Final, Literal
+
+import numpy as np
+
+from drivers.errors import DecodeError
+from drivers.gatt import uuids
+from drivers.gatt.battery import encode_battery_level
+from drivers.gatt.blood_pressure import BloodPressureMeasurement, encode_blood_pressure_measurement
+from drivers.gatt.fields import DateTime
+from drivers.gatt.heart_rate import HeartRateMeasurement, encode_heart_rate_measurement
+from drivers.gatt.ieee11073 import MedFloat
+from drivers.gatt.plx import PlxContinuous, encode_plx_continuous
+from drivers.gatt.temperature import TemperatureMeasurement, encode_temperature_measurement
+from drivers.polar import pmd
+from drivers.sim import signals
+from drivers.sim.peripheral import SimCharacteristic, SimPeripheral, SimService, StreamCounters
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import NDArray
+
+Model = Literal["watch", "strap", "armband", "patch"]
+
+_STATUS_SUCCESS: Final = 0
+_STATUS_NOT_SUPPORTED: Final = 3
+_STATUS_INVALID_SAMPLE_RATE: Final = 8
+_STATUS_INVALID_CHANNELS: Final = 11
+
+
+@dataclass(frozen=True, slots=True)
+class PmdStreamSpec:
+    """A PMD stream the device offers: its only settings, and how it packs samples."""
+
+    measurement: str
+    sample_rate_hz: int
+    channels: int
+    resolution_bits: int
+    samples_per_packet: int
+    compressed: bool
+
+    def settings(self) -> pmd.StreamSettings:
+        """The settings a central must ask for."""
+        return pmd.StreamSettings(
+            self.measurement, self.sample_rate_hz, self.resolution_bits, self.channels
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SimDeviceSpec:
+    """How a simulated device behaves; :func:`preset` fills in a model's defaults."""
+
+    model: Model
+    address: str
+    name: str
+    seed: int = 1
+    heart_rate_interval_s: float | None = 1.0
+    spo2_interval_s: float | None = None
+    temperature_interval_s: float | None = None
+    blood_pressure_interval_s: float | None = None
+    battery_pct: float = 90.0
+    battery_drain_pct_per_h: float = 2.0
+    pmd: PmdStreamSpec | None = None
+    malformed_rate: float = 0.0
+    clock_offset_s: float = 0.0
+
+
+PRESETS: Final[dict[Model, dict[str, object]]] = {
+    "watch": {
+        "spo2_interval_s": 1.0,
+        "temperature_interval_s": 60.0,
+        "blood_pressure_interval_s": 300.0,
+        "pmd": PmdStreamSpec("ppg", 55, 4, 22, 11, compressed=False),
+    },
+    "strap": {"pmd": PmdStreamSpec("ecg", 130, 1, 14, 73, compressed=False)},
+    "armband": {"pmd": PmdStreamSpec("ppg", 135, 4, 22, 36, compressed=True)},
+    "patch": {"pmd": PmdStreamSpec("ecg", 500, 3, 24, 100, compressed=True)},
+}
+
+
+def preset(model: Model, address: str, name: str, **overrides: object) -> SimDeviceSpec:
+    """A model's spec with ``overrides`` applied (e.g. ``seed``, ``heart_rate_interval_s``)."""
+    base = SimDeviceSpec(model, address, name)
+    return replace(base, **{**PRESETS[model], **overrides})  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class _PmdState:
+    spec: PmdStreamSpec
+    streaming: bool = False
+    counters: StreamCounters = field(default_factory=StreamCounters)
+
+
+class SimDevice(SimPeripheral):
+    """One simulated wearable, built from a :class:`SimDeviceSpec`."""
+
+    def __init__(self, spec: SimDeviceSpec) -> None:
+        super().__init__(spec.address, spec.name, seed=spec.seed)
+        self.spec = spec
+        self.heart = signals.HeartModel(spec.seed)
+        self.battery_pct = spec.battery_pct
+        self.malformed_rate = spec.malformed_rate
+        self.counters: dict[str, StreamCounters] = {}
+        self._pmd = _PmdState(spec.pmd) if spec.pmd else None
+        self.services = self._gatt_table()
+        self.strings = {
+            uuids.MANUFACTURER_NAME: "wearable-gateway simulator",
+            uuids.MODEL_NUMBER: spec.model,
+            uuids.SERIAL_NUMBER: spec.address.replace(":", ""),
+            uuids.FIRMWARE_REVISION: "1.0.0",
+        }
+
+    def _gatt_table(self) -> tuple[SimService, ...]:
+        s = self.spec
+        table: list[SimService] = []
+
+        def service(uuid: str, *chars: tuple[str, tuple[str, ...]]) -> None:
+            table.append(SimService(uuid, tuple(SimCharacteristic(c, p) for c, p in chars)))  # type: ignore[arg-type]
+
+        if s.heart_rate_interval_s:
+            service(uuids.HEART_RATE_SERVICE, (uuids.HEART_RATE_MEASUREMENT, ("notify",)))
+            self.counters["heart_rate"] = StreamCounters()
+        if s.spo2_interval_s:
+            service(uuids.PULSE_OXIMETER_SERVICE, (uuids.PLX_CONTINUOUS, ("notify",)))
+            self.counters["spo2"] = StreamCounters()
+        if s.temperature_interval_s:
+            service(
+                uuids.HEALTH_THERMOMETER_SERVICE, (uuids.TEMPERATURE_MEASUREMENT, ("indicate",))
+            )
+            self.counters["temperature"] = StreamCounters()
+        if s.blood_pressure_interval_s:
+            service(uuids.BLOOD_PRESSURE_SERVICE, (uuids.BLOOD_PRESSURE_MEASUREMENT, ("indicate",)))
+            self.counters["blood_pressure"] = StreamCounters()
+        service(uuids.BATTERY_SERVICE, (uuids.BATTERY_LEVEL, ("read", "notify")))
+        self.counters["battery"] = StreamCounters()
+        service(
+            uuids.DEVICE_INFORMATION_SERVICE,
+            *(
+                (u, ("read",))
+                for u in (
+                    uuids.MANUFACTURER_NAME,
+                    uuids.MODEL_NUMBER,
+                    uuids.SERIAL_NUMBER,
+                    uuids.FIRMWARE_REVISION,
+                )
+            ),
+        )
+        if self._pmd is not None:
+            service(
+                pmd.PMD_SERVICE,
+                (pmd.PMD_CONTROL_POINT, ("read", "write", "indicate")),
+                (pmd.PMD_DATA, ("notify",)),
+            )
+            self.counters[self._pmd.spec.measurement] = self._pmd.counters
+        return tuple(table)
+
+    # --- timers ---------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        """Start one timer per measurement."""
+        s = self.spec
+        ticks: list[tuple[float | None, Callable[[int], None]]] = [
+            (s.heart_rate_interval_s, self._heart_rate_tick),
+            (s.spo2_interval_s, self._spo2_tick),
+            (s.temperature_interval_s, self._temperature_tick),
+            (s.blood_pressure_interval_s, self._blood_pressure_tick),
+            (60.0, self._battery_tick),
+        ]
+        if self._pmd is not None:
+            p = self._pmd.spec
+            ticks.append((p.samples_per_packet / p.sample_rate_hz, self._pmd_tick))
+        for interval_s, tick in ticks:
+            if interval_s:
+                self.every(interval_s, tick)
+
+    def _t(self, k: int, interval_s: float) -> float:
+        return (k + 1) * interval_s
+
+    def _heart_rate_tick(self, k: int) -> None:
+        assert self.spec.heart_rate_interval_s is not None
+        t = self._t(k, self.spec.heart_rate_interval_s)
+        bpm = round(self.heart.heart_rate_bpm(t))
+        rr_1024 = round(self.heart.rr_interval_s(t) * 1024)
+        payload = encode_heart_rate_measurement(
+            HeartRateMeasurement(bpm, "detected", None, (rr_1024,))
+        )
+        counters = self.counters["heart_rate"]
+        before = counters.sent
+        self.send(uuids.HEART_RATE_MEASUREMENT, payload, counters, 1)
+        if counters.sent > before:
+            counters.values_sent.append(bpm)
+
+    def _spo2_tick(self, k: int) -> None:
+        assert self.spec.spo2_interval_s is not None
+        t = self._t(k, self.spec.spo2_interval_s)
+        spo2 = MedFloat(round(signals.spo2_pct(t) * 10), -1)
+        pr = MedFloat(round(self.heart.heart_rate_bpm(t)), 0)
+        self.send(
+            uuids.PLX_CONTINUOUS,
+            encode_plx_continuous(PlxContinuous(spo2, pr)),
+            self.counters["spo2"],
+            1,
+        )
+
+    def _temperature_tick(self, k: int) -> None:
+        assert self.spec.temperature_interval_s is not None
+        t = self._t(k, self.spec.temperature_interval_s)
+        reading = TemperatureMeasurement(
+            MedFloat(round(signals.temperature_c(t) * 100), -2, 32), "C", None, 4
+        )
+        self.send(
+            uuids.TEMPERATURE_MEASUREMENT,
+            encode_temperature_measurement(reading),
+            self.counters["temperature"],
+            1,
+        )
+
+    def _blood_pressure_tick(self, k: int) -> None:
+        assert self.spec.blood_pressure_interval_s is not None
+        t = self._t(k, self.spec.blood_pressure_interval_s)
+        systolic, diastolic = signals.blood_pressure_mmhg(t)
+        mean = diastolic + (systolic - diastolic) / 3.0
+        reading = BloodPressureMeasurement(
+            MedFloat(round(systolic), 0),
+            MedFloat(round(diastolic), 0),
+            MedFloat(round(mean), 0),
+            timestamp=self._device_date_time(),
+            pulse_rate_bpm=MedFloat(round(self.heart.heart_rate_bpm(t)), 0),
+        )
+        self.send(
+            uuids.BLOOD_PRESSURE_MEASUREMENT,
+            encode_blood_pressure_measurement(reading),
+            self.counters["blood_pressure"],
+            1,
+        )
+
+    def _battery_tick(self, k: int) -> None:
+        level_before = round(self.battery_pct)
+        self.battery_pct = max(0.0, self.battery_pct - self.spec.battery_drain_pct_per_h / 60.0)
+        if round(self.battery_pct) != level_before:
+            self.send(
+                uuids.BATTERY_LEVEL,
+                encode_battery_level(round(self.battery_pct)),
+                self.counters["battery"],
+                1,
+            )
+
+    def _pmd_tick(self, k: int) -> None:
+        assert self._pmd is not None
+        p = self._pmd.spec
+        n = p.samples_per_packet
+        t = (np.arange(k * n, (k + 1) * n, dtype=np.float64) + 1.0) / p.sample_rate_hz
+        samples = self._pmd_samples(p, t)
+        if not self._pmd.streaming:
+            self._pmd.counters.produced += n
+            self._pmd.counters.lost_link_down += n
+            return
+        # The device's clock stamps the nominal time of the last sample.
+        device_time_s = self.started_utc_s + float(t[-1]) + self.spec.clock_offset_s
+        timestamp_ns = int((device_time_s - pmd.POLAR_EPOCH_S) * 1e9)
+        frame_type = pmd.COMPRESSED if p.compressed else 0
+        frame = pmd.PmdFrame(p.measurement, frame_type, timestamp_ns, samples)
+        payload = pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits)
+        self.send(pmd.PMD_DATA, payload, self._pmd.counters, n)
+
+    def _pmd_samples(self, p: PmdStreamSpec, t: NDArray[np.float64]) -> NDArray[np.int32]:
+        if p.measurement == "ecg":
+            microvolts = self.heart.ecg_mv(t, p.channels) * 1000.0
+            return (microvolts + self.heart.noise(microvolts.shape, 8.0)).astype(np.int32)
+        wave = self.heart.pulse_wave(t)
+        gains = np.array([30000.0, 22000.0, 15000.0, 0.0])[: p.channels]
+        offsets = np.array([250000.0, 210000.0, 180000.0, 4000.0])[: p.channels]
+        noise = self.heart.noise((len(t), p.channels), 150.0)
+        return (offsets + np.outer(wave, gains) + noise).astype(np.int32)
+
+    def _device_date_time(self) -> DateTime:
+        tm = time.gmtime(self.clock.now_s() + self.spec.clock_offset_s)
+        return DateTime(tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+
+    # --- GATT -----------------------------------------------------------------------------
+
+    def malform(self, uuid: str, payload: bytes) -> bytes:
+        """Corruptions each decoder detects: an unknown PMD frame type, a short measurement."""
+        if uuid == pmd.PMD_DATA:
+            return payload[:9] + bytes([0x7F]) + payload[10:]
+        if uuid == uuids.HEART_RATE_MEASUREMENT:
+            return bytes([payload[0] | 0x01]) + payload[1:2]  # uint16 announced, one byte sent
+        if uuid == uuids.BATTERY_LEVEL:
+            return b"\xff"
+        return payload[:2]  # flags and half an SFLOAT
+
+    def read(self, uuid: str) -> bytes:
+        """Battery level and Device Information strings."""
+        if uuid == uuids.BATTERY_LEVEL:
+            return encode_battery_level(round(self.battery_pct))
+        if uuid in self.strings:
+            return self.strings[uuid].encode()
+        return super().read(uuid)
+
+    def write(self, uuid: str, data: bytes) -> None:
+        """The PMD control point: start or stop the stream, answered by an indication."""
+        if uuid != pmd.PMD_CONTROL_POINT or self._pmd is None:
+            super().write(uuid, data)
+            return
+        try:
+            op, measurement, settings = pmd.parse_command(data)
+        except DecodeError:
+            return
+        own = self._pmd.spec
+        if measurement != own.measurement:
+            status = _STATUS_NOT_SUPPORTED
+        elif op == pmd.OP_STOP:
+            self._pmd.streaming = False
+            status = _STATUS_SUCCESS
+        elif settings.get(pmd.SETTING_SAMPLE_RATE) != own.sample_rate_hz:
+            status = _STATUS_INVALID_SAMPLE_RATE
+        elif settings.get(pmd.SETTING_CHANNELS) != own.channels:
+            status = _STATUS_INVALID_CHANNELS
+        else:
+            # A start on a stalled stream is what un-sticks it on real straps.
+            self._pmd.streaming = True
+            self.unstall(pmd.PMD_DATA)
+            status = _STATUS_SUCCESS
+        self.indicate(
+            pmd.PMD_CONTROL_POINT, pmd.encode_control_point_response(op, measurement, status)
+        )
+
+    def on_link_closed(self) -> None:
+        """A new connection must start the PMD stream again, as on a real Polar device."""
+        if self._pmd is not None:
+            self._pmd.streaming = False
