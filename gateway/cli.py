@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     demo.set_defaults(handler=_demo)
 
+    scan = commands.add_parser(
+        "scan", help="list the devices in range and whether config selects them"
+    )
+    scan.add_argument("--config", type=Path, default=Path("config.yaml"))
+    scan.add_argument("--duration", type=float, default=5.0, help="seconds to listen")
+    scan.add_argument("--json", action="store_true", help="one JSON object per device")
+    scan.set_defaults(handler=_scan)
+
     decode = commands.add_parser(
         "decode", help="decode one characteristic payload (hex) to JSON; '-' reads lines from stdin"
     )
@@ -113,6 +121,15 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo  # noqa: PLC0415
 
     return asyncio.run(run_demo(settings, args.duration, _on_signals))
+
+
+def _scan(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.scan import print_scan  # noqa: PLC0415
+
+    return asyncio.run(print_scan(settings, args.duration, as_json=args.json))
 
 
 def _decode(args: argparse.Namespace) -> int:

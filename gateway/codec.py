@@ -14,6 +14,8 @@ from drivers.frames import Frame, GapMarker, VitalReading
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from drivers.ble.link import LinkStatistics
+
 _SAMPLE_DTYPE = "<i4"
 
 
@@ -82,6 +84,44 @@ def mqtt_vitals_payload(record: OutboxRecord) -> bytes:
 
 _MMHG_PER_KPA = 7.500_62
 HEALTH_STREAMS = frozenset({"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature"})
+
+
+def mqtt_gap_payload(record: OutboxRecord) -> bytes:
+    """The JSON published on ``<prefix>/<gateway>/<device>/gaps``."""
+    gap = json.loads(record.payload)
+    body = {
+        "schema": 1,
+        "device_id": record.device_id,
+        "stream": record.stream,
+        "seq": record.seq,
+        "from": iso_utc(record.t0_s),
+        "to": iso_utc(gap["t1_s"]),
+        "reason": gap["reason"],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def mqtt_state_payload(state: LinkStatistics) -> bytes:
+    """The retained JSON on ``<prefix>/<gateway>/<device>/state``."""
+    body = {
+        "schema": 1,
+        "device_id": state.device_id,
+        "connected": state.connected,
+        "battery_pct": state.battery_pct,
+        "rssi_dbm": state.rssi_dbm,
+        "decode_errors": state.decode_errors,
+        "links_lost": state.links_lost,
+        "streams": {
+            s.stream: {
+                "units": s.units,
+                "expected_units": s.expected_units,
+                "gaps": s.gaps,
+                "last_seen": iso_utc(s.last_time_s) if s.last_time_s else None,
+            }
+            for s in state.streams
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def health_record(record: OutboxRecord) -> dict[str, object]:

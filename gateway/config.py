@@ -120,6 +120,7 @@ class MqttConfig(_Section):
     vitals_qos: Literal[0, 1, 2] = 1
     keepalive_s: int = Field(30, ge=5, le=3600)
     publish_timeout_s: PositiveSeconds = 10.0
+    state_interval_s: PositiveSeconds = 5.0
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
 

@@ -129,7 +129,12 @@ class Daemon:
                 outbox, TcmClient(session, s.cloud.tcm), s.sync
             )
             if s.mqtt.enabled:
-                self._mqtt = mqtt.MqttSink(outbox, s.mqtt, s.gateway_id)
+                self._mqtt = mqtt.MqttSink(
+                    outbox,
+                    s.mqtt,
+                    s.gateway_id,
+                    device_states=lambda: [link.statistics() for link in self._links],
+                )
             timings = LinkTimings(
                 scan_timeout_s=s.ble.scan_timeout_s,
                 connect_timeout_s=s.ble.connect_timeout_s,

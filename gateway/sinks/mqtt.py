@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Final
 
 import aiomqtt
 
-from gateway.codec import mqtt_vitals_payload
+from gateway.codec import mqtt_gap_payload, mqtt_state_payload, mqtt_vitals_payload
 from gateway.retry import Backoff
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from buffers.outbox import Outbox
     from buffers.records import OutboxRecord
+    from drivers.ble.link import LinkStatistics
     from gateway.config import MqttConfig
 
 log = logging.getLogger(__name__)
@@ -29,8 +32,8 @@ SINK: Final = "mqtt"
 
 
 def wants(record: OutboxRecord) -> bool:
-    """Every vitals reading (waveforms and gaps come with the live lane, later)."""
-    return record.kind == "vital"
+    """Every vitals reading and every gap marker (waveforms come with the live lane, later)."""
+    return record.kind in ("vital", "gap")
 
 
 _LEASE_ROWS: Final = 200
@@ -50,7 +53,13 @@ class MqttStatistics:
 class MqttSink:
     """Keeps a broker connection and publishes the outbox's vitals backlog through it."""
 
-    def __init__(self, outbox: Outbox, config: MqttConfig, gateway_id: str) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        config: MqttConfig,
+        gateway_id: str,
+        device_states: Callable[[], Iterable[LinkStatistics]] | None = None,
+    ) -> None:
         self._outbox = outbox
         self._config = config
         self._gateway_id = gateway_id
@@ -61,6 +70,7 @@ class MqttSink:
         self._published = 0
         self._by_device: Counter[str] = Counter()
         self._errors = 0
+        self._device_states = device_states
 
     def statistics(self) -> MqttStatistics:
         """Counters since start."""
@@ -68,9 +78,9 @@ class MqttSink:
             self._connected, self._connects, self._published, dict(self._by_device), self._errors
         )
 
-    def vitals_topic(self, device_id: str) -> str:
-        """Where a device's vitals go."""
-        return f"{self._config.topic_prefix}/{self._gateway_id}/{device_id}/vitals"
+    def topic(self, device_id: str, leaf: str) -> str:
+        """``<prefix>/<gateway>/<device>/<leaf>``: ``vitals``, ``gaps``, ``state``."""
+        return f"{self._config.topic_prefix}/{self._gateway_id}/{device_id}/{leaf}"
 
     async def run(self) -> None:
         """Connect, publish, reconnect with backoff; until cancelled."""
@@ -84,7 +94,9 @@ class MqttSink:
                     log.info("MQTT connected to %s:%d", self._config.host, self._config.port)
                     try:
                         await client.publish(self._status_topic, b"online", qos=1, retain=True)
-                        await self._publish_backlog(client)
+                        async with asyncio.TaskGroup() as tg:
+                            tg.create_task(self._publish_backlog(client), name="wgw.mqtt.backlog")
+                            tg.create_task(self._publish_states(client), name="wgw.mqtt.state")
                     finally:
                         self._connected = False
                         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -92,7 +104,8 @@ class MqttSink:
                                 await client.publish(
                                     self._status_topic, b"offline", qos=1, retain=True
                                 )
-            except aiomqtt.MqttError as exc:
+            except* aiomqtt.MqttError as group:
+                exc = group.exceptions[0]
                 self._errors += 1
                 attempt += 1
                 delay_s = self._backoff.delay_s(attempt)
@@ -121,11 +134,12 @@ class MqttSink:
             delivered: list[int] = []
             try:
                 for row in rows:
-                    await client.publish(
-                        self.vitals_topic(row.record.device_id),
-                        mqtt_vitals_payload(row.record),
-                        qos=self._config.vitals_qos,
-                    )
+                    r = row.record
+                    if r.kind == "gap":
+                        topic, payload = self.topic(r.device_id, "gaps"), mqtt_gap_payload(r)
+                    else:
+                        topic, payload = self.topic(r.device_id, "vitals"), mqtt_vitals_payload(r)
+                    await client.publish(topic, payload, qos=self._config.vitals_qos)
                     delivered.append(row.id)
                     self._by_device[row.record.device_id] += 1
             finally:
@@ -134,3 +148,18 @@ class MqttSink:
                 if delivered:
                     self._published += len(delivered)
                     await self._outbox.ack(SINK, delivered)
+
+    async def _publish_states(self, client: aiomqtt.Client) -> None:
+        """Each device's state, retained, whenever it changed (checked every few seconds)."""
+        if self._device_states is None:
+            return
+        last: dict[str, bytes] = {}
+        while True:
+            for state in self._device_states():
+                payload = mqtt_state_payload(state)
+                if last.get(state.device_id) != payload:
+                    await client.publish(
+                        self.topic(state.device_id, "state"), payload, qos=1, retain=True
+                    )
+                    last[state.device_id] = payload
+            await asyncio.sleep(self._config.state_interval_s)

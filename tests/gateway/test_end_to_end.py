@@ -58,7 +58,12 @@ def settings_for(tmp_path: Path, broker: Broker, emulator: TestServer, prefix: s
                 }
             ],
             "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 20},
-            "mqtt": {"host": broker.host, "port": broker.port, "topic_prefix": prefix},
+            "mqtt": {
+                "host": broker.host,
+                "port": broker.port,
+                "topic_prefix": prefix,
+                "state_interval_s": 0.05,
+            },
             "cloud": {
                 "tcm": {
                     "base_url": str(emulator.make_url("/api/v1")),
@@ -81,16 +86,25 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
     assert daemon.sim_world is not None
     watch: SimDevice = daemon.sim_world.peripherals["5A:00:00:00:00:01"]  # type: ignore[assignment]
     messages: list[dict[str, Any]] = []
+    gaps: list[dict[str, Any]] = []
+    states: list[dict[str, Any]] = []
 
     async def subscribe(ready: asyncio.Event) -> None:
         async with aiomqtt.Client(broker.host, broker.port) as client:
-            await client.subscribe(f"{topic_prefix}/gw/+/vitals", qos=1)
+            await client.subscribe(f"{topic_prefix}/gw/#", qos=1)
             ready.set()
             async for message in client.messages:
                 assert isinstance(message.payload, bytes)
+                leaf = str(message.topic).rsplit("/", 1)[-1]
+                if leaf == "status":
+                    continue
                 body = json.loads(message.payload)
-                if body["kind"] == "heart_rate":
+                if leaf == "vitals" and body["kind"] == "heart_rate":
                     messages.append(body)
+                elif leaf == "gaps":
+                    gaps.append(body)
+                elif leaf == "state":
+                    states.append(body)
 
     ready = asyncio.Event()
     subscriber = asyncio.create_task(subscribe(ready))
@@ -105,6 +119,8 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
         await wait_for(lambda: len(messages) == len(sent))
         await wait_for(lambda: len(state.records.get("watch-01", [])) == len(sent))
         stats = await daemon.statistics()
+        gap_count = sum(s.gaps for s in stats.devices[0].streams)
+        await wait_for(lambda: len(gaps) == gap_count)
     finally:
         daemon.stop()
         await runner
@@ -125,4 +141,10 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
     assert device.decode_errors == malformed > 0
     assert device.samples == watch.counters["ppg"].sent > 0
     assert stats.outbox.backlog["mqtt"].pending == 0
+    assert gap_count > 0
+    assert {g["reason"] for g in gaps} == {"malformed"}
+    assert all(g["from"] <= g["to"] for g in gaps)
+    assert states[-1]["device_id"] == "watch-01"
+    assert states[-1]["battery_pct"] == 90
+    assert states[-1]["streams"]["ppg"]["units"] > 0
     assert stats.outbox.backlog["health_upload"].pending == 0

@@ -1,0 +1,53 @@
+"""``wgw scan``: the devices in range, their profiles, and whether config selects them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+from drivers.ble.backends import PLATFORM, simulated
+from drivers.ble.discovery import AllowList, scan
+from gateway.simulation import build_world
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+
+def allow_list(settings: Settings) -> AllowList:
+    """The configured devices and the discovery allow-lists."""
+    d = settings.ble.discovery
+    return AllowList(
+        configured=frozenset(device.address.upper() for device in settings.devices),
+        names=d.names,
+        addresses=frozenset(a.upper() for a in d.addresses),
+        service_uuids=frozenset(u.lower() for u in d.service_uuids),
+    )
+
+
+async def print_scan(settings: Settings, duration_s: float, *, as_json: bool) -> int:
+    """Scan with the configured backend and print a table (or JSON lines)."""
+    async with AsyncExitStack() as stack:
+        backends = PLATFORM
+        if settings.ble.backend == "sim":
+            world = await stack.enter_async_context(build_world(settings.ble.sim))
+            backends = simulated(world)
+        try:
+            sightings = await scan(backends, duration_s, allow_list(settings))
+        except OSError as exc:  # bleak's BlueZ backend without D-Bus: FileNotFoundError
+            print(f"error: Bluetooth is not available: {exc}")
+            return 1
+    if as_json:
+        for s in sightings:
+            print(json.dumps(dataclasses.asdict(s)))
+        return 0
+    print(f"{'address':<19}{'name':<24}{'rssi':>6}  {'selected':<12}profiles")
+    for s in sightings:
+        print(
+            f"{s.address:<19}{(s.name or '-'):<24}{s.rssi_dbm:>6}  {(s.selected or '-'):<12}"
+            f"{', '.join(s.profiles) or '-'}"
+        )
+    if not sightings:
+        print("(nothing in range)")
+    return 0
