@@ -1,9 +1,14 @@
 """The durable outbox: one SQLite file (WAL), one writer task with group commit, per-sink backlog.
 
-A record is written once; each sink that subscribes to its stream gets a ``pending`` row for it,
-which the sink deletes (``ack``) only after its destination confirmed delivery. Reads for a sink
-come back oldest first and stop at the first row that is waiting for a retry, so a sink
-never delivers a device's rows out of order.
+A record is written once; each sink that wants it gets a ``pending`` row for it, which the sink
+deletes (``ack``) only after its destination confirmed delivery. Reads for a sink come back
+oldest first and stop at the first row that is waiting for a retry, so a sink never delivers a
+device's rows out of order.
+
+Space: past ``max_db_mb`` the retention policy evicts (``buffers.retention``). When SQLite says
+the disk (or ``max_page_count``) is full, the writer evicts, then refuses raw waveforms while
+the shortage lasts, keeps vitals flowing, and recovers by itself when room returns. Every row
+it could not keep is counted.
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
+import sqlite3
 import time
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Final, Literal, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
 import aiosqlite
 
+from buffers import retention
 from buffers.errors import StorageError
 from buffers.records import OutboxRecord, OutboxStatistics, SinkBacklog, StoredRecord
+from buffers.recovery import OpenReport, prepare
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -28,38 +37,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    t0_s REAL NOT NULL,
-    sample_rate_hz REAL,
-    dtype TEXT,
-    shape TEXT,
-    payload BLOB NOT NULL,
-    stored_s REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pending (
-    sink TEXT NOT NULL,
-    record_id INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_s REAL NOT NULL DEFAULT 0,
-    dead INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    PRIMARY KEY (sink, record_id)
-) WITHOUT ROWID;
-"""
-
 _INSERT_RECORD: Final = (
     "INSERT INTO records (id, kind, device_id, stream, seq, t0_s, sample_rate_hz, dtype, shape,"
-    " payload, stored_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " payload, stored_s, encoding, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SELECT_RECORD: Final = (
+    "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
+    " r.payload, r.encoding"
+)
+_LOW_WATER: Final = 0.9  # evict down to this fraction of the cap
+_RECOVER_BYTES: Final = 1 << 20  # room needed before raw waveforms are accepted again
+_FULL_RETRY_S: Final = 1.0
+_SQLITE_FULL: Final = 13
 
 Synchronous = Literal["normal", "full"]
 # A record to store, a flush request (resolved once committed), or None: close.
@@ -77,6 +66,7 @@ class Outbox:
         queue_max_rows: Bound of the in-memory queue; ``put`` waits when it is full.
         synchronous: SQLite's ``synchronous`` pragma: ``normal`` survives a crash of the
             process, ``full`` also a power loss, at the cost of an fsync per commit.
+        max_db_mb: Size cap of the data in the file; ``None``: no cap but the disk.
     """
 
     def __init__(
@@ -89,6 +79,7 @@ class Outbox:
         queue_max_rows: int = 10_000,
         synchronous: Synchronous = "normal",
         busy_timeout_ms: int = 5000,
+        max_db_mb: float | None = None,
     ) -> None:
         self.path = path
         self._subscriptions = dict(subscriptions)
@@ -97,6 +88,7 @@ class Outbox:
         self._queue_max_rows = queue_max_rows
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
+        self._cap_bytes = int(max_db_mb * 1024 * 1024) if max_db_mb else None
         self._lock = asyncio.Lock()
         self._stack: AsyncExitStack | None = None
         self._db: aiosqlite.Connection | None = None
@@ -109,6 +101,9 @@ class Outbox:
         self._committed = 0
         self._commits = 0
         self._backpressure_waits = 0
+        self._discarded: dict[str, int] = {}
+        self._full = False
+        self.opened: OpenReport | None = None
         self._leased: dict[str, set[int]] = {sink: set() for sink in self._subscriptions}
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -120,6 +115,7 @@ class Outbox:
         await self._lock.acquire()
         stack = AsyncExitStack()
         try:
+            self.opened = await asyncio.to_thread(prepare, self.path)
             self._db = await self._open()
             stack.push_async_callback(self._db.close)
             tg = await stack.enter_async_context(asyncio.TaskGroup())
@@ -150,17 +146,11 @@ class Outbox:
             self._lock.release()
 
     async def _open(self) -> aiosqlite.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
             await db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            await db.executescript(_SCHEMA)
-            await db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
             async with db.execute("SELECT COALESCE(MAX(id), 0) FROM records") as cur:
                 row = await cur.fetchone()
             self._next_id = (row[0] if row else 0) + 1
@@ -168,6 +158,16 @@ class Outbox:
             await db.close()
             raise
         return db
+
+    async def limit_pages(self, max_pages: int) -> None:
+        """Cap the file at ``max_pages`` pages (``PRAGMA max_page_count``).
+
+        SQLite then answers SQLITE_FULL exactly as on a full card: this is how tests make the
+        disk full, and how a deployment that shares a small disk keeps a hard ceiling.
+        """
+        db = self._require_db()
+        async with self._tx:
+            await db.execute(f"PRAGMA max_page_count={int(max_pages)}")
 
     async def _stop_writer(self) -> None:
         """Let the writer commit everything accepted, then end."""
@@ -209,7 +209,7 @@ class Outbox:
         while True:
             batch, flushes, closing = await self._gather()
             if batch:
-                await self._commit(batch)
+                await self._commit_with_room(batch)
             for done in flushes:
                 if not done.done():
                     done.set_result(None)
@@ -239,6 +239,77 @@ class Outbox:
             except TimeoutError:
                 return batch, [], False
 
+    async def _commit_with_room(self, batch: list[OutboxRecord]) -> None:
+        """Commit, making room by the retention policy when the disk or the cap says so.
+
+        Never raises for a full disk. Steps, each tried only if the commit still fails: evict
+        (delivered rows, then undelivered waveforms), refuse this batch's raw waveforms
+        (counted), evict the oldest undelivered vitals, then wait and retry, holding the batch
+        (the bounded queue in front applies back-pressure).
+        """
+        if self._full:
+            if await self._room_returned():
+                self._full = False
+                log.warning("storage has room again: accepting raw waveforms")
+            else:
+                batch = self._refuse_waveforms(batch)
+        steps = iter(("evict", "refuse_waveforms", "evict_vitals"))
+        while True:
+            try:
+                if batch:
+                    await self._commit(batch)
+                break
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != _SQLITE_FULL:
+                    raise
+            if not self._full:
+                self._full = True
+                log.error("storage is full: evicting, refusing raw waveforms until room returns")
+            step = next(steps, None)
+            if step is None:
+                await asyncio.sleep(_FULL_RETRY_S)
+                steps = iter(("evict", "evict_vitals"))
+            else:
+                batch = await self._make_room(step, batch)
+        if self._cap_bytes is not None:
+            usage = await retention.usage(self._require_db())
+            if usage.used_bytes > self._cap_bytes:
+                await self._evict(int(self._cap_bytes * _LOW_WATER), len(retention.TIERS))
+
+    async def _make_room(self, step: str, batch: list[OutboxRecord]) -> list[OutboxRecord]:
+        if step == "refuse_waveforms":
+            return self._refuse_waveforms(batch)
+        need = max(2 * sum(len(r.payload) for r in batch), 64 * 1024)
+        target = (await retention.usage(self._require_db())).used_bytes - need
+        tiers = retention.WAVEFORM_TIERS if step == "evict" else len(retention.TIERS)
+        await self._evict(target, tiers)
+        return batch
+
+    def _refuse_waveforms(self, batch: list[OutboxRecord]) -> list[OutboxRecord]:
+        kept = [r for r in batch if r.kind != "waveform"]
+        if len(kept) < len(batch):
+            self._discarded["storage_full"] = (
+                self._discarded.get("storage_full", 0) + len(batch) - len(kept)
+            )
+        return kept
+
+    async def _room_returned(self) -> bool:
+        usage = await retention.usage(self._require_db())
+        disk_free = shutil.disk_usage(self.path.parent).free
+        return usage.room_bytes >= _RECOVER_BYTES and disk_free >= _RECOVER_BYTES
+
+    async def _evict(self, target_used_bytes: int, tiers: int) -> None:
+        async with self._tx:
+            try:
+                evicted = await retention.evict(
+                    self._require_db(), target_used_bytes=target_used_bytes, tiers=tiers
+                )
+            except sqlite3.OperationalError as exc:
+                log.error("eviction failed: %s", exc)
+                return
+        for key, count in evicted.items():
+            log.warning("retention: evicted %d %s rows", count, key)
+
     async def _commit(self, batch: Sequence[OutboxRecord]) -> None:
         db = self._require_db()
         now = time.time()
@@ -260,6 +331,8 @@ class Outbox:
                     shape,
                     r.payload,
                     now,
+                    r.encoding,
+                    len(r.payload),
                 )
             )
             pending.extend(
@@ -272,7 +345,8 @@ class Outbox:
                 await db.executemany("INSERT INTO pending (sink, record_id) VALUES (?, ?)", pending)
                 await db.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await db.execute("ROLLBACK")
                 raise
         self._next_id += len(batch)
         self._committed += len(batch)
@@ -282,50 +356,73 @@ class Outbox:
 
     # --- delivery -----------------------------------------------------------------------------
 
-    async def lease(self, sink: str, max_rows: int) -> list[StoredRecord]:
+    async def lease(
+        self, sink: str, max_rows: int, max_bytes: int | None = None
+    ) -> list[StoredRecord]:
         """The sink's oldest undelivered rows, up to the first one waiting for a retry.
 
-        Rows leased and not yet acked or nacked are not offered again in this process; after a
+        At most ``max_rows`` rows and (beyond the first row) ``max_bytes`` payload bytes. Rows
+        leased and not yet acked or nacked are not offered again in this process; after a
         restart they are.
         """
         db = self._require_db()
         leased = self._leased[sink]
         async with db.execute(
-            "SELECT r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype,"
-            " r.shape, r.payload, p.next_attempt_s"
-            " FROM pending p JOIN records r ON r.id = p.record_id"
+            f"SELECT {_SELECT_RECORD}, p.next_attempt_s FROM pending p"  # noqa: S608 - constants
+            " JOIN records r ON r.id = p.record_id"
             " WHERE p.sink = ? AND p.dead = 0 ORDER BY p.record_id LIMIT ?",
             (sink, max_rows + len(leased)),
         ) as cur:
             rows = await cur.fetchall()
         now = time.time()
         out: list[StoredRecord] = []
+        size = 0
         for row in rows:
             if row[0] in leased:
                 continue
-            if row[10] > now or len(out) == max_rows:
+            size += len(row[9])
+            if row[11] > now or len(out) == max_rows or (out and max_bytes and size > max_bytes):
                 break
-            shape = tuple(json.loads(row[8])) if row[8] is not None else None
-            record = OutboxRecord(
-                kind=row[1],
-                device_id=row[2],
-                stream=row[3],
-                seq=row[4],
-                t0_s=row[5],
-                payload=bytes(row[9]),
-                sample_rate_hz=row[6],
-                dtype=row[7],
-                shape=shape,
-            )
-            out.append(StoredRecord(row[0], record))
+            out.append(StoredRecord(row[0], _record(row)))
         leased.update(r.id for r in out)
         return out
+
+    async def history(
+        self, wants: Callable[[OutboxRecord], bool], after_id: int, max_rows: int
+    ) -> list[StoredRecord]:
+        """Retained rows after ``after_id`` that ``wants`` accepts, delivered or not.
+
+        For a ``full`` resend: it reads, and changes no sink's backlog or cursor.
+        """
+        db = self._require_db()
+        async with db.execute(
+            f"SELECT {_SELECT_RECORD} FROM records r WHERE r.id > ? ORDER BY r.id LIMIT ?",  # noqa: S608
+            (after_id, max_rows),
+        ) as cur:
+            rows = await cur.fetchall()
+        records = (StoredRecord(row[0], _record(row)) for row in rows)
+        return [r for r in records if wants(r.record)]
 
     async def ack(self, sink: str, record_ids: Sequence[int]) -> None:
         """The sink's destination confirmed these rows: they are delivered."""
         await self._update(
             sink, record_ids, "DELETE FROM pending WHERE sink = ? AND record_id = ?", ()
         )
+        db = self._require_db()
+        async with self._tx:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.executemany(
+                    "INSERT INTO cursors (sink, device_id, last_id, updated_s)"
+                    " SELECT ?, device_id, id, ? FROM records WHERE id = ?"
+                    " ON CONFLICT (sink, device_id) DO UPDATE SET"
+                    " last_id = MAX(last_id, excluded.last_id), updated_s = excluded.updated_s",
+                    [(sink, time.time(), rid) for rid in record_ids],
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
 
     async def nack(
         self, sink: str, record_ids: Sequence[int], retry_at_s: float, error: str
@@ -370,16 +467,24 @@ class Outbox:
     # --- status -------------------------------------------------------------------------------
 
     async def statistics(self) -> OutboxStatistics:
-        """Counters since open, and each sink's backlog."""
+        """Counters since open, each sink's backlog, evictions since the file was created."""
         db = self._require_db()
         backlog = {sink: SinkBacklog(0, 0) for sink in self._subscriptions}
+        now = time.time()
         async with db.execute(
-            "SELECT sink, SUM(dead = 0), SUM(dead = 1) FROM pending GROUP BY sink"
+            "SELECT p.sink, SUM(p.dead = 0), SUM(p.dead = 1),"
+            " SUM(CASE WHEN p.dead = 0 THEN r.size ELSE 0 END),"
+            " MIN(CASE WHEN p.dead = 0 THEN r.stored_s END)"
+            " FROM pending p JOIN records r ON r.id = p.record_id GROUP BY p.sink"
         ) as cur:
-            for sink, pending, dead in await cur.fetchall():
-                backlog[sink] = SinkBacklog(pending, dead)
+            for sink, pending, dead, size, oldest in await cur.fetchall():
+                age = now - oldest if oldest is not None else None
+                backlog[sink] = SinkBacklog(pending, dead, size or 0, age)
         async with db.execute("SELECT COUNT(*) FROM records") as cur:
             row = await cur.fetchone()
+        async with db.execute("SELECT name, value FROM counters") as cur:
+            counters: dict[str, int] = {str(row[0]): int(row[1]) for row in await cur.fetchall()}
+        usage = await retention.usage(db)
         return OutboxStatistics(
             accepted=self._accepted,
             committed=self._committed,
@@ -387,6 +492,15 @@ class Outbox:
             backpressure_waits=self._backpressure_waits,
             total_rows=row[0] if row else 0,
             backlog=backlog,
+            evicted={
+                k.removeprefix("evicted."): v
+                for k, v in counters.items()
+                if k.startswith("evicted.")
+            },
+            discarded=dict(self._discarded),
+            storage_full=self._full,
+            used_bytes=usage.used_bytes,
+            corrupt_recoveries=counters.get("corrupt_recoveries", 0),
         )
 
     def _require_db(self) -> aiosqlite.Connection:
@@ -394,3 +508,19 @@ class Outbox:
             msg = "outbox is not open"
             raise StorageError(msg)
         return self._db
+
+
+def _record(row: Sequence[Any]) -> OutboxRecord:
+    shape = tuple(json.loads(row[8])) if row[8] is not None else None
+    return OutboxRecord(
+        kind=row[1],
+        device_id=row[2],
+        stream=row[3],
+        seq=row[4],
+        t0_s=row[5],
+        payload=bytes(row[9]),
+        sample_rate_hz=row[6],
+        dtype=row[7],
+        shape=shape,
+        encoding=row[10],
+    )

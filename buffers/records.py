@@ -20,6 +20,8 @@ class OutboxRecord:
         t0_s: UTC epoch seconds of the reading or of the chunk's first sample.
         dtype: numpy dtype string of a waveform's samples, e.g. ``<i4``.
         shape: Shape of a waveform's samples, ``(n_samples, n_channels)``.
+        encoding: How the payload is packed (``raw``, or ``delta-zlib`` for waveforms); the
+            outbox stores it and never looks inside.
     """
 
     kind: RecordKind
@@ -31,6 +33,7 @@ class OutboxRecord:
     sample_rate_hz: float | None = None
     dtype: str | None = None
     shape: tuple[int, ...] | None = None
+    encoding: str = "raw"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +46,12 @@ class StoredRecord:
 
 @dataclass(frozen=True, slots=True)
 class SinkBacklog:
-    """One sink's undelivered rows."""
+    """One sink's undelivered rows: count, payload bytes, age of the oldest, dead letters."""
 
     pending: int
     dead_letters: int
+    pending_bytes: int = 0
+    oldest_age_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +64,8 @@ class OutboxStatistics:
     backpressure_waits: int
     total_rows: int
     backlog: dict[str, SinkBacklog]
+    evicted: dict[str, int]
+    discarded: dict[str, int]
+    storage_full: bool
+    used_bytes: int
+    corrupt_recoveries: int

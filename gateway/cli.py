@@ -53,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true", help="one JSON object per device")
     scan.set_defaults(handler=_scan)
 
+    queue = commands.add_parser("queue", help="the outbox: backlog per sink, dead letters, retry")
+    queue.add_argument(
+        "action", nargs="?", choices=("stats", "dead-letters", "retry"), default="stats"
+    )
+    queue.add_argument("--config", type=Path, default=Path("config.yaml"))
+    queue.add_argument("--sink", default=None, help="only this sink")
+    queue.add_argument("--json", action="store_true")
+    queue.set_defaults(handler=_queue)
+
     decode = commands.add_parser(
         "decode", help="decode one characteristic payload (hex) to JSON; '-' reads lines from stdin"
     )
@@ -130,6 +139,15 @@ def _scan(args: argparse.Namespace) -> int:
     from gateway.scan import print_scan  # noqa: PLC0415
 
     return asyncio.run(print_scan(settings, args.duration, as_json=args.json))
+
+
+def _queue(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.queue_cli import run_queue  # noqa: PLC0415
+
+    return run_queue(settings.storage.path, args.action, args.sink, as_json=args.json)
 
 
 def _decode(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from drivers.ble.link import LinkStatistics
 
 _SAMPLE_DTYPE = "<i4"
+_ZLIB_LEVEL = 6
 
 
 def to_record(frame: Frame) -> OutboxRecord:
@@ -28,17 +30,30 @@ def to_record(frame: Frame) -> OutboxRecord:
         payload = json.dumps({"t1_s": frame.t1_s, "reason": frame.reason}).encode()
         return OutboxRecord("gap", frame.device_id, frame.stream, frame.seq, frame.t0_s, payload)
     samples = np.ascontiguousarray(frame.samples, dtype=_SAMPLE_DTYPE)
+    payload, encoding = _pack_samples(samples)
     return OutboxRecord(
         "waveform",
         frame.device_id,
         frame.stream,
         frame.seq,
         frame.t0_s,
-        samples.tobytes(),
+        payload,
         sample_rate_hz=frame.sample_rate_hz,
         dtype=_SAMPLE_DTYPE,
         shape=samples.shape,
+        encoding=encoding,
     )
+
+
+def _pack_samples(samples: NDArray[np.int32]) -> tuple[bytes, str]:
+    """Delta along time, then zlib, when that is smaller; else the raw little-endian bytes.
+
+    Physiological signals compress well that way: neighbouring samples differ by a few bits.
+    """
+    raw = samples.tobytes()
+    deltas = np.diff(samples, axis=0, prepend=np.zeros((1, samples.shape[1]), dtype=samples.dtype))
+    packed = zlib.compress(deltas.astype(_SAMPLE_DTYPE).tobytes(), _ZLIB_LEVEL)
+    return (packed, "delta-zlib") if len(packed) < len(raw) else (raw, "raw")
 
 
 def vital_values(record: OutboxRecord) -> dict[str, object]:
@@ -53,6 +68,9 @@ def waveform_samples(record: OutboxRecord) -> NDArray[np.int32]:
     if record.dtype is None or record.shape is None:
         msg = f"record {record.device_id}/{record.stream}/{record.seq} is not a waveform"
         raise ValueError(msg)
+    if record.encoding == "delta-zlib":
+        deltas = np.frombuffer(zlib.decompress(record.payload), dtype=record.dtype)
+        return np.cumsum(deltas.reshape(record.shape), axis=0, dtype=np.int64).astype(np.int32)
     return np.frombuffer(record.payload, dtype=record.dtype).reshape(record.shape).astype(np.int32)
 
 

@@ -106,6 +106,9 @@ class StorageConfig(_Section):
     flush_max_rows: int = Field(500, ge=1, le=100_000)
     queue_max_rows: int = Field(10_000, ge=1)
     synchronous: Literal["normal", "full"] = "normal"
+    max_db_mb: float | None = Field(
+        None, gt=0, description="cap on stored data; past it the retention policy evicts"
+    )
 
 
 class MqttConfig(_Section):

@@ -117,6 +117,7 @@ class Daemon:
                     flush_max_rows=s.storage.flush_max_rows,
                     queue_max_rows=s.storage.queue_max_rows,
                     synchronous=s.storage.synchronous,
+                    max_db_mb=s.storage.max_db_mb,
                 )
             )
             self._outbox = outbox

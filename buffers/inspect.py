@@ -1,0 +1,119 @@
+"""Reading and repairing the outbox file from outside the daemon (``wgw queue``).
+
+Uses its own short-lived connection: WAL lets it read while the daemon writes, and the one
+write it does (re-queueing dead letters) waits for the daemon's transactions (busy timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from buffers import schema
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class SinkReport:
+    """One sink's backlog as ``wgw queue`` shows it."""
+
+    sink: str
+    pending_rows: int
+    pending_bytes: int
+    oldest_age_s: float | None
+    dead_letters: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueReport:
+    """The whole outbox."""
+
+    rows: int
+    sinks: tuple[SinkReport, ...]
+    evicted: dict[str, int]
+    corrupt_recoveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One parked row."""
+
+    sink: str
+    record_id: int
+    device_id: str
+    stream: str
+    seq: int
+    t0_s: float
+    attempts: int
+    error: str | None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the file; refuse one whose schema differs (only the daemon migrates, at start).
+
+    Raises:
+        FileNotFoundError: There is no outbox at ``path``, or its schema is not this version's.
+    """
+    if not path.exists():
+        msg = f"no outbox at {path}"
+        raise FileNotFoundError(msg)
+    db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=10)
+    db.execute("PRAGMA busy_timeout=10000")
+    found = schema.version(db)
+    if found != schema.SCHEMA_VERSION:
+        db.close()
+        msg = (
+            f"{path} has schema {found}, this gateway reads {schema.SCHEMA_VERSION}:"
+            " start the daemon once (wgw run) to migrate it"
+        )
+        raise FileNotFoundError(msg)
+    return db
+
+
+def report(path: Path) -> QueueReport:
+    """Per sink: backlog rows, bytes and oldest age, dead letters; evictions by kind."""
+    now = time.time()
+    with contextlib.closing(_connect(path)) as db:
+        (rows,) = db.execute("SELECT COUNT(*) FROM records").fetchone()
+        sinks = tuple(
+            SinkReport(sink, pending or 0, size or 0, now - oldest if oldest else None, dead or 0)
+            for sink, pending, size, oldest, dead in db.execute(
+                "SELECT p.sink, SUM(p.dead = 0), SUM(CASE WHEN p.dead = 0 THEN r.size END),"
+                " MIN(CASE WHEN p.dead = 0 THEN r.stored_s END), SUM(p.dead = 1)"
+                " FROM pending p JOIN records r ON r.id = p.record_id"
+                " GROUP BY p.sink ORDER BY p.sink"
+            )
+        )
+        counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    evicted = {
+        k.removeprefix("evicted."): v for k, v in counters.items() if k.startswith("evicted.")
+    }
+    return QueueReport(rows, sinks, evicted, counters.get("corrupt_recoveries", 0))
+
+
+def dead_letters(path: Path, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+    """The parked rows, oldest first."""
+    with contextlib.closing(_connect(path)) as db:
+        rows = db.execute(
+            "SELECT p.sink, r.id, r.device_id, r.stream, r.seq, r.t0_s, p.attempts, p.last_error"
+            " FROM pending p JOIN records r ON r.id = p.record_id"
+            " WHERE p.dead = 1 AND (? IS NULL OR p.sink = ?) ORDER BY r.id LIMIT ?",
+            (sink, sink, limit),
+        ).fetchall()
+    return [DeadLetter(*row) for row in rows]
+
+
+def retry_dead_letters(path: Path, sink: str | None = None) -> int:
+    """Put dead letters back in their sink's backlog, due now; return how many."""
+    with contextlib.closing(_connect(path)) as db:
+        cur = db.execute(
+            "UPDATE pending SET dead = 0, next_attempt_s = 0"
+            " WHERE dead = 1 AND (? IS NULL OR sink = ?)",
+            (sink, sink),
+        )
+        return cur.rowcount

@@ -1,0 +1,95 @@
+"""Retention under a size cap and on a full disk: what goes first, counted per kind.
+
+Order (DESIGN.md): rows every sink has delivered, oldest first; then undelivered raw
+waveforms, oldest first; undelivered vitals and gap markers only as the very last resort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+_BATCH_ROWS: Final = 500
+
+# (tier name, SQL selecting the next victims, oldest first)
+TIERS: Final = (
+    (
+        "delivered",
+        (
+            "SELECT id, kind FROM records r WHERE NOT EXISTS"
+            " (SELECT 1 FROM pending p WHERE p.record_id = r.id) ORDER BY id LIMIT ?"
+        ),
+    ),
+    ("undelivered", "SELECT id, kind FROM records WHERE kind = 'waveform' ORDER BY id LIMIT ?"),
+    ("undelivered", "SELECT id, kind FROM records ORDER BY id LIMIT ?"),
+)
+WAVEFORM_TIERS: Final = 2  # the tiers that never touch an undelivered vital
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """How much of the file holds data."""
+
+    page_size: int
+    pages: int
+    free_pages: int
+    max_pages: int
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes in pages that hold data (the file may be larger: free pages are reused)."""
+        return (self.pages - self.free_pages) * self.page_size
+
+    @property
+    def room_bytes(self) -> int:
+        """Bytes the file can still take before ``max_page_count``: free pages included."""
+        return (self.max_pages - self.pages + self.free_pages) * self.page_size
+
+
+async def usage(db: aiosqlite.Connection) -> Usage:
+    """Read the page counts (cheap: no table is scanned)."""
+    values = []
+    for pragma in ("page_size", "page_count", "freelist_count", "max_page_count"):
+        async with db.execute(f"PRAGMA {pragma}") as cur:
+            row = await cur.fetchone()
+        values.append(int(row[0]) if row else 0)
+    return Usage(*values)
+
+
+async def evict(
+    db: aiosqlite.Connection, *, target_used_bytes: int, tiers: int = len(TIERS)
+) -> dict[str, int]:
+    """Delete rows tier by tier until the data fits in ``target_used_bytes``.
+
+    Runs its own transactions (one per batch); returns the counts per ``<tier>.<kind>``.
+    """
+    evicted: dict[str, int] = {}
+    for tier, select in TIERS[:tiers]:
+        while (await usage(db)).used_bytes > target_used_bytes:
+            async with db.execute(select, (_BATCH_ROWS,)) as cur:
+                victims = await cur.fetchall()
+            if not victims:
+                break
+            ids = [(row[0],) for row in victims]
+            batch: dict[str, int] = {}
+            for _, kind in victims:
+                batch[f"{tier}.{kind}"] = batch.get(f"{tier}.{kind}", 0) + 1
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.executemany("DELETE FROM pending WHERE record_id = ?", ids)
+                await db.executemany("DELETE FROM records WHERE id = ?", ids)
+                await db.executemany(
+                    "INSERT INTO counters (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    [(f"evicted.{key}", count) for key, count in batch.items()],
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            for key, count in batch.items():
+                evicted[key] = evicted.get(key, 0) + count
+    return evicted

@@ -1,0 +1,97 @@
+"""The outbox's schema, as forward migrations from an empty file to the current version.
+
+A fresh database runs every migration; an older one runs those it lacks, in one transaction
+each, at start. Never edit a released migration: add the next one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import sqlite3
+
+# Version 1: the walking skeleton's layout.
+_V1: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    t0_s REAL NOT NULL,
+    sample_rate_hz REAL,
+    dtype TEXT,
+    shape TEXT,
+    payload BLOB NOT NULL,
+    stored_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    sink TEXT NOT NULL,
+    record_id INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_s REAL NOT NULL DEFAULT 0,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    PRIMARY KEY (sink, record_id)
+) WITHOUT ROWID;
+"""
+
+# Version 2: payload encoding and size (retention, backlog bytes), per-sink cursors, persisted
+# counters (evictions, recoveries), and the index that finds a record's pending rows.
+_V2: Final = """
+ALTER TABLE records ADD COLUMN encoding TEXT NOT NULL DEFAULT 'raw';
+ALTER TABLE records ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE records SET size = length(payload);
+CREATE INDEX pending_by_record ON pending (record_id);
+CREATE TABLE cursors (
+    sink TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    last_id INTEGER NOT NULL,
+    updated_s REAL NOT NULL,
+    PRIMARY KEY (sink, device_id)
+) WITHOUT ROWID;
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+MIGRATIONS: Final = (_V1, _V2)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def version(db: sqlite3.Connection) -> int:
+    """The schema version of an open database (0: empty)."""
+    has_meta = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not has_meta:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite3.Connection) -> tuple[int, int]:
+    """Bring ``db`` to :data:`SCHEMA_VERSION`; return (from, to).
+
+    Raises:
+        RuntimeError: The database was written by a newer version of the gateway.
+    """
+    start = version(db)
+    if start > SCHEMA_VERSION:
+        msg = f"database schema {start} is newer than this gateway's {SCHEMA_VERSION}"
+        raise RuntimeError(msg)
+    for number in range(start + 1, SCHEMA_VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(number),),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return start, SCHEMA_VERSION
