@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 _INSERT_RECORD: Final = (
     "INSERT INTO records (id, kind, device_id, stream, seq, t0_s, sample_rate_hz, dtype, shape,"
-    " payload, stored_s, encoding, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " payload, stored_s, encoding, size, sinks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_RECORD: Final = (
     "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
@@ -318,6 +318,7 @@ class Outbox:
         for offset, r in enumerate(batch):
             record_id = self._next_id + offset
             shape = json.dumps(list(r.shape)) if r.shape is not None else None
+            sinks = [sink for sink, wants in self._subscriptions.items() if wants(r)]
             rows.append(
                 (
                     record_id,
@@ -333,11 +334,10 @@ class Outbox:
                     now,
                     r.encoding,
                     len(r.payload),
+                    len(sinks),
                 )
             )
-            pending.extend(
-                (sink, record_id) for sink, wants in self._subscriptions.items() if wants(r)
-            )
+            pending.extend((sink, record_id) for sink in sinks)
         async with self._tx:
             await db.execute("BEGIN IMMEDIATE")
             try:

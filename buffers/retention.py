@@ -1,7 +1,8 @@
 """Retention under a size cap and on a full disk: what goes first, counted per kind.
 
-Order (DESIGN.md): rows every sink has delivered, oldest first; then undelivered raw
-waveforms, oldest first; undelivered vitals and gap markers only as the very last resort.
+Order (DESIGN.md): rows every sink has delivered, oldest first; then raw waveforms not
+delivered (including those no sink wants, kept for export), oldest first; undelivered vitals
+and gap markers only as the very last resort.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ TIERS: Final = (
     (
         "delivered",
         (
-            "SELECT id, kind FROM records r WHERE NOT EXISTS"
+            "SELECT id, kind, size FROM records r WHERE sinks > 0 AND NOT EXISTS"
             " (SELECT 1 FROM pending p WHERE p.record_id = r.id) ORDER BY id LIMIT ?"
         ),
     ),
-    ("undelivered", "SELECT id, kind FROM records WHERE kind = 'waveform' ORDER BY id LIMIT ?"),
-    ("undelivered", "SELECT id, kind FROM records ORDER BY id LIMIT ?"),
+    (
+        "undelivered",
+        "SELECT id, kind, size FROM records WHERE kind = 'waveform' ORDER BY id LIMIT ?",
+    ),
+    ("undelivered", "SELECT id, kind, size FROM records ORDER BY id LIMIT ?"),
 )
 WAVEFORM_TIERS: Final = 2  # the tiers that never touch an undelivered vital
 
@@ -68,14 +72,22 @@ async def evict(
     """
     evicted: dict[str, int] = {}
     for tier, select in TIERS[:tiers]:
-        while (await usage(db)).used_bytes > target_used_bytes:
+        while (excess := (await usage(db)).used_bytes - target_used_bytes) > 0:
             async with db.execute(select, (_BATCH_ROWS,)) as cur:
-                victims = await cur.fetchall()
-            if not victims:
+                candidates = await cur.fetchall()
+            if not candidates:
                 break
+            # Oldest first, only as many as the excess needs (each row also costs its share of
+            # page and index overhead, hence the 64-byte allowance).
+            victims, freed = [], 0
+            for row in candidates:
+                victims.append(row)
+                freed += row[2] + 64
+                if freed >= excess:
+                    break
             ids = [(row[0],) for row in victims]
             batch: dict[str, int] = {}
-            for _, kind in victims:
+            for _, kind, _ in victims:
                 batch[f"{tier}.{kind}"] = batch.get(f"{tier}.{kind}", 0) + 1
             await db.execute("BEGIN IMMEDIATE")
             try:

@@ -1,0 +1,96 @@
+"""Retention under a cap and on a full disk: the order of evictions, with exact counts."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import TYPE_CHECKING
+
+from buffers.outbox import Outbox
+from buffers.records import OutboxRecord
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+WANTS = {"s": lambda r: r.kind == "vital"}
+
+
+def vital(seq: int) -> OutboxRecord:
+    return OutboxRecord("vital", "w", "heart_rate", seq, float(seq), b'{"heart_rate_bpm":60}')
+
+
+def chunk(seq: int, size: int = 4000) -> OutboxRecord:
+    # random bytes: incompressible, so pages fill predictably
+    return OutboxRecord(
+        "waveform", "w", "ppg", seq, float(seq), os.urandom(size), 55.0, "<i4", (size // 4, 1)
+    )
+
+
+def kinds(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
+
+
+async def test_cap_evicts_delivered_rows_first_then_oldest_undelivered_waveforms(
+    tmp_path: Path,
+) -> None:
+    """Test the order (delivered, then waveforms) and that every eviction is counted."""
+    path = tmp_path / "o.sqlite"
+    async with Outbox(path, WANTS, flush_interval_ms=5, max_db_mb=1.0) as outbox:
+        for i in range(40):
+            await outbox.put(vital(i))
+        await outbox.flush()
+        delivered = await outbox.lease("s", 20)
+        await outbox.ack("s", [r.id for r in delivered])  # 20 vitals delivered, 20 pending
+        for i in range(400):  # ~1.6 MB of waveforms nobody delivers: past the 1 MB cap
+            await outbox.put(chunk(i))
+        await outbox.flush()
+        stats = await outbox.statistics()
+        remaining = await outbox.lease("s", 100)
+    left = kinds(path)
+    assert stats.used_bytes <= 1024 * 1024
+    assert stats.evicted.get("delivered.vital") == 20  # every delivered row went first
+    assert left["vital"] == 20  # no undelivered vital was touched
+    assert [r.record.seq for r in remaining] == list(range(20, 40))
+    assert stats.evicted["undelivered.waveform"] == 400 - left["waveform"] > 0
+    with sqlite3.connect(path) as db:
+        seqs = [
+            row[0]
+            for row in db.execute("SELECT seq FROM records WHERE kind = 'waveform' ORDER BY id")
+        ]
+    assert seqs == list(range(400 - left["waveform"], 400))  # the oldest went
+
+
+async def test_disk_full_refuses_waveforms_keeps_vitals_and_recovers(tmp_path: Path) -> None:
+    """Test SQLITE_FULL (max_page_count): no crash, vitals kept, waveforms counted, recovery."""
+    path = tmp_path / "o.sqlite"
+    async with Outbox(path, WANTS, flush_interval_ms=5) as outbox:
+        for i in range(5):
+            await outbox.put(vital(i))
+        await outbox.flush()
+        used = (await outbox.statistics()).used_bytes
+        await outbox.limit_pages(used // 4096 + 60)  # room for ~60 pages more
+        seq = 5
+        for i in range(200):  # waveforms and vitals interleaved, well past the limit
+            await outbox.put(chunk(i))
+            await outbox.put(vital(seq))
+            seq += 1
+        await outbox.flush()
+        full = await outbox.statistics()
+        assert full.storage_full
+        assert full.discarded["storage_full"] > 0
+        stored = kinds(path)
+        # every vital is there; each waveform is stored, evicted or discarded, all counted
+        assert stored["vital"] == seq
+        accounted = stored.get("waveform", 0) + full.evicted.get("undelivered.waveform", 0)
+        assert accounted + full.discarded["storage_full"] == 200
+
+        await outbox.limit_pages(1_000_000)  # room returns
+        await outbox.put(chunk(999))
+        await outbox.flush()
+        recovered = await outbox.statistics()
+    assert not recovered.storage_full
+    assert recovered.discarded["storage_full"] == full.discarded["storage_full"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM records WHERE seq = 999").fetchone() == (1,)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -1,0 +1,83 @@
+"""Opening old and broken files: forward migration from schema 1, corrupt files moved aside."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+import pytest
+
+from buffers import schema
+from buffers.outbox import Outbox
+from buffers.records import OutboxRecord
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+WANTS_ALL = {"s": lambda r: True}
+
+
+def write_schema_1(path: Path) -> None:
+    """A database exactly as the walking skeleton (schema 1) wrote it, with two rows."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(schema.MIGRATIONS[0])
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute(
+        "INSERT INTO records (id, kind, device_id, stream, seq, t0_s, payload, stored_s)"
+        " VALUES (1, 'vital', 'w', 'heart_rate', 0, 1.0, x'7b7d', 1.0),"
+        " (2, 'vital', 'w', 'heart_rate', 1, 2.0, x'7b7d', 2.0)"
+    )
+    db.execute("INSERT INTO pending (sink, record_id) VALUES ('s', 2)")
+    db.close()
+
+
+async def test_a_schema_1_database_is_migrated_and_keeps_its_backlog(tmp_path: Path) -> None:
+    """Test that opening a v1 file migrates it to the current version with rows and backlog."""
+    path = tmp_path / "old.sqlite"
+    write_schema_1(path)
+    async with Outbox(path, WANTS_ALL, flush_interval_ms=10) as outbox:
+        assert outbox.opened is not None
+        assert (outbox.opened.migrated_from, outbox.opened.migrated_to) == (
+            1,
+            schema.SCHEMA_VERSION,
+        )
+        leased = await outbox.lease("s", 10)
+        assert [r.record.seq for r in leased] == [1]
+        assert leased[0].record.encoding == "raw"
+        await outbox.put(OutboxRecord("vital", "w", "heart_rate", 2, 3.0, b"{}"))
+        await outbox.flush()
+        stats = await outbox.statistics()
+    assert stats.total_rows == 3
+    assert stats.backlog["s"].pending == 2
+    with sqlite3.connect(path) as db:
+        assert schema.version(db) == schema.SCHEMA_VERSION
+        assert db.execute("SELECT size FROM records WHERE id = 1").fetchone() == (2,)
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    """Test that a file from a newer gateway is not touched."""
+    path = tmp_path / "new.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    with pytest.raises(RuntimeError, match="newer"):
+        async with Outbox(path, WANTS_ALL):
+            pass
+
+
+async def test_a_corrupt_file_is_moved_aside_and_a_fresh_one_used(tmp_path: Path) -> None:
+    """Test that garbage in place of the database does not stop the outbox from opening."""
+    path = tmp_path / "wgw.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    async with Outbox(path, WANTS_ALL, flush_interval_ms=10) as outbox:
+        assert outbox.opened is not None
+        moved = outbox.opened.moved_aside_to
+        assert moved is not None
+        assert moved.read_bytes().startswith(b"this is not a database")
+        await outbox.put(OutboxRecord("vital", "w", "heart_rate", 0, 1.0, b"{}"))
+        await outbox.flush()
+        stats = await outbox.statistics()
+    assert stats.total_rows == 1
+    assert stats.corrupt_recoveries == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
