@@ -21,6 +21,7 @@ import shutil
 import sqlite3
 import time
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
 import aiosqlite
@@ -51,8 +52,18 @@ _FULL_RETRY_S: Final = 1.0
 _SQLITE_FULL: Final = 13
 
 Synchronous = Literal["normal", "full"]
-# A record to store, a flush request (resolved once committed), or None: close.
-_QueueItem = OutboxRecord | asyncio.Future[None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ack:
+    """Acknowledged rows, deleted from the backlog in the next group commit."""
+
+    sink: str
+    record_ids: tuple[int, ...]
+
+
+# A record to store, acks to apply, a flush request (resolved once committed), or None: close.
+_QueueItem = OutboxRecord | _Ack | asyncio.Future[None] | None
 
 
 class Outbox:
@@ -105,6 +116,7 @@ class Outbox:
         self._full = False
         self.opened: OpenReport | None = None
         self._leased: dict[str, set[int]] = {sink: set() for sink in self._subscriptions}
+        self._acks: list[_Ack] = []
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -208,7 +220,7 @@ class Outbox:
     async def _write_loop(self) -> None:
         while True:
             batch, flushes, closing = await self._gather()
-            if batch:
+            if batch or self._acks:
                 await self._commit_with_room(batch)
             for done in flushes:
                 if not done.done():
@@ -230,8 +242,11 @@ class Outbox:
                 return batch, [], True
             if isinstance(item, asyncio.Future):
                 return batch, [item], False
-            batch.append(item)
-            if len(batch) >= self._flush_max_rows:
+            if isinstance(item, _Ack):
+                self._acks.append(item)
+            else:
+                batch.append(item)
+            if len(batch) + len(self._acks) >= self._flush_max_rows:
                 return batch, [], False
             try:
                 async with asyncio.timeout_at(deadline):
@@ -256,7 +271,7 @@ class Outbox:
         steps = iter(("evict", "refuse_waveforms", "evict_vitals"))
         while True:
             try:
-                if batch:
+                if batch or self._acks:
                     await self._commit(batch)
                 break
             except sqlite3.OperationalError as exc:
@@ -338,16 +353,24 @@ class Outbox:
                 )
             )
             pending.extend((sink, record_id) for sink in sinks)
+        acks, self._acks = self._acks, []
         async with self._tx:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 await db.executemany(_INSERT_RECORD, rows)
                 await db.executemany("INSERT INTO pending (sink, record_id) VALUES (?, ?)", pending)
+                await db.executemany(
+                    "DELETE FROM pending WHERE sink = ? AND record_id = ?",
+                    [(a.sink, rid) for a in acks for rid in a.record_ids],
+                )
                 await db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.OperationalError):
                     await db.execute("ROLLBACK")
+                self._acks[:0] = acks  # applied with the next attempt
                 raise
+        for a in acks:
+            self._leased[a.sink].difference_update(a.record_ids)
         self._next_id += len(batch)
         self._committed += len(batch)
         self._commits += 1
@@ -404,25 +427,14 @@ class Outbox:
         return [r for r in records if wants(r.record)]
 
     async def ack(self, sink: str, record_ids: Sequence[int]) -> None:
-        """The sink's destination confirmed these rows: they are delivered."""
-        await self._update(
-            sink, record_ids, "DELETE FROM pending WHERE sink = ? AND record_id = ?", ()
-        )
-        db = self._require_db()
-        async with self._tx:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                await db.executemany(
-                    "INSERT INTO cursors (sink, device_id, last_id, updated_s)"
-                    " SELECT ?, device_id, id, ? FROM records WHERE id = ?"
-                    " ON CONFLICT (sink, device_id) DO UPDATE SET"
-                    " last_id = MAX(last_id, excluded.last_id), updated_s = excluded.updated_s",
-                    [(sink, time.time(), rid) for rid in record_ids],
-                )
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+        """The sink's destination confirmed these rows: they are delivered.
+
+        The deletion rides on the next group commit (one transaction a flush interval, not one
+        per ack: SD cards wear by the page). Until then the rows stay out of this process's
+        leases; a crash before that commit re-offers them, which at-least-once allows.
+        """
+        if record_ids:
+            await self._queue.put(_Ack(sink, tuple(record_ids)))
 
     async def nack(
         self, sink: str, record_ids: Sequence[int], retry_at_s: float, error: str

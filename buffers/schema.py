@@ -39,21 +39,14 @@ CREATE TABLE IF NOT EXISTS pending (
 """
 
 # Version 2: payload encoding and size (retention, backlog bytes), how many sinks wanted each
-# row (0: kept for export only, never "delivered"), per-sink cursors, persisted counters
-# (evictions, recoveries), and the index that finds a record's pending rows.
+# row (0: kept for export only, never "delivered"), persisted counters (evictions,
+# recoveries), and the index that finds a record's pending rows.
 _V2: Final = """
 ALTER TABLE records ADD COLUMN encoding TEXT NOT NULL DEFAULT 'raw';
 ALTER TABLE records ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE records ADD COLUMN sinks INTEGER NOT NULL DEFAULT 0;
 UPDATE records SET size = length(payload), sinks = 1;
 CREATE INDEX pending_by_record ON pending (record_id);
-CREATE TABLE cursors (
-    sink TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    last_id INTEGER NOT NULL,
-    updated_s REAL NOT NULL,
-    PRIMARY KEY (sink, device_id)
-) WITHOUT ROWID;
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
 

@@ -73,6 +73,7 @@ async def test_each_sink_has_its_own_backlog_by_stream(tmp_path: Path) -> None:
         assert [r.record.stream for r in a] == ["heart_rate"]
         assert [r.record.stream for r in b] == ["heart_rate", "ppg"]
         await outbox.ack("a", [r.id for r in a])
+        await outbox.flush()  # acks ride on the next group commit
         stats = await outbox.statistics()
         assert stats.backlog["a"].pending == 0
         assert stats.backlog["b"].pending == 2

@@ -118,8 +118,7 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
         state = emulator.app[STATE_KEY]
         await wait_for(lambda: len(messages) == len(sent))
         await wait_for(lambda: len(state.records.get("watch-01", [])) == len(sent))
-        stats = await daemon.statistics()
-        gap_count = sum(s.gaps for s in stats.devices[0].streams)
+        gap_count = sum(s.gaps for s in (await daemon.statistics()).devices[0].streams)
         await wait_for(lambda: len(gaps) == gap_count)
     finally:
         daemon.stop()
@@ -127,6 +126,7 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
         subscriber.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await subscriber
+    stats = await daemon.statistics()
 
     assert [m["values"]["heart_rate_bpm"] for m in messages] == sent
     assert [m["seq"] for m in messages] == list(range(len(sent)))

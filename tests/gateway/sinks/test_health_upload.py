@@ -57,6 +57,7 @@ async def test_retries_then_delivers_in_order_and_dead_letters_a_refused_batch(
         await wait_for(lambda: len(state.records["w1"]) == 6)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await outbox.flush()  # acks ride on the next group commit
         stats = await outbox.statistics()
     assert state.records["w1"][-1]["heart_rate"] == 70
     assert stats.backlog[health_upload.SINK].dead_letters == 1
