@@ -117,6 +117,7 @@ class Outbox:
         self.opened: OpenReport | None = None
         self._leased: dict[str, set[int]] = {sink: set() for sink in self._subscriptions}
         self._acks: list[_Ack] = []
+        self._resume_after: dict[str, int] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -249,10 +250,13 @@ class Outbox:
             if len(batch) + len(self._acks) >= self._flush_max_rows:
                 return batch, [], False
             try:
-                async with asyncio.timeout_at(deadline):
-                    item = await self._queue.get()
-            except TimeoutError:
-                return batch, [], False
+                item = self._queue.get_nowait()  # the common case under load: no timer needed
+            except asyncio.QueueEmpty:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        item = await self._queue.get()
+                except TimeoutError:
+                    return batch, [], False
 
     async def _commit_with_room(self, batch: list[OutboxRecord]) -> None:
         """Commit, making room by the retention policy when the disk or the cap says so.
@@ -390,11 +394,14 @@ class Outbox:
         """
         db = self._require_db()
         leased = self._leased[sink]
+        # Every pending row up to the last one handed out is still in flight, unless one was
+        # given back since (release, nack): then scan from the oldest again.
+        after = self._resume_after.get(sink, 0)
         async with db.execute(
             f"SELECT {_SELECT_RECORD}, p.next_attempt_s FROM pending p"  # noqa: S608 - constants
             " JOIN records r ON r.id = p.record_id"
-            " WHERE p.sink = ? AND p.dead = 0 ORDER BY p.record_id LIMIT ?",
-            (sink, max_rows + len(leased)),
+            " WHERE p.sink = ? AND p.dead = 0 AND p.record_id > ? ORDER BY p.record_id LIMIT ?",
+            (sink, after, max_rows + (len(leased) if after == 0 else 0)),
         ) as cur:
             rows = await cur.fetchall()
         now = time.time()
@@ -408,6 +415,8 @@ class Outbox:
                 break
             out.append(StoredRecord(row[0], _record(row)))
         leased.update(r.id for r in out)
+        if out:
+            self._resume_after[sink] = out[-1].id
         return out
 
     async def history(
@@ -461,6 +470,8 @@ class Outbox:
     async def release(self, sink: str, record_ids: Sequence[int]) -> None:
         """Give leased rows back untried: they are offered again, in order, by the next lease."""
         self._leased[sink].difference_update(record_ids)
+        if record_ids:
+            self._resume_after.pop(sink, None)
 
     async def _update(
         self, sink: str, record_ids: Sequence[int], sql: str, params: tuple[object, ...]
@@ -475,6 +486,7 @@ class Outbox:
                 await db.execute("ROLLBACK")
                 raise
         self._leased[sink].difference_update(record_ids)
+        self._resume_after.pop(sink, None)
 
     # --- status -------------------------------------------------------------------------------
 
