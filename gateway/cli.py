@@ -71,6 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--resolution", type=int, default=None, help="PMD compressed frames (bits)")
     decode.set_defaults(handler=_decode)
 
+    process = commands.add_parser(
+        "process", help="apply the gateway's signal chain to a recording (CSV) offline"
+    )
+    process.add_argument("source", type=Path, help="CSV: samples, or time_s,value")
+    process.add_argument("--kind", choices=("ppg", "ecg"), required=True)
+    process.add_argument("--rate", type=int, required=True, help="nominal sample rate (Hz)")
+    process.add_argument("--resample", type=int, default=None, help="output rate (Hz)")
+    process.add_argument("--out", type=Path, required=True, help="filtered signal (CSV)")
+    process.add_argument("--json", action="store_true", help="one JSON object per window")
+    process.set_defaults(handler=_process)
+
     emulator = commands.add_parser("emulator", help="serve the cloud APIs' emulator")
     emulator.add_argument("--host", default=os.environ.get("WGW_EMULATOR_HOST", "127.0.0.1"))
     emulator.add_argument(
@@ -183,6 +194,14 @@ def _decode(args: argparse.Namespace) -> int:
         except DecodeError as exc:
             print(json.dumps({"error": str(exc)}), flush=True)
     return 0
+
+
+def _process(args: argparse.Namespace) -> int:
+    from gateway.process_cli import run_process  # noqa: PLC0415
+
+    return run_process(
+        args.source, args.kind, args.rate, args.resample, args.out, as_json=args.json
+    )
 
 
 def _emulator(args: argparse.Namespace) -> int:

@@ -1,0 +1,70 @@
+"""A streaming polyphase resampler equal to ``scipy.signal.resample_poly`` on the whole signal.
+
+It uses resample_poly's own anti-aliasing filter (Kaiser window, beta 5, half length
+10 x max(up, down) taps) and delay compensation, designed once, and carries the input history
+between chunks; each output sample is emitted as soon as every input it depends on has
+arrived. So the concatenated output equals ``resample_poly(whole, up, down)`` sample for sample,
+except the last few, which resample_poly computes against zeros after the end of the signal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import signal
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+
+class StreamingResampler:
+    """Resample ``(n_samples, n_channels)`` chunks from ``rate_in_hz`` to ``rate_out_hz``."""
+
+    def __init__(self, rate_in_hz: int, rate_out_hz: int, n_channels: int) -> None:
+        g = math.gcd(rate_in_hz, rate_out_hz)
+        self.up, self.down = rate_out_hz // g, rate_in_hz // g
+        max_rate = max(self.up, self.down)
+        half_len = 10 * max_rate
+        h = signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up
+        n_pre_pad = self.down - half_len % self.down
+        self._h = np.concatenate([np.zeros(n_pre_pad), h])
+        self._skip = (half_len + n_pre_pad) // self.down  # resample_poly's delay compensation
+        # polyphase: output m uses phase (m * down) % up, taps h[phase + j * up], inputs k0 - j
+        self._taps = math.ceil(len(self._h) / self.up)
+        padded = np.concatenate([self._h, np.zeros(self._taps * self.up - len(self._h))])
+        self._phases = padded.reshape(self._taps, self.up).T  # (up, taps)
+        self._n_channels = n_channels
+        self.reset()
+
+    @property
+    def history_len(self) -> int:
+        """Input samples an output depends on: feeding this many zeros flushes the delay."""
+        return self._taps
+
+    def reset(self) -> None:
+        """Start again, as if the next chunk were the start of a signal."""
+        self._history = np.zeros((self._taps, self._n_channels))
+        self._n_in = 0  # inputs seen
+        self._m_next = 0  # next upfirdn output index to produce
+
+    def process(self, chunk: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Resample one chunk; returns every output sample now computable."""
+        buffer = np.concatenate([self._history, chunk])
+        start_k = self._n_in - self._taps  # input index of buffer[0]
+        self._n_in += len(chunk)
+        # upfirdn output m is complete once input floor(m * down / up) has arrived
+        m_stop = (self._n_in - 1) * self.up // self.down + 1
+        m = np.arange(self._m_next, m_stop)
+        self._m_next = m_stop
+        self._history = buffer[len(buffer) - self._taps :]
+        m = m[m >= self._skip]
+        if len(m) == 0:
+            return np.zeros((0, self._n_channels))
+        k0 = m * self.down // self.up
+        phases = self._phases[(m * self.down) % self.up]  # (n_out, taps)
+        idx = (k0 - start_k)[:, None] - np.arange(self._taps)[None, :]  # (n_out, taps)
+        inputs = buffer[idx]  # (n_out, taps, channels)
+        out: NDArray[np.float64] = np.einsum("ot,otc->oc", phases, inputs)
+        return out
