@@ -4,12 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 MOSQUITTO := /usr/sbin/mosquitto
 
-.PHONY: demo test check lint format typecheck importlint pytest mosquitto clean
+.PHONY: demo test bench check lint format typecheck importlint pytest mosquitto clean
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/wgw demo
 
 test: check pytest
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/outbox.py
+	$(BIN)/python bench/dsp.py
 
 check: lint typecheck importlint
 
@@ -48,6 +52,10 @@ $(VENV)/.installed-demo: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@ $(VENV)/.installed-demo
+
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	@touch $@ $(VENV)/.installed-test $(VENV)/.installed-demo
 
 mosquitto:
 	@if [ ! -x $(MOSQUITTO) ]; then \

@@ -35,6 +35,7 @@ class ChainSettings:
     overlap: float = 0.0
     max_gap_s: float = 1.0
     settle_s: float = 2.0
+    block_s: float = 2.0
 
     @classmethod
     def defaults(cls, kind: Kind) -> ChainSettings:
@@ -73,6 +74,10 @@ class SignalChain:
         self._window_n = round(s.window_s * rate_hz)
         self._step_n = max(1, round(self._window_n * (1.0 - s.overlap)))
         self._settle_n = round(s.settle_s * rate_hz)
+        self._block_n = max(1, round(s.block_s * rate_hz))
+        self._pending_t: list[NDArray[np.float64]] = []
+        self._pending_x: list[NDArray[np.float64]] = []
+        self._pending_n = 0
         self._buffer = np.zeros((0, n_channels))
         self._resampled = np.zeros((0, n_channels))
         self._segment_t0 = 0.0
@@ -81,7 +86,23 @@ class SignalChain:
         self.segments = 0
 
     def push(self, times_s: NDArray[np.float64], samples: NDArray[np.float64]) -> list[Window]:
-        """Feed samples with their times; return the windows completed."""
+        """Feed samples with their times; return the windows completed.
+
+        Notifications carry a few dozen samples; every numpy/scipy call costs tens of
+        microseconds whatever its size, so input is processed in blocks of ``block_s``.
+        """
+        self._pending_t.append(np.asarray(times_s, dtype=np.float64))
+        self._pending_x.append(np.asarray(samples, dtype=np.float64))
+        self._pending_n += len(times_s)
+        if self._pending_n < self._block_n:
+            return []
+        return self._process_pending()
+
+    def _process_pending(self) -> list[Window]:
+        if not self._pending_n:
+            return []
+        times_s, samples = np.concatenate(self._pending_t), np.concatenate(self._pending_x)
+        self._pending_t, self._pending_x, self._pending_n = [], [], 0
         windows: list[Window] = []
         for chunk in self._grid.push(times_s, samples):
             if chunk.new_segment:
@@ -98,11 +119,12 @@ class SignalChain:
 
         The resampler sees zeros after the last sample, as ``resample_poly`` does.
         """
+        windows = self._process_pending()
         if self._resampler is None:
-            return []
+            return windows
         tail = np.zeros((self._resampler.history_len, self._buffer.shape[1]))
         self._resampled = np.vstack([self._resampled, self._resampler.process(tail)])
-        return self._complete_windows()
+        return windows + self._complete_windows()
 
     def _restart(self, t0_s: float) -> None:
         self.segments += 1

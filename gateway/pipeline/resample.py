@@ -30,11 +30,8 @@ class StreamingResampler:
         h = signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up
         n_pre_pad = self.down - half_len % self.down
         self._h = np.concatenate([np.zeros(n_pre_pad), h])
-        self._skip = (half_len + n_pre_pad) // self.down  # resample_poly's delay compensation
-        # polyphase: output m uses phase (m * down) % up, taps h[phase + j * up], inputs k0 - j
-        self._taps = math.ceil(len(self._h) / self.up)
-        padded = np.concatenate([self._h, np.zeros(self._taps * self.up - len(self._h))])
-        self._phases = padded.reshape(self._taps, self.up).T  # (up, taps)
+        self._skip = (half_len + n_pre_pad) // self.down
+        self._taps = math.ceil(len(self._h) / self.up)  # inputs one output depends on
         self._n_channels = n_channels
         self.reset()
 
@@ -45,26 +42,26 @@ class StreamingResampler:
 
     def reset(self) -> None:
         """Start again, as if the next chunk were the start of a signal."""
-        self._history = np.zeros((self._taps, self._n_channels))
+        # The kept history always starts at an input index that is a multiple of ``down``:
+        # then upfirdn's outputs over (history + chunk) line up with the global outputs.
+        self._history = np.zeros((math.ceil(self._taps / self.down) * self.down, self._n_channels))
         self._n_in = 0  # inputs seen
         self._m_next = 0  # next upfirdn output index to produce
 
     def process(self, chunk: NDArray[np.float64]) -> NDArray[np.float64]:
         """Resample one chunk; returns every output sample now computable."""
         buffer = np.concatenate([self._history, chunk])
-        start_k = self._n_in - self._taps  # input index of buffer[0]
+        start_k = self._n_in - len(self._history)  # a multiple of down
         self._n_in += len(chunk)
         # upfirdn output m is complete once input floor(m * down / up) has arrived
         m_stop = (self._n_in - 1) * self.up // self.down + 1
-        m = np.arange(self._m_next, m_stop)
+        offset = start_k * self.up // self.down
+        m_from = max(self._m_next, self._skip)
         self._m_next = m_stop
-        self._history = buffer[len(buffer) - self._taps :]
-        m = m[m >= self._skip]
-        if len(m) == 0:
+        keep_from = ((self._n_in - self._taps) // self.down) * self.down
+        self._history = buffer[keep_from - start_k :]
+        if m_from >= m_stop:
             return np.zeros((0, self._n_channels))
-        k0 = m * self.down // self.up
-        phases = self._phases[(m * self.down) % self.up]  # (n_out, taps)
-        idx = (k0 - start_k)[:, None] - np.arange(self._taps)[None, :]  # (n_out, taps)
-        inputs = buffer[idx]  # (n_out, taps, channels)
-        out: NDArray[np.float64] = np.einsum("ot,otc->oc", phases, inputs)
+        y = signal.upfirdn(self._h, buffer, self.up, self.down, axis=0)
+        out: NDArray[np.float64] = y[m_from - offset : m_stop - offset]
         return out

@@ -38,7 +38,7 @@ def run(
     windows: list[Window] = []
     for i in range(0, len(t), chunk):
         windows += chain.push(t[i : i + chunk], x[i : i + chunk])
-    return windows
+    return windows + chain.finish()
 
 
 @pytest.mark.parametrize(
