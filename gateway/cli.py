@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--resample", type=int, default=None, help="output rate (Hz)")
     process.add_argument("--out", type=Path, required=True, help="filtered signal (CSV)")
     process.add_argument("--json", action="store_true", help="one JSON object per window")
+    process.add_argument("--config", type=Path, default=None, help="take the dsp section from it")
     process.set_defaults(handler=_process)
 
     emulator = commands.add_parser("emulator", help="serve the cloud APIs' emulator")
@@ -197,10 +198,17 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
+    from gateway.config import DspConfig  # noqa: PLC0415
     from gateway.process_cli import run_process  # noqa: PLC0415
 
+    dsp = DspConfig()
+    if args.config is not None:
+        settings = _load(args)
+        if settings is None:
+            return EX_CONFIG
+        dsp = settings.dsp
     return run_process(
-        args.source, args.kind, args.rate, args.resample, args.out, as_json=args.json
+        args.source, args.kind, args.rate, args.resample, args.out, dsp=dsp, as_json=args.json
     )
 
 

@@ -184,6 +184,35 @@ class SyncConfig(_Section):
     retry_max_s: PositiveSeconds = 300.0
 
 
+class BandConfig(_Section):
+    """A band-pass (and optional mains notch) for one kind of signal."""
+
+    low_hz: float = Field(gt=0.0)
+    high_hz: float = Field(gt=0.0)
+    notch_hz: Literal[50, 60] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.low_hz >= self.high_hz:
+            msg = "low_hz must be below high_hz"
+            raise ValueError(msg)
+        return self
+
+
+class DspConfig(_Section):
+    """The signal chain (``gateway/pipeline``): filters, grid, windows and quality gates."""
+
+    ppg: BandConfig = BandConfig(low_hz=0.5, high_hz=8.0)
+    ecg: BandConfig = BandConfig(low_hz=0.5, high_hz=40.0)
+    resample_hz: int = Field(500, ge=50, le=2000, description="the conversion APIs' rate")
+    window_s: float = Field(10.0, gt=1.0, le=600.0)
+    overlap: float = Field(0.0, ge=0.0, lt=1.0)
+    max_gap_s: float = Field(1.0, gt=0.0, le=60.0)
+    settle_s: float = Field(2.0, ge=0.0, le=60.0)
+    sqi_min_ppg: float = 0.5
+    sqi_min_ecg: float = 5.0
+
+
 class HttpConfig(_Section):
     """The local status API."""
 
@@ -207,6 +236,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = MqttConfig()
     cloud: CloudConfig
     sync: SyncConfig = SyncConfig()
+    dsp: DspConfig = DspConfig()
     http: HttpConfig = HttpConfig()
 
     @model_validator(mode="after")

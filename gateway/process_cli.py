@@ -7,6 +7,7 @@ and SQI on stdout (``--json``: one object per window).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import TYPE_CHECKING
@@ -19,13 +20,21 @@ from gateway.pipeline.chain import ChainSettings, SignalChain
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from gateway.config import DspConfig
     from gateway.pipeline.quality import Kind
 
 _CHUNK = 64  # fed as a device would, in notifications, so the streaming path is the one used
 
 
 def run_process(
-    source: Path, kind: Kind, rate_hz: int, resample_hz: int | None, out: Path, *, as_json: bool
+    source: Path,
+    kind: Kind,
+    rate_hz: int,
+    resample_hz: int | None,
+    out: Path,
+    *,
+    dsp: DspConfig,
+    as_json: bool,
 ) -> int:
     """Process ``source``; return the exit status (1: unreadable input)."""
     try:
@@ -37,10 +46,11 @@ def run_process(
         times, values = np.arange(len(table)) / rate_hz, table[:, :1]
     else:
         times, values = table[:, 0], table[:, 1:2]
-    base = ChainSettings.defaults(kind)
-    chain = SignalChain(
-        kind, rate_hz, 1, ChainSettings(base.low_hz, base.high_hz, resample_hz=resample_hz)
+    settings = dataclasses.replace(
+        ChainSettings.from_config(kind, dsp, resample=False), resample_hz=resample_hz
     )
+    chain = SignalChain(kind, rate_hz, 1, settings)
+    gate = dsp.sqi_min_ppg if kind == "ppg" else dsp.sqi_min_ecg
     windows = []
     for i in range(0, len(times), _CHUNK):
         windows += chain.push(times[i : i + _CHUNK], values[i : i + _CHUNK])
@@ -49,7 +59,7 @@ def run_process(
     for w in windows:
         t = w.t0_s + np.arange(len(w.samples)) / w.rate_hz
         rows.append(np.column_stack([t, w.samples[:, 0]]))
-        passed = quality.passes(kind, w.sqi)
+        passed = quality.passes(kind, w.sqi, gate)
         hr = None if w.heart_rate_bpm is None else round(w.heart_rate_bpm, 2)
         if as_json:
             print(

@@ -20,6 +20,7 @@ from gateway.pipeline.resample import StreamingResampler
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from gateway.config import DspConfig
     from gateway.pipeline.quality import Kind
 
 
@@ -42,11 +43,28 @@ class ChainSettings:
         """PPG 0.5-8 Hz, ECG 0.5-40 Hz (the issue's defaults)."""
         return cls(0.5, 8.0) if kind == "ppg" else cls(0.5, 40.0)
 
+    @classmethod
+    def from_config(cls, kind: Kind, dsp: DspConfig, *, resample: bool = True) -> ChainSettings:
+        """The settings of ``dsp`` (the config's ``dsp`` section) for ``kind``."""
+        band = dsp.ppg if kind == "ppg" else dsp.ecg
+        return cls(
+            band.low_hz,
+            band.high_hz,
+            notch_hz=band.notch_hz,
+            resample_hz=dsp.resample_hz if resample else None,
+            window_s=dsp.window_s,
+            overlap=dsp.overlap,
+            max_gap_s=dsp.max_gap_s,
+            settle_s=dsp.settle_s,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One analysis window of one segment."""
+    """One analysis window of one segment of one device's stream."""
 
+    device_id: str
+    stream: str
     t0_s: float
     rate_hz: float
     samples: NDArray[np.float64]  # filtered, resampled if asked; (n, channels)
@@ -59,9 +77,18 @@ class SignalChain:
     """Streaming chain for one stream of ``n_channels`` at ``rate_hz`` (quality on channel 0)."""
 
     def __init__(
-        self, kind: Kind, rate_hz: int, n_channels: int, settings: ChainSettings | None = None
+        self,
+        kind: Kind,
+        rate_hz: int,
+        n_channels: int,
+        settings: ChainSettings | None = None,
+        *,
+        device_id: str = "",
+        stream: str = "",
     ) -> None:
         self.kind = kind
+        self.device_id = device_id
+        self.stream = stream or kind
         self.rate_hz = rate_hz
         self.settings = s = settings or ChainSettings.defaults(kind)
         self._grid = UniformGrid(rate_hz, n_channels, s.max_gap_s)
@@ -164,6 +191,8 @@ class SignalChain:
             )
             out.append(
                 Window(
+                    self.device_id,
+                    self.stream,
                     self._segment_t0 + self._in_index / self.rate_hz,
                     float(self.settings.resample_hz or self.rate_hz),
                     samples,
