@@ -74,8 +74,8 @@ def run_process(
             )
         else:
             shown = "-" if hr is None else f"{hr:6.1f}"
-            gate = "pass" if passed else "fail"
-            print(f"t0 {w.t0_s:10.2f} s  heart rate {shown} bpm  SQI {w.sqi:7.3f} ({gate})")
+            verdict = "pass" if passed else "fail"
+            print(f"t0 {w.t0_s:10.2f} s  heart rate {shown} bpm  SQI {w.sqi:7.3f} ({verdict})")
     data = np.vstack(rows) if rows else np.zeros((0, 2))
     np.savetxt(out, data, delimiter=",", header="time_s,value", comments="", fmt="%.6f")
     return 0
