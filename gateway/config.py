@@ -140,6 +140,13 @@ class TcmConfig(_Section):
     upload_path: UrlPath = "/health/upload"
     timeout_s: PositiveSeconds = 30.0
     verify_tls: bool = True
+    plan: Literal["free", "basic", "pro", "enterprise"] = "free"
+    rate_limit_state: Path | None = Field(
+        None, description="usage counts kept across restarts; default: beside the outbox"
+    )
+    rate_limit_scale: float = Field(
+        1.0, gt=0.0, le=1.0, description="shrinks the plan's windows: emulation and tests only"
+    )
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> Self:

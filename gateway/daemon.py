@@ -21,7 +21,9 @@ from drivers.ble.backends import PLATFORM, simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
 from drivers.polar.pmd import StreamSettings
 from gateway import codec
+from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
+from gateway.rate_limits import PLANS
 from gateway.simulation import build_world
 from gateway.sinks import health_upload, mqtt
 from gateway.status_api import serve_status
@@ -126,8 +128,14 @@ class Daemon:
                 await stack.enter_async_context(self.sim_world)
                 backends = simulated(self.sim_world)
             session = await stack.enter_async_context(aiohttp.ClientSession())
+            tcm = s.cloud.tcm
+            limiter = ClientRateLimiter(
+                PLANS[tcm.plan],
+                state_path=tcm.rate_limit_state or s.storage.path.with_name("tcm_rate_limit.json"),
+                scale=tcm.rate_limit_scale,
+            )
             self._upload = health_upload.HealthUploadSink(
-                outbox, TcmClient(session, s.cloud.tcm), s.sync
+                outbox, TcmClient(session, tcm, limiter), s.sync
             )
             if s.mqtt.enabled:
                 self._mqtt = mqtt.MqttSink(

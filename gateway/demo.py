@@ -27,7 +27,8 @@ async def run_demo(
     on_signals: Callable[[Callable[[], None]], None],
 ) -> int:
     """Run the demo until Ctrl-C or ``duration_s``; return the exit status."""
-    async with running_emulator(EmulatorConfig(), "127.0.0.1", 0) as emulator_url:
+    emulator = EmulatorConfig(plan=settings.cloud.tcm.plan)
+    async with running_emulator(emulator, "127.0.0.1", 0) as emulator_url:
         settings = _pointed_at(settings, emulator_url)
         if settings.mqtt.enabled and not await _broker_reachable(settings.mqtt):
             print(

@@ -82,7 +82,9 @@ def topic_prefix(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def emulator() -> AsyncIterator[TestServer]:
     """The cloud emulator on 127.0.0.1, a free port, in this process."""
-    server = TestServer(emulator_app(EmulatorConfig(token_ttl_s=3600)), host="127.0.0.1")
+    server = TestServer(
+        emulator_app(EmulatorConfig(token_ttl_s=3600, plan="enterprise")), host="127.0.0.1"
+    )
     await server.start_server()
     yield server
     await server.close()

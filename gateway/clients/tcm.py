@@ -19,6 +19,7 @@ from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError, Si
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from gateway.clients.limiter import ClientRateLimiter
     from gateway.config import TcmConfig
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,15 @@ class UploadResult:
 class TcmClient:
     """Logs in when configured with an account (else sends the static API key) and uploads."""
 
-    def __init__(self, session: aiohttp.ClientSession, config: TcmConfig) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        config: TcmConfig,
+        limiter: ClientRateLimiter | None = None,
+    ) -> None:
         self._session = session
         self._config = config
+        self._limiter = limiter
         self._access_token: str | None = None
         self._refresh_token: str | None = None
         self._login_lock = asyncio.Lock()
@@ -127,12 +134,16 @@ class TcmClient:
         url = self._config.base_url.rstrip("/") + path
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
+        if self._limiter is not None:
+            await self._limiter.acquire()
         try:
             async with self._session.post(
                 url, json=body, headers=headers, timeout=timeout, ssl=self._config.verify_tls
             ) as response:
                 status = response.status
                 retry_after = _retry_after_s(response.headers, use_reset=response.status == 429)
+                if self._limiter is not None:
+                    self._limiter.observe(response.headers)
                 try:
                     data = await response.json(content_type=None)
                 except ValueError:

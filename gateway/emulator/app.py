@@ -6,6 +6,7 @@ routes: what it received (per device), and fault injection for tests.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import uuid
@@ -16,10 +17,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
+from gateway.rate_limits import PLANS, Windows
+
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
 TCM_PREFIX: Final = "/api/v1"
+HEARTVOICE_PREFIX: Final = "/api/v1/experimental"
 _DATA_TYPES: Final = frozenset({"realtime", "batch"})
 _SYNC_TYPES: Final = frozenset({"full", "incremental"})
 _NULLABLE_NUMBERS: Final = (
@@ -54,6 +58,7 @@ class EmulatorConfig:
     heartvoice_api_key: str = "heartvoice-demo-key"
     plan: str = "free"
     token_ttl_s: float = 86_400.0
+    window_scale: float = 1.0  # shrinks the plan's windows (tests run a "day" in seconds)
 
 
 @dataclass(slots=True)
@@ -68,6 +73,8 @@ class EmulatorState:
     tokens: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
     fail_next: list[int] = field(default_factory=list)
+    limited: int = 0  # requests answered 429 by the plan
+    windows: Windows | None = None
 
 
 STATE_KEY: Final = web.AppKey("state", EmulatorState)
@@ -77,8 +84,8 @@ CONFIG_KEY: Final = web.AppKey("config", EmulatorConfig)
 def emulator_app(config: EmulatorConfig | None = None) -> web.Application:
     """Build the emulator; serve it with ``web.run_app`` or ``aiohttp.test_utils.TestServer``."""
     app = web.Application(middlewares=[_count_and_inject_faults])
-    app[CONFIG_KEY] = config or EmulatorConfig()
-    app[STATE_KEY] = EmulatorState()
+    app[CONFIG_KEY] = config = config or EmulatorConfig()
+    app[STATE_KEY] = EmulatorState(windows=Windows(PLANS[config.plan], config.window_scale))
     app.router.add_post(f"{TCM_PREFIX}/auth/login", _login)
     app.router.add_post(f"{TCM_PREFIX}/auth/refresh", _refresh)
     app.router.add_post(f"{TCM_PREFIX}/health/upload", _health_upload)
@@ -113,16 +120,36 @@ def error_response(
 @web.middleware
 async def _count_and_inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    if request.path.startswith(TCM_PREFIX):
+    if request.path.startswith(TCM_PREFIX) and not request.path.startswith(HEARTVOICE_PREFIX):
         state.requests += 1
+        assert state.windows is not None
+        now = time.time()
+        if (wait_s := state.windows.wait_s(now)) > 0:
+            state.limited += 1
+            response = error_response(429, "RATE_LIMIT_EXCEEDED", "plan quota exhausted")
+            response.headers["Retry-After"] = str(math.ceil(wait_s))
+            _rate_headers(response, state.windows, now)
+            return response
+        state.windows.take(now)
         if state.fail_next:
             status = state.fail_next.pop(0)
             code = _FAULT_CODES.get(status, "SERVICE_UNAVAILABLE")
             response = error_response(status, code, "injected fault")
             if status == 429:
                 response.headers["Retry-After"] = "1"
+            _rate_headers(response, state.windows, now)
             return response
+        answer = await handler(request)
+        _rate_headers(answer, state.windows, now)
+        return answer
     return await handler(request)
+
+
+def _rate_headers(response: web.StreamResponse, windows: Windows, now: float) -> None:
+    limit, remaining, reset_s = windows.tightest(now)
+    response.headers["X-RateLimit-Limit"] = str(limit)
+    response.headers["X-RateLimit-Remaining"] = str(remaining)
+    response.headers["X-RateLimit-Reset"] = str(math.ceil(reset_s))
 
 
 async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:

@@ -66,6 +66,7 @@ def settings_for(tmp_path: Path, broker: Broker, emulator: TestServer, prefix: s
             },
             "cloud": {
                 "tcm": {
+                    "plan": "enterprise",
                     "base_url": str(emulator.make_url("/api/v1")),
                     "email": "demo@example.com",
                     "password": "demo-password",

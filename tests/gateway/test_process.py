@@ -32,7 +32,9 @@ def write_config(tmp_path: Path, emulator_url: str, http_port: int, **storage: o
         "devices": [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
         "storage": {"path": str(tmp_path / "wgw.sqlite"), **storage},
         "mqtt": {"enabled": False},
-        "cloud": {"tcm": {"base_url": emulator_url, "api_key": "tcm-demo-key"}},
+        "cloud": {
+            "tcm": {"base_url": emulator_url, "api_key": "tcm-demo-key", "plan": "enterprise"}
+        },
         "http": {"port": http_port},
     }
     path = tmp_path / "config.yaml"

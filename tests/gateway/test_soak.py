@@ -59,7 +59,11 @@ def settings(tmp_path: Path, emulator: TestServer) -> Settings:
             "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 100},
             "mqtt": {"enabled": False},
             "cloud": {
-                "tcm": {"base_url": str(emulator.make_url("/api/v1")), "api_key": "tcm-demo-key"}
+                "tcm": {
+                    "base_url": str(emulator.make_url("/api/v1")),
+                    "api_key": "tcm-demo-key",
+                    "plan": "enterprise",
+                }
             },
             "sync": {"min_request_interval_s": 0.05},
             "http": {"enabled": False},
