@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
+from gateway.emulator import heartvoice
 from gateway.rate_limits import PLANS, Windows
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
 TCM_PREFIX: Final = "/api/v1"
-HEARTVOICE_PREFIX: Final = "/api/v1/experimental"
+HEARTVOICE_PREFIX: Final = heartvoice.PREFIX
 _DATA_TYPES: Final = frozenset({"realtime", "batch"})
 _SYNC_TYPES: Final = frozenset({"full", "incremental"})
 _NULLABLE_NUMBERS: Final = (
@@ -74,6 +75,7 @@ class EmulatorState:
     refresh_tokens: set[str] = field(default_factory=set)
     fail_next: list[int] = field(default_factory=list)
     limited: int = 0  # requests answered 429 by the plan
+    heartvoice_requests: int = 0
     windows: Windows | None = None
 
 
@@ -89,9 +91,24 @@ def emulator_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post(f"{TCM_PREFIX}/auth/login", _login)
     app.router.add_post(f"{TCM_PREFIX}/auth/refresh", _refresh)
     app.router.add_post(f"{TCM_PREFIX}/health/upload", _health_upload)
+    for name, handler in (
+        ("ppgFlowEcg", heartvoice.ppg_flow_ecg),
+        ("mcma", heartvoice.mcma),
+        ("lead3Lead12", heartvoice.lead3_lead12),
+    ):
+        app.router.add_post(f"{heartvoice.PREFIX}/{name}", _heartvoice_auth(handler))
     app.router.add_get("/_emulator/received", _received)
     app.router.add_post("/_emulator/faults", _faults)
     return app
+
+
+def _heartvoice_auth(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        request.app[STATE_KEY].heartvoice_requests += 1
+        refused = heartvoice.authorised(request, request.app[CONFIG_KEY].heartvoice_api_key)
+        return refused if refused is not None else await handler(request)
+
+    return guarded
 
 
 def error_response(
