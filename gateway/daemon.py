@@ -134,8 +134,9 @@ class Daemon:
                 state_path=tcm.rate_limit_state or s.storage.path.with_name("tcm_rate_limit.json"),
                 scale=tcm.rate_limit_scale,
             )
+            token_cache = s.storage.path.with_name("tcm_token.json")
             self._upload = health_upload.HealthUploadSink(
-                outbox, TcmClient(session, tcm, limiter), s.sync
+                outbox, TcmClient(session, tcm, limiter, token_cache=token_cache), s.sync
             )
             if s.mqtt.enabled:
                 self._mqtt = mqtt.MqttSink(

@@ -7,7 +7,9 @@ the server's code, ``request_id`` and details; tokens and keys never appear in t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,12 +20,14 @@ from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError, Si
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     from gateway.clients.limiter import ClientRateLimiter
     from gateway.config import TcmConfig
 
 log = logging.getLogger(__name__)
 
+_REFRESH_MARGIN_S = 300.0  # renew a token this long before it expires
 # API.md: what can succeed later is retried, the rest is dead-lettered by the caller.
 _PERMANENT_STATUSES = frozenset({400, 403, 404, 409, 413, 422})
 
@@ -46,12 +50,17 @@ class TcmClient:
         session: aiohttp.ClientSession,
         config: TcmConfig,
         limiter: ClientRateLimiter | None = None,
+        *,
+        token_cache: Path | None = None,
     ) -> None:
         self._session = session
         self._config = config
         self._limiter = limiter
         self._access_token: str | None = None
         self._refresh_token: str | None = None
+        self._expires_at = 0.0
+        self._ttl_s = 3600.0
+        self._token_cache = token_cache
         self._login_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -107,26 +116,90 @@ class TcmClient:
         if self._config.api_key is not None:
             return self._config.api_key.get_secret_value()
         async with self._login_lock:
-            if self._access_token is None or self._access_token == stale:
-                await self._login()
+            if self._access_token is None:
+                self._load_cached_token()
+            margin_s = min(_REFRESH_MARGIN_S, 0.1 * self._ttl_s)
+            fresh = self._expires_at - time.time() > margin_s
+            if self._access_token is None or self._access_token == stale or not fresh:
+                await self._renew()
             assert self._access_token is not None
             return self._access_token
 
-    async def _login(self) -> None:
+    async def _renew(self) -> None:
+        """Refresh when a refresh token is at hand (and accepted), else log in."""
         cfg = self._config
+        if self._refresh_token is not None:
+            try:
+                data, _ = await self._post(
+                    cfg.refresh_path, {"refresh_token": self._refresh_token}, None
+                )
+                self._adopt(data)
+                log.info("access token refreshed")
+                return
+            except AuthError:
+                self._refresh_token = None  # expired or revoked: log in instead
         if cfg.email is None or cfg.password is None:
             msg = "no account configured to log in with"
             raise AuthError(msg)
         body = {"email": cfg.email, "password": cfg.password.get_secret_value()}
         data, _ = await self._post(cfg.login_path, body, None)
+        self._adopt(data)
+        log.info("logged in to %s", cfg.base_url)
+
+    def _adopt(self, data: Mapping[str, object]) -> None:
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
-            msg = "login answered without an access_token"
+            msg = "the server answered without an access_token"
             raise AuthError(msg)
-        self._access_token = token
+        expires_in = data.get("expires_in")
+        ttl_s = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
         refresh = data.get("refresh_token")
+        self._access_token = token
         self._refresh_token = refresh if isinstance(refresh, str) else None
-        log.info("logged in to %s", cfg.base_url)
+        self._expires_at = time.time() + ttl_s
+        self._ttl_s = ttl_s
+        self._save_cached_token()
+
+    def _load_cached_token(self) -> None:
+        path = self._token_cache
+        if path is None or not path.exists():
+            return
+        try:
+            cached = json.loads(path.read_text())
+            if (
+                cached.get("base_url") != self._config.base_url
+                or cached.get("email") != self._config.email
+            ):
+                return  # another account or server
+            self._access_token = str(cached["access_token"])
+            refresh = cached.get("refresh_token")
+            self._refresh_token = str(refresh) if refresh else None
+            self._expires_at = float(cached["expires_at"])
+            self._ttl_s = float(cached.get("ttl_s", self._ttl_s))
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("token cache %s unreadable: logging in again", path)
+
+    def _save_cached_token(self) -> None:
+        path = self._token_cache
+        if path is None:
+            return
+        cached = {
+            "base_url": self._config.base_url,
+            "email": self._config.email,
+            "access_token": self._access_token,
+            "refresh_token": self._refresh_token,
+            "expires_at": self._expires_at,
+            "ttl_s": self._ttl_s,
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # created 0600: the file holds a credential
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(cached, f)
+            path.chmod(0o600)
+        except OSError as exc:
+            log.warning("token cache %s not written: %s", path, exc.strerror)
 
     async def _post(
         self, path: str, body: Mapping[str, object], token: str | None

@@ -76,6 +76,8 @@ class EmulatorState:
     fail_next: list[int] = field(default_factory=list)
     limited: int = 0  # requests answered 429 by the plan
     heartvoice_requests: int = 0
+    logins: int = 0
+    refreshes: int = 0
     windows: Windows | None = None
 
 
@@ -209,6 +211,7 @@ async def _login(request: web.Request) -> web.Response:
             )
     if body["email"] != config.email or body["password"] != config.password:
         return error_response(401, "INVALID_TOKEN", "wrong email or password")
+    request.app[STATE_KEY].logins += 1
     return _issue_tokens(request.app, body["email"])
 
 
@@ -223,6 +226,7 @@ async def _refresh(request: web.Request) -> web.Response:
             401, "INVALID_TOKEN", "unknown refresh token", field_name="refresh_token"
         )
     state.refresh_tokens.discard(token)
+    state.refreshes += 1
     return _issue_tokens(request.app, request.app[CONFIG_KEY].email)
 
 

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import stat
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from gateway.clients.tcm import TcmClient
 from gateway.config import TcmConfig
-from gateway.emulator.app import STATE_KEY
+from gateway.emulator.app import STATE_KEY, EmulatorConfig, emulator_app
 from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError
 
 if TYPE_CHECKING:
-    from aiohttp.test_utils import TestServer
+    from pathlib import Path
 
 RECORD: dict[str, object] = {"timestamp": "2026-11-22T10:00:00.000Z", "heart_rate": 61}
 
@@ -97,3 +100,33 @@ async def test_connection_refused_is_retryable() -> None:
             await TcmClient(session, cfg).upload_health(
                 "w1", [RECORD], data_type="realtime", sync_type="incremental"
             )
+
+
+async def test_tokens_are_cached_0600_and_refreshed_before_expiry(tmp_path: Path) -> None:
+    """Test a restart that reuses the cached token, and a short-lived token refreshed in time."""
+    server = TestServer(
+        emulator_app(EmulatorConfig(token_ttl_s=2.0, plan="enterprise")), host="127.0.0.1"
+    )
+    await server.start_server()
+    cache = tmp_path / "token.json"
+    state = server.app[STATE_KEY]
+    try:
+        cfg = config(server)
+        async with aiohttp.ClientSession() as session:
+            first = TcmClient(session, cfg, token_cache=cache)
+            await first.upload_health("w1", [RECORD], data_type="realtime", sync_type="incremental")
+            assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+            assert "demo-password" not in cache.read_text()
+            restarted = TcmClient(session, cfg, token_cache=cache)  # a new process, same cache
+            for i in range(1, 6):
+                record = {**RECORD, "timestamp": f"2026-11-22T10:00:{i:02d}.000Z"}
+                await restarted.upload_health(
+                    "w1", [record], data_type="realtime", sync_type="incremental"
+                )
+                await asyncio.sleep(0.5)  # 2.5 s in all: past the first token's expiry
+        assert state.logins == 1
+        assert state.refreshes >= 1
+        assert len(state.records["w1"]) == 6
+        assert state.requests - state.logins - state.refreshes == 6  # no request was refused
+    finally:
+        await server.close()
