@@ -185,7 +185,7 @@ class SyncConfig(_Section):
     """
 
     mode: Literal["realtime"] = "realtime"
-    batch_max_records: int = Field(100, ge=1, le=10_000)
+    batch_max_records: int = Field(2000, ge=1, le=10_000, description="records per request")
     min_request_interval_s: float = Field(1.0, ge=0, le=3600)
     retry_min_s: PositiveSeconds = 1.0
     retry_max_s: PositiveSeconds = 300.0

@@ -38,6 +38,10 @@ class Windows:
             if start != self.starts[i]:
                 self.starts[i], self.counts[i] = start, 0
 
+    def sustainable_interval_s(self) -> float:
+        """The largest period / limit: at this pace no window ever runs out."""
+        return max(p * self.scale / limit for p, limit in zip(PERIODS_S, self.limits, strict=True))
+
     def wait_s(self, now: float) -> float:
         """0 if a request may go now, else how long until every window has room."""
         self._roll(now)

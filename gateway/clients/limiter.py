@@ -41,6 +41,10 @@ class ClientRateLimiter:
         self.waited_s = 0.0
         self._load()
 
+    def sustainable_interval_s(self) -> float:
+        """The steady request interval that never exhausts any window (the month, in practice)."""
+        return self._windows.sustainable_interval_s()
+
     def remaining(self) -> tuple[int, int, float]:
         """(limit, remaining, reset epoch s) of the tightest window."""
         return self._windows.tightest(self._clock())

@@ -66,6 +66,10 @@ class TcmClient:
     def __repr__(self) -> str:
         return f"TcmClient(base_url={self._config.base_url!r})"
 
+    def sustainable_interval_s(self) -> float:
+        """The gap between requests at which the plan's every quota lasts (0: no limiter)."""
+        return self._limiter.sustainable_interval_s() if self._limiter else 0.0
+
     async def upload_health(
         self,
         device_id: str,

@@ -7,7 +7,6 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from itertools import groupby
 from typing import TYPE_CHECKING, Final
 
 from gateway.codec import HEALTH_STREAMS, health_record
@@ -73,49 +72,56 @@ class HealthUploadSink:
         )
 
     async def run(self) -> None:
-        """Deliver the backlog, then each new commit, until cancelled."""
+        """Deliver the backlog, then each new commit, until cancelled.
+
+        One request at a time, for the device with the oldest waiting row, carrying up to
+        ``batch_max_records`` of that device's rows in order; requests are paced so that the
+        plan's tightest quota lasts (on the free plan the month allows one every 259 s, so a
+        request carries what accumulated meanwhile).
+        """
+        cap = self._config.batch_max_records
         while True:
-            rows = await self._outbox.lease(SINK, self._config.batch_max_records)
+            rows = await self._outbox.lease(SINK, 4 * cap)
             if not rows:
                 await self._outbox.wait_committed(timeout_s=1.0)
                 continue
-            delay_s = await self._deliver(rows)
-            await asyncio.sleep(max(delay_s, self._config.min_request_interval_s))
+            device_id = rows[0].record.device_id
+            batch = [r for r in rows if r.record.device_id == device_id][:cap]
+            chosen = {r.id for r in batch}
+            await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])
+            delay_s = await self._send(device_id, batch)
+            pace_s = max(self._config.min_request_interval_s, self._client.sustainable_interval_s())
+            await asyncio.sleep(max(delay_s, pace_s))
 
-    async def _deliver(self, rows: list[StoredRecord]) -> float:
-        """Send the leased rows, one request per device in order; return how long to wait."""
-        batches = [list(group) for _, group in groupby(rows, key=lambda r: r.record.device_id)]
-        for i, batch in enumerate(batches):
-            device_id = batch[0].record.device_id
-            ids = [r.id for r in batch]
-            try:
-                self._requests += 1
-                result = await self._client.upload_health(
-                    device_id,
-                    [health_record(r.record) for r in batch],
-                    data_type="realtime",
-                    sync_type="incremental",
-                )
-            except SinkError as exc:
-                self._last_error = f"{exc} (request {exc.request_id})"
-                self._attempt += 1
-                later_ids = [r.id for later in batches[i + 1 :] for r in later]
-                await self._outbox.release(SINK, later_ids)
-                decision = classify(exc, self._attempt, self._backoff)
-                if isinstance(decision, DeadLetter):
-                    log.error("health upload refused %d records: %s", len(ids), self._last_error)
-                    self._dead += len(ids)
-                    await self._outbox.dead_letter(SINK, ids, decision.reason)
-                    return 0.0
-                log.warning(
-                    "health upload failed, retry in %.1f s: %s", decision.after_s, self._last_error
-                )
-                self._retries += 1
-                await self._outbox.nack(SINK, ids, time.time() + decision.after_s, str(exc))
-                return decision.after_s
-            self._attempt = 0
-            self._uploaded += result.accepted
-            self._by_device[device_id] += len(ids)
-            self._duplicates += result.duplicates
-            await self._outbox.ack(SINK, ids)
+    async def _send(self, device_id: str, batch: list[StoredRecord]) -> float:
+        """One request; ack, nack or dead-letter its rows; return how long to wait."""
+        ids = [r.id for r in batch]
+        self._requests += 1
+        try:
+            result = await self._client.upload_health(
+                device_id,
+                [health_record(r.record) for r in batch],
+                data_type="realtime",
+                sync_type="incremental",
+            )
+        except SinkError as exc:
+            self._last_error = f"{exc} (request {exc.request_id})"
+            self._attempt += 1
+            decision = classify(exc, self._attempt, self._backoff)
+            if isinstance(decision, DeadLetter):
+                log.error("health upload refused %d records: %s", len(ids), self._last_error)
+                self._dead += len(ids)
+                await self._outbox.dead_letter(SINK, ids, decision.reason)
+                return 0.0
+            log.warning(
+                "health upload failed, retry in %.1f s: %s", decision.after_s, self._last_error
+            )
+            self._retries += 1
+            await self._outbox.nack(SINK, ids, time.time() + decision.after_s, str(exc))
+            return decision.after_s
+        self._attempt = 0
+        self._uploaded += result.accepted
+        self._duplicates += result.duplicates
+        self._by_device[device_id] += len(ids)
+        await self._outbox.ack(SINK, ids)
         return 0.0
