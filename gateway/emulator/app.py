@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from gateway.emulator import heartvoice
+from gateway.emulator.faults import Faults, deliver
 from gateway.rate_limits import PLANS, Windows
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class EmulatorState:
     requests: int = 0
     tokens: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
-    fail_next: list[int] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
     limited: int = 0  # requests answered 429 by the plan
     heartvoice_requests: int = 0
     logins: int = 0
@@ -101,6 +102,7 @@ def emulator_app(config: EmulatorConfig | None = None) -> web.Application:
         app.router.add_post(f"{heartvoice.PREFIX}/{name}", _heartvoice_auth(handler))
     app.router.add_get("/_emulator/received", _received)
     app.router.add_post("/_emulator/faults", _faults)
+    app.router.add_get("/_emulator/faults", _faults)
     return app
 
 
@@ -138,30 +140,40 @@ def error_response(
 
 @web.middleware
 async def _count_and_inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/_emulator"):
+        return await handler(request)
     state = request.app[STATE_KEY]
-    if request.path.startswith(TCM_PREFIX) and not request.path.startswith(HEARTVOICE_PREFIX):
-        state.requests += 1
-        assert state.windows is not None
-        now = time.time()
-        if (wait_s := state.windows.wait_s(now)) > 0:
-            state.limited += 1
-            response = error_response(429, "RATE_LIMIT_EXCEEDED", "plan quota exhausted")
-            response.headers["Retry-After"] = str(math.ceil(wait_s))
-            _rate_headers(response, state.windows, now)
-            return response
-        state.windows.take(now)
-        if state.fail_next:
-            status = state.fail_next.pop(0)
-            code = _FAULT_CODES.get(status, "SERVICE_UNAVAILABLE")
-            response = error_response(status, code, "injected fault")
-            if status == 429:
-                response.headers["Retry-After"] = "1"
-            _rate_headers(response, state.windows, now)
-            return response
-        answer = await handler(request)
+    faults = state.faults
+    if faults.dropping():
+        faults.injected += 1
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=503)  # never reaches the client: the connection is gone
+    if request.path.startswith(HEARTVOICE_PREFIX):
+        return await deliver(request, faults, handler)
+    state.requests += 1
+    assert state.windows is not None
+    now = time.time()
+    if (wait_s := state.windows.wait_s(now)) > 0:
+        state.limited += 1
+        response = error_response(429, "RATE_LIMIT_EXCEEDED", "plan quota exhausted")
+        response.headers["Retry-After"] = str(math.ceil(wait_s))
+        _rate_headers(response, state.windows, now)
+        return response
+    state.windows.take(now)
+    if (status := faults.status_now()) is not None:
+        faults.injected += 1
+        response = error_response(
+            status, _FAULT_CODES.get(status, "SERVICE_UNAVAILABLE"), "injected fault"
+        )
+        if status == 429:
+            response.headers["Retry-After"] = "1"
+        _rate_headers(response, state.windows, now)
+        return response
+    answer = await deliver(request, faults, handler)
+    if not answer.prepared:
         _rate_headers(answer, state.windows, now)
-        return answer
-    return await handler(request)
+    return answer
 
 
 def _rate_headers(response: web.StreamResponse, windows: Windows, now: float) -> None:
@@ -326,17 +338,16 @@ async def _received(request: web.Request) -> web.Response:
 
 
 async def _faults(request: web.Request) -> web.Response:
-    """``{"fail_next": [503, 503, 429]}``: answer the next TCM requests with these statuses."""
-    body = await _json_body(request)
-    if isinstance(body, web.Response):
-        return body
-    statuses = body.get("fail_next", [])
-    if not isinstance(statuses, list) or not all(
-        isinstance(s, int) and 400 <= s < 600 for s in statuses
-    ):
-        return error_response(400, "INVALID_PARAMETER", "fail_next: list of HTTP error statuses")
-    request.app[STATE_KEY].fail_next.extend(statuses)
-    return web.json_response({"success": True, "fail_next": request.app[STATE_KEY].fail_next})
+    """``GET``: the fault knobs; ``POST``: change some (see ``gateway.emulator.faults``)."""
+    faults = request.app[STATE_KEY].faults
+    if request.method == "POST":
+        body = await _json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        problem = faults.update(body)
+        if problem is not None:
+            return error_response(400, "INVALID_PARAMETER", problem)
+    return web.json_response({"success": True, "faults": faults.public()})
 
 
 def _request_id() -> str:

@@ -70,7 +70,7 @@ async def test_errors_are_classified(emulator: TestServer) -> None:
     """Test 503 and 429 (with Retry-After) as retryable, 400 as permanent with the request id."""
     async with aiohttp.ClientSession() as session:
         client = TcmClient(session, config(emulator, api_key=SecretStr("tcm-demo-key")))
-        emulator.app[STATE_KEY].fail_next.extend([503, 429])
+        emulator.app[STATE_KEY].faults.fail_next.extend([503, 429])
         with pytest.raises(RetryableSinkError) as unavailable:
             await client.upload_health(
                 "w1", [RECORD], data_type="realtime", sync_type="incremental"

@@ -41,7 +41,7 @@ async def test_retries_then_delivers_in_order_and_dead_letters_a_refused_batch(
         aiohttp.ClientSession() as session,
     ):
         sink = health_upload.HealthUploadSink(outbox, TcmClient(session, tcm), sync)
-        state.fail_next.extend([503, 503])
+        state.faults.fail_next.extend([503, 503])
         for i in range(5):
             await outbox.put(reading(i, 60 + i))
         task = asyncio.create_task(sink.run())
@@ -50,7 +50,7 @@ async def test_retries_then_delivers_in_order_and_dead_letters_a_refused_batch(
         assert state.duplicates["w1"] == 0
         assert sink.statistics().retries == 2
 
-        state.fail_next.append(400)
+        state.faults.fail_next.append(400)
         await outbox.put(reading(5, 99))
         await wait_for(lambda: sink.statistics().dead_lettered == 1)
         await outbox.put(reading(6, 70))
