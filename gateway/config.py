@@ -138,6 +138,8 @@ class TcmConfig(_Section):
     login_path: UrlPath = "/auth/login"
     refresh_path: UrlPath = "/auth/refresh"
     upload_path: UrlPath = "/health/upload"
+    tongue_path: UrlPath = "/tongue/analyze"
+    diagnose_path: UrlPath = "/meridian/diagnose"
     timeout_s: PositiveSeconds = 30.0
     verify_tls: bool = True
     plan: Literal["free", "basic", "pro", "enterprise"] = "free"

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
 _REFRESH_MARGIN_S = 300.0  # renew a token this long before it expires
 # API.md: what can succeed later is retried, the rest is dead-lettered by the caller.
 _PERMANENT_STATUSES = frozenset({400, 403, 404, 409, 413, 422})
@@ -102,19 +103,65 @@ class TcmClient:
             request_id=request_id,
         )
 
+    async def analyze_tongue(
+        self, image: Path, *, analysis_type: str = "standard", include_meridian: bool = True
+    ) -> dict[str, Any]:
+        """``POST /tongue/analyze``; the image is checked here first (JPG or PNG, <= 10 MB).
+
+        Raises:
+            PermanentSinkError: The image would be refused (nothing was sent), or was.
+        """
+        data = await asyncio.to_thread(image.read_bytes)
+        if len(data) > MAX_IMAGE_BYTES:
+            msg = f"{image.name}: {len(data)} bytes is over the API's 10 MB"
+            raise PermanentSinkError(msg, code="IMAGE_TOO_LARGE")
+        if not data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):
+            msg = f"{image.name}: the API takes JPG or PNG only"
+            raise PermanentSinkError(msg, code="IMAGE_FORMAT")
+        body = {
+            "image_type": "tongue",
+            "analysis_type": analysis_type,
+            "include_meridian": include_meridian,
+        }
+        answer, _ = await self._authorised_post(
+            self._config.tongue_path, body, image=(image.name, data)
+        )
+        return answer
+
+    async def diagnose(
+        self,
+        vital_signs: Mapping[str, object],
+        symptoms: list[str],
+        *,
+        tongue_analysis_id: str | None = None,
+        include_treatment: bool = True,
+        include_prognosis: bool = True,
+    ) -> dict[str, Any]:
+        """``POST /meridian/diagnose``."""
+        body: dict[str, object] = {
+            "vital_signs": dict(vital_signs),
+            "symptoms": symptoms,
+            "include_treatment": include_treatment,
+            "include_prognosis": include_prognosis,
+        }
+        if tongue_analysis_id is not None:
+            body["tongue_analysis_id"] = tongue_analysis_id
+        answer, _ = await self._authorised_post(self._config.diagnose_path, body)
+        return answer
+
     async def _authorised_post(
-        self, path: str, body: Mapping[str, object]
+        self, path: str, body: Mapping[str, object], *, image: tuple[str, bytes] | None = None
     ) -> tuple[dict[str, Any], str | None]:
         token = await self._token()
         try:
-            return await self._post(path, body, token)
+            return await self._post(path, body, token, image=image)
         except AuthError:
             if self._config.api_key is not None:
                 raise
         # API.md: on INVALID_TOKEN, log in again once and retry the same request once.
         self._access_token = None
         token = await self._token(stale=token)
-        return await self._post(path, body, token)
+        return await self._post(path, body, token, image=image)
 
     async def _token(self, stale: str | None = None) -> str:
         if self._config.api_key is not None:
@@ -206,16 +253,31 @@ class TcmClient:
             log.warning("token cache %s not written: %s", path, exc.strerror)
 
     async def _post(
-        self, path: str, body: Mapping[str, object], token: str | None
+        self,
+        path: str,
+        body: Mapping[str, object],
+        token: str | None,
+        *,
+        image: tuple[str, bytes] | None = None,
     ) -> tuple[dict[str, Any], str | None]:
+        """One request: JSON ``body``, or a multipart form of ``body`` plus ``image``."""
         url = self._config.base_url.rstrip("/") + path
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
         if self._limiter is not None:
             await self._limiter.acquire()
         try:
+            payload: dict[str, Any] = {"json": body}
+            if image is not None:
+                form = aiohttp.FormData()
+                for name, value in body.items():
+                    form.add_field(
+                        name, str(value).lower() if isinstance(value, bool) else str(value)
+                    )
+                form.add_field("image", image[1], filename=image[0])
+                payload = {"data": form}
             async with self._session.post(
-                url, json=body, headers=headers, timeout=timeout, ssl=self._config.verify_tls
+                url, headers=headers, timeout=timeout, ssl=self._config.verify_tls, **payload
             ) as response:
                 status = response.status
                 retry_after = _retry_after_s(response.headers, use_reset=response.status == 429)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from gateway.emulator import heartvoice
+from gateway.emulator import heartvoice, tcm_diagnosis
 from gateway.emulator.faults import Faults, deliver
 from gateway.rate_limits import PLANS, Windows
 
@@ -78,6 +78,7 @@ class EmulatorState:
     limited: int = 0  # requests answered 429 by the plan
     heartvoice_requests: int = 0
     logins: int = 0
+    tongue_analyses: set[str] = field(default_factory=set)
     refreshes: int = 0
     windows: Windows | None = None
 
@@ -88,12 +89,15 @@ CONFIG_KEY: Final = web.AppKey("config", EmulatorConfig)
 
 def emulator_app(config: EmulatorConfig | None = None) -> web.Application:
     """Build the emulator; serve it with ``web.run_app`` or ``aiohttp.test_utils.TestServer``."""
-    app = web.Application(middlewares=[_count_and_inject_faults])
+    # 10 MB images plus the multipart envelope
+    app = web.Application(middlewares=[_count_and_inject_faults], client_max_size=12 * 1024 * 1024)
     app[CONFIG_KEY] = config = config or EmulatorConfig()
     app[STATE_KEY] = EmulatorState(windows=Windows(PLANS[config.plan], config.window_scale))
     app.router.add_post(f"{TCM_PREFIX}/auth/login", _login)
     app.router.add_post(f"{TCM_PREFIX}/auth/refresh", _refresh)
     app.router.add_post(f"{TCM_PREFIX}/health/upload", _health_upload)
+    app.router.add_post(f"{TCM_PREFIX}/tongue/analyze", _tongue_analyze)
+    app.router.add_post(f"{TCM_PREFIX}/meridian/diagnose", _meridian_diagnose)
     for name, handler in (
         ("ppgFlowEcg", heartvoice.ppg_flow_ecg),
         ("mcma", heartvoice.mcma),
@@ -321,6 +325,87 @@ def _upload_problem(body: dict[str, Any]) -> tuple[str, str] | None:  # noqa: PL
             ):
                 return f"records[{i}].{name}", "must be a number or null"
     return None
+
+
+async def _tongue_analyze(request: web.Request) -> web.Response:  # noqa: PLR0911 - one check a field
+    refused = _authorised(request)
+    if refused is not None:
+        return refused
+    if not request.content_type.startswith("multipart/"):
+        return error_response(
+            400, "INVALID_PARAMETER", "multipart/form-data expected", field_name="image"
+        )
+    fields: dict[str, bytes] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.name:
+            fields[part.name] = await part.read(decode=False)
+    image = fields.get("image")
+    if not image:
+        return error_response(
+            400, "INVALID_PARAMETER", "image is required", field_name="image", reason="required"
+        )
+    if len(image) > tcm_diagnosis.MAX_IMAGE_BYTES:
+        return error_response(
+            400,
+            "INVALID_PARAMETER",
+            "image larger than 10 MB",
+            field_name="image",
+            reason="too large",
+        )
+    if tcm_diagnosis.image_kind(image) is None:
+        return error_response(
+            422, "IMAGE_PROCESSING_ERROR", "image is neither JPG nor PNG", field_name="image"
+        )
+    analysis_type = fields.get("analysis_type", b"standard").decode(errors="replace")
+    if analysis_type not in ("quick", "standard", "detailed"):
+        return error_response(
+            400,
+            "INVALID_PARAMETER",
+            "analysis_type: quick, standard or detailed",
+            field_name="analysis_type",
+        )
+    include = fields.get("include_meridian", b"true").decode(errors="replace").lower() in (
+        "true",
+        "1",
+        "yes",
+    )
+    answer = tcm_diagnosis.tongue_answer(image, analysis_type, include)
+    request.app[STATE_KEY].tongue_analyses.add(answer["analysis_id"])
+    return web.json_response(answer)
+
+
+async def _meridian_diagnose(request: web.Request) -> web.Response:
+    refused = _authorised(request)
+    if refused is not None:
+        return refused
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    problem = tcm_diagnosis.vital_problem(body.get("vital_signs"))
+    symptoms = body.get("symptoms")
+    if problem is None and not (
+        (isinstance(symptoms, str) and symptoms)
+        or (isinstance(symptoms, list) and all(isinstance(s, str) for s in symptoms))
+    ):
+        problem = ("symptoms", "required: text or a list of texts")
+    tongue = body.get("tongue_analysis_id")
+    if (
+        problem is None
+        and tongue is not None
+        and tongue not in request.app[STATE_KEY].tongue_analyses
+    ):
+        problem = ("tongue_analysis_id", "unknown analysis")
+    if problem is not None:
+        field_name, reason = problem
+        return error_response(
+            400,
+            "INVALID_PARAMETER",
+            f"{field_name}: {reason}",
+            field_name=field_name,
+            reason=reason,
+        )
+    return web.json_response(tcm_diagnosis.diagnosis_answer(body, request))
 
 
 async def _received(request: web.Request) -> web.Response:

@@ -130,3 +130,58 @@ async def test_tokens_are_cached_0600_and_refreshed_before_expiry(tmp_path: Path
         assert state.requests - state.logins - state.refreshes == 6  # no request was refused
     finally:
         await server.close()
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+async def test_tongue_then_diagnosis(emulator: TestServer, tmp_path: Path) -> None:
+    """Test a multipart tongue analysis and a diagnosis that cites it: schema-complete answers."""
+    image = tmp_path / "tongue.png"
+    image.write_bytes(PNG)
+    async with aiohttp.ClientSession() as session:
+        client = TcmClient(session, config(emulator, api_key=SecretStr("tcm-demo-key")))
+        tongue = await client.analyze_tongue(image, analysis_type="detailed")
+        again = await client.analyze_tongue(image, analysis_type="detailed")
+        vitals = {
+            "heart_rate": 96,
+            "blood_pressure": {"systolic": 128, "diastolic": 84},
+            "blood_oxygen": 93,
+            "temperature": 37.2,
+            "recorded_at": "2026-11-22T10:00:00Z",
+        }
+        diagnosis = await client.diagnose(
+            vitals, ["fatigue", "palpitations"], tongue_analysis_id=tongue["analysis_id"]
+        )
+    assert tongue == again  # deterministic
+    assert set(tongue["analysis"]) == {
+        "tongue_color",
+        "coating",
+        "tongue_shape",
+        "sublingual_veins",
+    }
+    assert len(tongue["meridian_correlation"]) == 3
+    assert {m["meridian"] for m in diagnosis["meridian_status"]} >= {"heart", "lung", "liver"}
+    assert len(diagnosis["meridian_status"]) == 12
+    assert diagnosis["treatments"] is not None and diagnosis["prognosis"] is not None
+    assert diagnosis["tongue_analysis_id"] == tongue["analysis_id"]
+
+
+async def test_images_are_refused_before_sending(emulator: TestServer, tmp_path: Path) -> None:
+    """Test that a GIF or an 11 MB file never reaches the server, and the server's own checks."""
+    gif, big = tmp_path / "t.gif", tmp_path / "big.png"
+    gif.write_bytes(b"GIF89a" + bytes(100))
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024))
+    state = emulator.app[STATE_KEY]
+    async with aiohttp.ClientSession() as session:
+        client = TcmClient(session, config(emulator, api_key=SecretStr("tcm-demo-key")))
+        before = state.requests
+        for path, code in ((gif, "IMAGE_FORMAT"), (big, "IMAGE_TOO_LARGE")):
+            with pytest.raises(PermanentSinkError) as refused:
+                await client.analyze_tongue(path)
+            assert refused.value.code == code
+        assert state.requests == before
+        with pytest.raises(PermanentSinkError) as unknown:
+            await client.diagnose({"heart_rate": 70}, ["cough"], tongue_analysis_id="tg_nope")
+    assert unknown.value.code == "INVALID_PARAMETER"
+    assert unknown.value.details["field"] == "tongue_analysis_id"
