@@ -117,3 +117,14 @@ def retry_dead_letters(path: Path, sink: str | None = None) -> int:
             (sink, sink),
         )
         return cur.rowcount
+
+
+def latest_vitals(path: Path, device_id: str) -> dict[str, tuple[float, bytes, str]]:
+    """The newest vitals reading of each stream of ``device_id``: (t0_s, payload, encoding)."""
+    with contextlib.closing(_connect(path)) as db:
+        rows = db.execute(
+            "SELECT stream, t0_s, payload, encoding FROM records WHERE id IN"
+            " (SELECT MAX(id) FROM records WHERE device_id = ? AND kind = 'vital' GROUP BY stream)",
+            (device_id,),
+        ).fetchall()
+    return {stream: (t0, bytes(payload), encoding) for stream, t0, payload, encoding in rows}

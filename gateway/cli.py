@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--resolution", type=int, default=None, help="PMD compressed frames (bits)")
     decode.set_defaults(handler=_decode)
 
+    _add_offline_commands(commands)
+    return parser
+
+
+def _add_offline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``process``, ``diagnose`` and ``emulator``: tools beside the daemon."""
     process = commands.add_parser(
         "process", help="apply the gateway's signal chain to a recording (CSV) offline"
     )
@@ -82,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--json", action="store_true", help="one JSON object per window")
     process.add_argument("--config", type=Path, default=None, help="take the dsp section from it")
     process.set_defaults(handler=_process)
+
+    diagnose = commands.add_parser("diagnose", help="12-meridian diagnosis with the latest vitals")
+    diagnose.add_argument("--symptoms", required=True, help="comma-separated")
+    diagnose.add_argument("--tongue", type=Path, default=None, help="a JPG or PNG of the tongue")
+    diagnose.add_argument("--device", default=None, help="device id (default: the first)")
+    diagnose.add_argument("--config", type=Path, default=Path("config.yaml"))
+    diagnose.add_argument("--json", action="store_true", help="the raw answer")
+    diagnose.set_defaults(handler=_diagnose)
 
     emulator = commands.add_parser("emulator", help="serve the cloud APIs' emulator")
     emulator.add_argument("--host", default=os.environ.get("WGW_EMULATOR_HOST", "127.0.0.1"))
@@ -107,7 +121,6 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("WGW_EMULATOR_HEARTVOICE_API_KEY", "heartvoice-demo-key"),
     )
     emulator.set_defaults(handler=_emulator)
-    return parser
 
 
 def _load(args: argparse.Namespace) -> Settings | None:
@@ -209,6 +222,17 @@ def _process(args: argparse.Namespace) -> int:
         dsp = settings.dsp
     return run_process(
         args.source, args.kind, args.rate, args.resample, args.out, dsp=dsp, as_json=args.json
+    )
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.diagnose_cli import run_diagnose  # noqa: PLC0415
+
+    return asyncio.run(
+        run_diagnose(settings, args.symptoms, args.tongue, args.device, as_json=args.json)
     )
 
 
