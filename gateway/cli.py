@@ -89,6 +89,14 @@ def _add_offline_commands(commands: argparse._SubParsersAction[argparse.Argument
     process.add_argument("--config", type=Path, default=None, help="take the dsp section from it")
     process.set_defaults(handler=_process)
 
+    ecg = commands.add_parser("ecg", help="PPG recording -> ECG (and 12 leads) via HeartVoice")
+    ecg.add_argument("--from-ppg", type=Path, required=True, dest="source", help="CSV")
+    ecg.add_argument("--rate", type=int, required=True, help="the recording's rate (Hz)")
+    ecg.add_argument("--twelve-lead", action="store_true", help="also MCMA 12 leads")
+    ecg.add_argument("--out", type=Path, required=True, help="folder for one CSV per window")
+    ecg.add_argument("--config", type=Path, default=Path("config.yaml"))
+    ecg.set_defaults(handler=_ecg)
+
     diagnose = commands.add_parser("diagnose", help="12-meridian diagnosis with the latest vitals")
     diagnose.add_argument("--symptoms", required=True, help="comma-separated")
     diagnose.add_argument("--tongue", type=Path, default=None, help="a JPG or PNG of the tongue")
@@ -234,6 +242,15 @@ def _diagnose(args: argparse.Namespace) -> int:
     return asyncio.run(
         run_diagnose(settings, args.symptoms, args.tongue, args.device, as_json=args.json)
     )
+
+
+def _ecg(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.ecg_cli import run_ecg  # noqa: PLC0415
+
+    return asyncio.run(run_ecg(settings, args.source, args.rate, args.out, twelve=args.twelve_lead))
 
 
 def _emulator(args: argparse.Namespace) -> int:

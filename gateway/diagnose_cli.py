@@ -5,7 +5,6 @@ A tongue analysis comes first when an image is given; the vital signs come from 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING, Any
@@ -16,14 +15,13 @@ from buffers import inspect
 from buffers.records import OutboxRecord
 from gateway.clients.tcm import TcmClient
 from gateway.codec import health_record, iso_utc
-from gateway.errors import RetryableSinkError, SinkError
+from gateway.errors import SinkError
+from gateway.retry import retrying
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from gateway.config import Settings
-
-_ATTEMPTS = 3
 
 
 def vital_signs(settings: Settings, device_id: str) -> dict[str, Any]:
@@ -52,17 +50,6 @@ def vital_signs(settings: Settings, device_id: str) -> dict[str, Any]:
     return signs
 
 
-async def _retrying(call: Any) -> Any:
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            return await call()
-        except RetryableSinkError as exc:
-            if attempt == _ATTEMPTS:
-                raise
-            await asyncio.sleep(exc.retry_after_s or 2.0**attempt)
-    return None
-
-
 async def run_diagnose(
     settings: Settings, symptoms: str, tongue: Path | None, device_id: str | None, *, as_json: bool
 ) -> int:
@@ -82,10 +69,10 @@ async def run_diagnose(
             client = TcmClient(session, settings.cloud.tcm, token_cache=token_cache)
             tongue_id = None
             if tongue is not None:
-                analysis = await _retrying(lambda: client.analyze_tongue(tongue))
+                analysis = await retrying(lambda: client.analyze_tongue(tongue))
                 tongue_id = analysis["analysis_id"]
             items = [s.strip() for s in symptoms.split(",") if s.strip()]
-            answer = await _retrying(
+            answer = await retrying(
                 lambda: client.diagnose(signs, items, tongue_analysis_id=tongue_id)
             )
     except SinkError as exc:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError, SinkError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +56,18 @@ def classify(error: SinkError, attempt: int, backoff: Backoff) -> Retry | DeadLe
     if isinstance(error, RetryableSinkError) and error.retry_after_s is not None:
         return Retry(error.retry_after_s)
     return Retry(backoff.delay_s(attempt))
+
+
+async def retrying(call: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """Run ``call`` again after a retryable failure, up to ``attempts`` times in all.
+
+    For one-off commands (``wgw diagnose``, ``wgw ecg``); the sinks retry through the outbox.
+    """
+    for attempt in range(1, attempts):
+        try:
+            return await call()
+        except RetryableSinkError as exc:
+            await asyncio.sleep(
+                exc.retry_after_s if exc.retry_after_s is not None else 2.0**attempt
+            )
+    return await call()
