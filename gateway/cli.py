@@ -97,6 +97,16 @@ def _add_offline_commands(commands: argparse._SubParsersAction[argparse.Argument
     ecg.add_argument("--config", type=Path, default=Path("config.yaml"))
     ecg.set_defaults(handler=_ecg)
 
+    diffusets = commands.add_parser("diffusets", help="12-lead ECG images for a clinical text")
+    diffusets.add_argument("--text", required=True, help="diagnoses joined by |")
+    diffusets.add_argument("--age", type=int, required=True)
+    diffusets.add_argument("--sex", choices=("M", "F"), required=True)
+    diffusets.add_argument("--hr", type=int, required=True, help="heart rate (bpm)")
+    diffusets.add_argument("--batch", type=int, default=1)
+    diffusets.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    diffusets.add_argument("--config", type=Path, default=Path("config.yaml"))
+    diffusets.set_defaults(handler=_diffusets)
+
     diagnose = commands.add_parser("diagnose", help="12-meridian diagnosis with the latest vitals")
     diagnose.add_argument("--symptoms", required=True, help="comma-separated")
     diagnose.add_argument("--tongue", type=Path, default=None, help="a JPG or PNG of the tongue")
@@ -251,6 +261,25 @@ def _ecg(args: argparse.Namespace) -> int:
     from gateway.ecg_cli import run_ecg  # noqa: PLC0415
 
     return asyncio.run(run_ecg(settings, args.source, args.rate, args.out, twelve=args.twelve_lead))
+
+
+def _diffusets(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.ecg_cli import run_diffusets  # noqa: PLC0415
+
+    return asyncio.run(
+        run_diffusets(
+            settings,
+            args.text,
+            age=args.age,
+            sex=args.sex,
+            hr=args.hr,
+            batch=args.batch,
+            out=args.out,
+        )
+    )
 
 
 def _emulator(args: argparse.Namespace) -> int:

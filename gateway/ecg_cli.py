@@ -78,3 +78,22 @@ async def _convert(
     if not twelve:
         return [ecg]
     return await retrying(lambda: client.twelve_leads(ecg, rate_hz))
+
+
+async def run_diffusets(
+    settings: Settings, text: str, *, age: int, sex: str, hr: int, batch: int, out: Path
+) -> int:
+    """Write ``diffusets_<n>.png`` for each image the API returns; 1 on a failed call."""
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = HeartVoiceClient(session, settings.cloud.heartvoice)
+            images = await retrying(lambda: client.diffusets(text.split("|"), age, sex, hr, batch))
+    except SinkError as exc:
+        print(f"error: {exc} (code {exc.code})", file=sys.stderr)
+        return 1
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    for n, png in enumerate(images, start=1):
+        path = out / f"diffusets_{n}.png"
+        await asyncio.to_thread(path.write_bytes, png)
+        print(path)
+    return 0

@@ -8,6 +8,9 @@ spellings the seed uses (its tables and its examples disagree).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -48,6 +51,16 @@ class Lead3Lead12Request(_Request):
     ecg_data: list[list[float]] = Field(alias="ecgData")
     ecg_sample_rate: float = Field(alias="ecgSampleRate")
     ecg_samplerate: float = Field(alias="ecgSamplerate")
+
+
+class DiffuSetsRequest(_Request):
+    """``diffuSets``: diagnoses joined by ``|``, patient age, sex and heart rate."""
+
+    text: str
+    age: int
+    sex: str
+    hr: int
+    batch: int = 1
 
 
 class Envelope(BaseModel):
@@ -101,6 +114,22 @@ class HeartVoiceClient:
             ecg_data=[list(lead) for lead in ecg], ecg_sample_rate=rate_hz, ecg_samplerate=rate_hz
         )
         return await self._leads(self._config.lead3_lead12_path, body, expected=12)
+
+    async def diffusets(
+        self, diagnoses: Sequence[str], age: int, sex: str, heart_rate_bpm: int, batch: int = 1
+    ) -> list[bytes]:
+        """``diffuSets``: 12-lead ECG images (PNG bytes) generated for a clinical description."""
+        body = DiffuSetsRequest(
+            text="|".join(diagnoses), age=age, sex=sex, hr=heart_rate_bpm, batch=batch
+        )
+        data = await self._post(self._config.diffusets_path, body.model_dump())
+        try:
+            encoded = json.loads(data["textImg"])
+            images = [base64.b64decode(item, validate=True) for item in encoded]
+        except (TypeError, KeyError, ValueError, binascii.Error):
+            msg = f"POST {self._config.diffusets_path}: textImg is not a JSON list of base64 images"
+            raise PermanentSinkError(msg, code="bad_response") from None
+        return images
 
     async def _leads(self, path: str, body: _Request, *, expected: int) -> list[list[float]]:
         data = await self._post(path, body.model_dump(by_alias=True))

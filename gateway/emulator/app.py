@@ -102,6 +102,7 @@ def emulator_app(config: EmulatorConfig | None = None) -> web.Application:
         ("ppgFlowEcg", heartvoice.ppg_flow_ecg),
         ("mcma", heartvoice.mcma),
         ("lead3Lead12", heartvoice.lead3_lead12),
+        ("diffuSets", heartvoice.diffusets),
     ):
         app.router.add_post(f"{heartvoice.PREFIX}/{name}", _heartvoice_auth(handler))
     app.router.add_get("/_emulator/received", _received)

@@ -8,11 +8,16 @@ for the chest leads. Lead order: I, II, III, aVR, aVL, aVF, V1-V6. Output rate =
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from aiohttp import web
 from scipy import signal
+
+from drivers.sim.signals import HeartModel
+from gateway import ecg_image
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -143,4 +148,44 @@ def authorised(request: web.Request, api_key: str) -> web.Response | None:
     """The lab API wants ``Authorization: Bearer <API key>``."""
     if request.headers.get("Authorization", "") != f"Bearer {api_key}":
         return answer(None, "401", "invalid or missing API key", 401)
+    return None
+
+
+async def diffusets(request: web.Request) -> web.Response:
+    """``POST /diffuSets``: text, age, sex, hr (and batch) -> 12-lead ECG images (PNG, base64).
+
+    The images show a sinus rhythm at the requested heart rate; the text is not interpreted.
+    """
+    body = await _body(request)
+    if not isinstance(body, dict):
+        return answer(None, "400", "body must be a JSON object", 400)
+    problem = _diffusets_problem(body)
+    if problem is not None:
+        return answer(None, "400", problem, 400)
+    images = []
+    for i in range(int(body.get("batch", 1))):
+        heart = HeartModel(seed=i, resting_bpm=float(body["hr"]))
+        heart.resting_bpm, heart.swing_bpm = float(body["hr"]), 0.0
+        t = np.arange(0, 10, 1 / 500)
+        lead_ii = heart.ecg_mv(t)[:, 0]
+        png = ecg_image.render(twelve_from_limb(0.5 * lead_ii, lead_ii).tolist(), 500)
+        images.append(base64.b64encode(png).decode())
+    # the seed's shape: textImg is a JSON string holding the list
+    return answer({"textImg": json.dumps(images)})
+
+
+def _diffusets_problem(body: dict[str, Any]) -> str | None:
+    if not isinstance(body.get("text"), str) or not body["text"].strip():
+        return "text is required (diagnoses joined by |)"
+    age = body.get("age")
+    if not isinstance(age, int) or isinstance(age, bool) or not 0 <= age <= 120:
+        return "age must be an integer 0-120"
+    if body.get("sex") not in ("M", "F"):
+        return 'sex must be "M" or "F"'
+    hr = body.get("hr")
+    if not isinstance(hr, int) or isinstance(hr, bool) or not 30 <= hr <= 220:
+        return "hr must be an integer 30-220"
+    batch = body.get("batch", 1)
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 4:
+        return "batch must be an integer 1-4"
     return None

@@ -70,3 +70,37 @@ async def test_twelve_lead_conversion_of_a_recording(tmp_path: Path, emulator: T
         assert table.shape == (5000, 13)
         assert np.allclose(table[:, 3], table[:, 2] - table[:, 1], atol=1e-3)  # III = II - I
     assert "3 windows converted, 1 below the quality gate" in stdout.decode()
+
+
+async def test_wgw_diffusets_writes_pngs(tmp_path: Path, emulator: TestServer) -> None:
+    """Test the command: one PNG file per image, named in order."""
+    config = tmp_path / "c.yaml"
+    hv = {"base_url": str(emulator.make_url("")).rstrip("/"), "api_key": "heartvoice-demo-key"}
+    config.write_text(yaml.safe_dump({"cloud": {"tcm": {"api_key": "k"}, "heartvoice": hv}}))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "diffusets",
+        "--text",
+        "sinus bradycardia",
+        "--age",
+        "70",
+        "--sex",
+        "M",
+        "--hr",
+        "48",
+        "--batch",
+        "2",
+        "--out",
+        str(tmp_path / "img"),
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0, stderr.decode()
+    files = sorted((tmp_path / "img").glob("*.png"))
+    assert [f.name for f in files] == ["diffusets_1.png", "diffusets_2.png"]
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in files)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import struct
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -96,3 +97,17 @@ async def test_emulator_accepts_either_rate_spelling_and_explains_a_missing_one(
     assert r.status == 400
     assert body["errorCode"] == "400"
     assert "sample rate missing" in body["msg"]
+
+
+async def test_diffusets_returns_real_png_images(emulator: TestServer) -> None:
+    """Test two PNG images of the clinical layout (1040 x 648 px) for a text and a heart rate."""
+    async with aiohttp.ClientSession() as session:
+        client = HeartVoiceClient(session, config(emulator))
+        images = await client.diffusets(["sinus rhythm", "normal ECG"], 54, "F", 72, batch=2)
+        with pytest.raises(PermanentSinkError, match="sex"):
+            await client.diffusets(["x"], 54, "X", 72)
+    assert len(images) == 2
+    for png in images:
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        width, height = struct.unpack(">II", png[16:24])
+        assert (width, height) == (1040, 648)
