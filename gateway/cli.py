@@ -135,6 +135,16 @@ def _add_offline_commands(commands: argparse._SubParsersAction[argparse.Argument
         "--tcm-api-key", default=os.environ.get("WGW_EMULATOR_TCM_API_KEY", "tcm-demo-key")
     )
     emulator.add_argument(
+        "--token-ttl-s",
+        type=float,
+        default=float(os.environ.get("WGW_EMULATOR_TOKEN_TTL_S", "86400")),
+    )
+    emulator.add_argument(
+        "--faults",
+        default=os.environ.get("WGW_EMULATOR_FAULTS", "{}"),
+        help='initial faults as JSON, e.g. \'{"latency_s": 0.2, "error_rates": {"503": 0.1}}\'',
+    )
+    emulator.add_argument(
         "--heartvoice-api-key",
         default=os.environ.get("WGW_EMULATOR_HEARTVOICE_API_KEY", "heartvoice-demo-key"),
     )
@@ -287,12 +297,21 @@ def _emulator(args: argparse.Namespace) -> int:
     from gateway.emulator.app import EmulatorConfig  # noqa: PLC0415
     from gateway.emulator.serve import serve_forever  # noqa: PLC0415
 
+    try:
+        faults = json.loads(args.faults)
+        if not isinstance(faults, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        print(f"error: --faults must be a JSON object: {exc}", file=sys.stderr)
+        return 2
     config = EmulatorConfig(
         email=args.email,
         password=args.password,
         tcm_api_key=args.tcm_api_key,
         heartvoice_api_key=args.heartvoice_api_key,
         plan=args.plan,
+        token_ttl_s=args.token_ttl_s,
+        faults=faults,
     )
     asyncio.run(serve_forever(config, args.host, args.port, _on_signals))
     return 0

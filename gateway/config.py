@@ -142,6 +142,8 @@ class TcmConfig(_Section):
     diagnose_path: UrlPath = "/meridian/diagnose"
     timeout_s: PositiveSeconds = 30.0
     verify_tls: bool = True
+    ca_bundle: Path | None = Field(None, description="PEM file of extra CAs to trust")
+    connect_timeout_s: PositiveSeconds = 10.0
     plan: Literal["free", "basic", "pro", "enterprise"] = "free"
     rate_limit_state: Path | None = Field(
         None, description="usage counts kept across restarts; default: beside the outbox"
@@ -169,6 +171,8 @@ class HeartVoiceConfig(_Section):
     diffusets_path: UrlPath = "/api/v1/experimental/diffuSets"
     timeout_s: PositiveSeconds = 60.0
     verify_tls: bool = True
+    ca_bundle: Path | None = Field(None, description="PEM file of extra CAs to trust")
+    connect_timeout_s: PositiveSeconds = 10.0
 
 
 class CloudConfig(_Section):

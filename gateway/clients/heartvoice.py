@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.clients.transport import Transport
 from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError
 
 if TYPE_CHECKING:
@@ -147,14 +148,14 @@ class HeartVoiceClient:
         cfg = self._config
         key = cfg.api_key.get_secret_value() if cfg.api_key else ""
         url = cfg.base_url.rstrip("/") + path
-        timeout = aiohttp.ClientTimeout(total=cfg.timeout_s)
+        transport = Transport(cfg.verify_tls, cfg.ca_bundle, cfg.connect_timeout_s, cfg.timeout_s)
         try:
             async with self._session.post(
                 url,
                 json=body,
                 headers={"Authorization": f"Bearer {key}"},
-                timeout=timeout,
-                ssl=cfg.verify_tls,
+                timeout=transport.timeout(),
+                ssl=transport.ssl(),
             ) as response:
                 status = response.status
                 try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
+from gateway.clients.transport import Transport
 from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError, SinkError
 
 if TYPE_CHECKING:
@@ -263,7 +264,8 @@ class TcmClient:
         """One request: JSON ``body``, or a multipart form of ``body`` plus ``image``."""
         url = self._config.base_url.rstrip("/") + path
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
+        cfg = self._config
+        transport = Transport(cfg.verify_tls, cfg.ca_bundle, cfg.connect_timeout_s, cfg.timeout_s)
         if self._limiter is not None:
             await self._limiter.acquire()
         try:
@@ -277,7 +279,7 @@ class TcmClient:
                 form.add_field("image", image[1], filename=image[0])
                 payload = {"data": form}
             async with self._session.post(
-                url, headers=headers, timeout=timeout, ssl=self._config.verify_tls, **payload
+                url, headers=headers, timeout=transport.timeout(), ssl=transport.ssl(), **payload
             ) as response:
                 status = response.status
                 retry_after = _retry_after_s(response.headers, use_reset=response.status == 429)

@@ -61,6 +61,7 @@ class EmulatorConfig:
     plan: str = "free"
     token_ttl_s: float = 86_400.0
     window_scale: float = 1.0  # shrinks the plan's windows (tests run a "day" in seconds)
+    faults: dict[str, Any] = field(default_factory=dict)  # initial knobs, as POST /_emulator/faults
 
 
 @dataclass(slots=True)
@@ -92,7 +93,10 @@ def emulator_app(config: EmulatorConfig | None = None) -> web.Application:
     # 10 MB images plus the multipart envelope
     app = web.Application(middlewares=[_count_and_inject_faults], client_max_size=12 * 1024 * 1024)
     app[CONFIG_KEY] = config = config or EmulatorConfig()
-    app[STATE_KEY] = EmulatorState(windows=Windows(PLANS[config.plan], config.window_scale))
+    app[STATE_KEY] = state = EmulatorState(windows=Windows(PLANS[config.plan], config.window_scale))
+    problem = state.faults.update(dict(config.faults))
+    if problem is not None:
+        raise ValueError(problem)
     app.router.add_post(f"{TCM_PREFIX}/auth/login", _login)
     app.router.add_post(f"{TCM_PREFIX}/auth/refresh", _refresh)
     app.router.add_post(f"{TCM_PREFIX}/health/upload", _health_upload)
