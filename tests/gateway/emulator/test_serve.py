@@ -110,3 +110,29 @@ async def test_added_latency_is_applied() -> None:
         assert loop.time() - started >= 0.3
     finally:
         await runner.cleanup()
+
+
+async def test_slow_bodies_hit_the_read_timeout_and_are_retryable() -> None:
+    """Test an answer trickling out over 1 s against a 0.3 s read timeout: a retryable failure."""
+    runner = web.AppRunner(
+        emulator_app(EmulatorConfig(plan="enterprise", faults={"slow_body_s": 1.0}))
+    )
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        async with aiohttp.ClientSession() as session:
+            impatient = TcmConfig(base_url=base, api_key=SecretStr("tcm-demo-key"), timeout_s=0.3)
+            with pytest.raises(RetryableSinkError, match="Timeout"):
+                await TcmClient(session, impatient).upload_health(
+                    "w", [RECORD], data_type="realtime", sync_type="incremental"
+                )
+            patient = TcmConfig(base_url=base, api_key=SecretStr("tcm-demo-key"), timeout_s=5.0)
+            again = {**RECORD, "timestamp": "2026-11-22T10:00:01.000Z"}
+            result = await TcmClient(session, patient).upload_health(
+                "w", [again], data_type="realtime", sync_type="incremental"
+            )
+        assert result.accepted == 1
+    finally:
+        await runner.cleanup()
