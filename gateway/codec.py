@@ -104,6 +104,20 @@ _MMHG_PER_KPA = 7.500_62
 HEALTH_STREAMS = frozenset({"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature"})
 
 
+def mqtt_waveform_payload(record: OutboxRecord) -> bytes:
+    """The JSON published on ``<prefix>/<gateway>/<device>/<stream>`` for a waveform chunk."""
+    body = {
+        "schema": 1,
+        "device_id": record.device_id,
+        "stream": record.stream,
+        "seq": record.seq,
+        "t0": iso_utc(record.t0_s),
+        "rate_hz": record.sample_rate_hz,
+        "samples": waveform_samples(record).tolist(),
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def mqtt_gap_payload(record: OutboxRecord) -> bytes:
     """The JSON published on ``<prefix>/<gateway>/<device>/gaps``."""
     gap = json.loads(record.payload)

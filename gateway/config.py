@@ -124,6 +124,12 @@ class MqttConfig(_Section):
     keepalive_s: int = Field(30, ge=5, le=3600)
     publish_timeout_s: PositiveSeconds = 10.0
     state_interval_s: PositiveSeconds = 5.0
+    waveform_qos: Literal[0, 1, 2] = 0
+    publish_waveforms: bool = True
+    live_queue_max: int = Field(1000, ge=1)
+    live_grace_s: float = Field(
+        2.0, ge=0.0, le=600.0, description="the backlog waits this long for the live lane"
+    )
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
 

@@ -201,7 +201,10 @@ class Daemon:
     async def _store_frames(self, outbox: Outbox) -> None:
         """The pipeline: frames in arrival order to the outbox (transforms come later)."""
         while (frame := await self._frames.get()) is not None:
-            await outbox.put(codec.to_record(frame))
+            record = codec.to_record(frame)
+            if self._mqtt is not None:
+                self._mqtt.offer_live(record)  # live subscribers do not wait for the commit
+            await outbox.put(record)
             self._frames_stored += 1
             self._stored_by_device[frame.device_id] += 1
 

@@ -9,13 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import aiomqtt
 
-from gateway.codec import mqtt_gap_payload, mqtt_state_payload, mqtt_vitals_payload
+from gateway.codec import (
+    mqtt_gap_payload,
+    mqtt_state_payload,
+    mqtt_vitals_payload,
+    mqtt_waveform_payload,
+)
 from gateway.retry import Backoff
 
 if TYPE_CHECKING:
@@ -48,6 +54,8 @@ class MqttStatistics:
     published: int
     published_by_device: dict[str, int]
     errors: int
+    live_published: int
+    live_dropped: int
 
 
 class MqttSink:
@@ -71,12 +79,34 @@ class MqttSink:
         self._by_device: Counter[str] = Counter()
         self._errors = 0
         self._device_states = device_states
+        # Live lane: frames as they arrive, before their commit. Full policy: drop the newest,
+        # counted (vitals and gaps still come from the outbox backlog; a QoS 0 waveform chunk
+        # is simply not live).
+        self._live: asyncio.Queue[OutboxRecord] = asyncio.Queue(config.live_queue_max)
+        self._confirmed: set[tuple[str, str, str, int]] = set()
+        self._live_published = 0
+        self._live_dropped = 0
 
     def statistics(self) -> MqttStatistics:
         """Counters since start."""
         return MqttStatistics(
-            self._connected, self._connects, self._published, dict(self._by_device), self._errors
+            self._connected,
+            self._connects,
+            self._published,
+            dict(self._by_device),
+            self._errors,
+            self._live_published,
+            self._live_dropped,
         )
+
+    def offer_live(self, record: OutboxRecord) -> None:
+        """A frame just arrived: publish it now if the lane has room (never waits)."""
+        if record.kind == "waveform" and not self._config.publish_waveforms:
+            return
+        try:
+            self._live.put_nowait(record)
+        except asyncio.QueueFull:
+            self._live_dropped += 1
 
     def topic(self, device_id: str, leaf: str) -> str:
         """``<prefix>/<gateway>/<device>/<leaf>``: ``vitals``, ``gaps``, ``state``."""
@@ -95,6 +125,7 @@ class MqttSink:
                     try:
                         await client.publish(self._status_topic, b"online", qos=1, retain=True)
                         async with asyncio.TaskGroup() as tg:
+                            tg.create_task(self._publish_live(client), name="wgw.mqtt.live")
                             tg.create_task(self._publish_backlog(client), name="wgw.mqtt.backlog")
                             tg.create_task(self._publish_states(client), name="wgw.mqtt.state")
                     finally:
@@ -132,22 +163,48 @@ class MqttSink:
                 await self._outbox.wait_committed(timeout_s=1.0)
                 continue
             delivered: list[int] = []
+            wait_s = 0.0
             try:
                 for row in rows:
                     r = row.record
-                    if r.kind == "gap":
-                        topic, payload = self.topic(r.device_id, "gaps"), mqtt_gap_payload(r)
+                    key = (r.kind, r.device_id, r.stream, r.seq)
+                    if key in self._confirmed:  # the live lane had it confirmed already
+                        self._confirmed.discard(key)
+                    elif (young := self._config.live_grace_s - (time.time() - r.t0_s)) > 0:
+                        wait_s = young  # give the live lane its head start, then look again
+                        break
                     else:
-                        topic, payload = self.topic(r.device_id, "vitals"), mqtt_vitals_payload(r)
-                    await client.publish(topic, payload, qos=self._config.vitals_qos)
+                        await client.publish(*self._message(r), qos=self._config.vitals_qos)
+                        self._by_device[row.record.device_id] += 1
                     delivered.append(row.id)
-                    self._by_device[row.record.device_id] += 1
             finally:
                 # Ack what the broker confirmed; the rest is offered again after reconnect.
                 await self._outbox.release(SINK, [r.id for r in rows[len(delivered) :]])
                 if delivered:
                     self._published += len(delivered)
                     await self._outbox.ack(SINK, delivered)
+            if wait_s:  # look again soon: the live lane may confirm it meanwhile
+                await asyncio.sleep(min(wait_s, 0.2))
+
+    def _message(self, r: OutboxRecord) -> tuple[str, bytes]:
+        if r.kind == "gap":
+            return self.topic(r.device_id, "gaps"), mqtt_gap_payload(r)
+        if r.kind == "waveform":
+            return self.topic(r.device_id, r.stream), mqtt_waveform_payload(r)
+        return self.topic(r.device_id, "vitals"), mqtt_vitals_payload(r)
+
+    async def _publish_live(self, client: aiomqtt.Client) -> None:
+        """Publish frames as they arrive; what was confirmed need not come from the backlog."""
+        while not self._live.empty():  # what queued up while the broker was away is stale
+            self._live.get_nowait()
+        while True:
+            r = await self._live.get()
+            waveform = r.kind == "waveform"
+            qos = self._config.waveform_qos if waveform else self._config.vitals_qos
+            await client.publish(*self._message(r), qos=qos)
+            self._live_published += 1
+            if not waveform and qos > 0:
+                self._confirmed.add((r.kind, r.device_id, r.stream, r.seq))
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
         """Each device's state, retained, whenever it changed (checked every few seconds)."""
