@@ -55,19 +55,37 @@ class Broker:
             self.process = None
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A real Mosquitto on 127.0.0.1 and a free port, for the whole session."""
+def make_broker(folder: Path, *, persistent: bool = False) -> Broker:
+    """A Mosquitto config on a free port (``persistent``: sessions survive a restart)."""
     if not MOSQUITTO.exists():
         pytest.fail("Mosquitto is missing: `make test` installs the Debian package mosquitto")
-    folder = tmp_path_factory.mktemp("mosquitto")
     port = free_port()
     conf = folder / "mosquitto.conf"
     user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{user}log_dest none\n"
+    persistence = (
+        f"persistence true\npersistence_location {folder}/\nautosave_interval 1\n"
+        if persistent
+        else "persistence false\n"
     )
-    b = Broker("127.0.0.1", port, conf)
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}{user}log_dest none\n"
+    )
+    return Broker("127.0.0.1", port, conf)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A real Mosquitto on 127.0.0.1 and a free port, for the whole session."""
+    b = make_broker(tmp_path_factory.mktemp("mosquitto"))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A persistent Mosquitto this test may stop and start."""
+    b = make_broker(tmp_path, persistent=True)
     b.start()
     yield b
     b.stop()
