@@ -124,6 +124,7 @@ class MqttConfig(_Section):
     keepalive_s: int = Field(30, ge=5, le=3600)
     publish_timeout_s: PositiveSeconds = 10.0
     state_interval_s: PositiveSeconds = 5.0
+    live: bool = Field(True, description="publish frames as they arrive, before their commit")
     waveform_qos: Literal[0, 1, 2] = 0
     publish_waveforms: bool = True
     live_queue_max: int = Field(1000, ge=1)

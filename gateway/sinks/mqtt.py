@@ -86,6 +86,7 @@ class MqttSink:
         self._confirmed: set[tuple[str, str, str, int]] = set()
         self._live_published = 0
         self._live_dropped = 0
+        self._grace_s = config.live_grace_s if config.live else 0.0
 
     def statistics(self) -> MqttStatistics:
         """Counters since start."""
@@ -101,7 +102,9 @@ class MqttSink:
 
     def offer_live(self, record: OutboxRecord) -> None:
         """A frame just arrived: publish it now if the lane has room (never waits)."""
-        if record.kind == "waveform" and not self._config.publish_waveforms:
+        if not self._config.live or (
+            record.kind == "waveform" and not self._config.publish_waveforms
+        ):
             return
         try:
             self._live.put_nowait(record)
@@ -170,7 +173,7 @@ class MqttSink:
                     key = (r.kind, r.device_id, r.stream, r.seq)
                     if key in self._confirmed:  # the live lane had it confirmed already
                         self._confirmed.discard(key)
-                    elif (young := self._config.live_grace_s - (time.time() - r.t0_s)) > 0:
+                    elif (young := self._grace_s - (time.time() - r.t0_s)) > 0:
                         wait_s = young  # give the live lane its head start, then look again
                         break
                     else:
