@@ -14,6 +14,7 @@ test: check pytest
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/dsp.py
+	$(BIN)/python bench/latency.py
 
 check: lint typecheck importlint
 
