@@ -206,10 +206,22 @@ class Outbox:
         self._accepted += 1
 
     async def flush(self) -> None:
-        """Commit everything accepted so far, now."""
+        """Commit everything accepted so far, now.
+
+        Raises:
+            StorageError: The outbox is closed or its writer has failed (nothing would ever
+                answer the flush).
+        """
+        writer = self._writer
+        if writer is None or writer.done():
+            msg = "outbox is not writing (closed, or its writer failed)"
+            raise StorageError(msg)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put(done)
-        await done
+        await asyncio.wait([done, writer], return_when=asyncio.FIRST_COMPLETED)
+        if not done.done():
+            msg = "the outbox writer stopped before committing"
+            raise StorageError(msg)
 
     async def wait_committed(self, timeout_s: float) -> None:
         """Return after the next commit, or after ``timeout_s``."""

@@ -190,7 +190,8 @@ class Daemon:
                         await outbox.flush()
                 finally:
                     await _cancel_and_wait([*sinks, pipeline])
-            await outbox.flush()  # the sinks' last acks
+            async with asyncio.timeout(s.shutdown_timeout_s):
+                await outbox.flush()  # the sinks' last acks
             self._final = await self.statistics()
             log.info(
                 "stopped: %d frames stored this run, %d rows in the outbox",
