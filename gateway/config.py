@@ -198,7 +198,13 @@ class SyncConfig(_Section):
     """
 
     mode: Literal["realtime"] = "realtime"
-    batch_max_records: int = Field(2000, ge=1, le=10_000, description="records per request")
+    batch_max_records: int = Field(2000, ge=1, le=10_000, description="readings per request")
+    record_interval_s: float = Field(
+        60.0, ge=0.0, le=3600.0, description="one health record per interval; 0: per reading"
+    )
+    record_grace_s: float = Field(
+        5.0, ge=0.0, le=600.0, description="an interval is uploaded this long after it ends"
+    )
     min_request_interval_s: float = Field(1.0, ge=0, le=3600)
     retry_min_s: PositiveSeconds = 1.0
     retry_max_s: PositiveSeconds = 300.0

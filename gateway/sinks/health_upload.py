@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from gateway.codec import HEALTH_STREAMS, health_record
+from gateway import health_records
+from gateway.codec import HEALTH_STREAMS
 from gateway.errors import SinkError
 from gateway.retry import Backoff, DeadLetter, classify
 
 if TYPE_CHECKING:
     from buffers.outbox import Outbox
-    from buffers.records import OutboxRecord, StoredRecord
+    from buffers.records import OutboxRecord
     from gateway.clients.tcm import TcmClient
     from gateway.config import SyncConfig
 
@@ -51,6 +53,7 @@ class HealthUploadSink:
         self._config = config
         self._backoff = Backoff(config.retry_min_s, config.retry_max_s)
         self._attempt = 0
+        self._uploaded_until: dict[str, float] = {}
         self._requests = 0
         self._uploaded = 0
         self._by_device: Counter[str] = Counter()
@@ -86,21 +89,34 @@ class HealthUploadSink:
                 await self._outbox.wait_committed(timeout_s=1.0)
                 continue
             device_id = rows[0].record.device_id
-            batch = [r for r in rows if r.record.device_id == device_id][:cap]
-            chosen = {r.id for r in batch}
+            mine = [r for r in rows if r.record.device_id == device_id][:cap]
+            ready = health_records.build(
+                mine,
+                interval_s=self._config.record_interval_s,
+                now_s=time.time(),
+                grace_s=self._config.record_grace_s,
+                uploaded_until_s=self._uploaded_until.get(device_id, -math.inf),
+            )
+            chosen = set(ready.row_ids)
             await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])
-            delay_s = await self._send(device_id, batch)
+            if not ready.records:  # only intervals still open: wait for the oldest to close
+                await asyncio.sleep(min(max(ready.wait_s, 0.05), 5.0))
+                continue
+            delay_s = await self._send(device_id, ready.records, ready.row_ids)
+            if delay_s == 0.0:
+                self._uploaded_until[device_id] = ready.closed_until_s
             pace_s = max(self._config.min_request_interval_s, self._client.sustainable_interval_s())
             await asyncio.sleep(max(delay_s, pace_s))
 
-    async def _send(self, device_id: str, batch: list[StoredRecord]) -> float:
+    async def _send(
+        self, device_id: str, records: list[dict[str, object]], ids: list[int]
+    ) -> float:
         """One request; ack, nack or dead-letter its rows; return how long to wait."""
-        ids = [r.id for r in batch]
         self._requests += 1
         try:
             result = await self._client.upload_health(
                 device_id,
-                [health_record(r.record) for r in batch],
+                records,
                 data_type="realtime",
                 sync_type="incremental",
             )

@@ -72,7 +72,7 @@ def settings_for(tmp_path: Path, broker: Broker, emulator: TestServer, prefix: s
                     "password": "demo-password",
                 }
             },
-            "sync": {"min_request_interval_s": 0.05},
+            "sync": {"min_request_interval_s": 0.05, "record_interval_s": 0},
             "http": {"port": 0},
         }
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sqlite3
@@ -109,6 +110,7 @@ def test_demo_runs_without_a_broker_and_prints_a_summary(tmp_path: Path) -> None
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     done = subprocess.run(
         [sys.executable, "-m", "gateway", "demo", "--duration", "3.5"],
+        env={**os.environ, "WGW_SYNC__RECORD_INTERVAL_S": "0"},  # a record per reading
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from aiohttp.test_utils import TestServer
 
-SYNC = SyncConfig(min_request_interval_s=0, retry_min_s=0.05, retry_max_s=0.2)
+SYNC = SyncConfig(min_request_interval_s=0, retry_min_s=0.05, retry_max_s=0.2, record_interval_s=0)
 
 
 def reading(seq: int) -> OutboxRecord:

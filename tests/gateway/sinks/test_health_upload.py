@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -34,7 +35,9 @@ async def test_retries_then_delivers_in_order_and_dead_letters_a_refused_batch(
     """Test 503s retried without loss or duplicates, then a 400 dead-lettered and counted."""
     state = emulator.app[STATE_KEY]
     tcm = TcmConfig(base_url=str(emulator.make_url("/api/v1")), api_key=SecretStr("tcm-demo-key"))
-    sync = SyncConfig(min_request_interval_s=0, retry_min_s=0.01, retry_max_s=0.05)
+    sync = SyncConfig(
+        min_request_interval_s=0, retry_min_s=0.01, retry_max_s=0.05, record_interval_s=0
+    )
     subscriptions = {health_upload.SINK: health_upload.wants}
     async with (
         Outbox(tmp_path / "o.sqlite", subscriptions, flush_interval_ms=10) as outbox,
@@ -62,3 +65,28 @@ async def test_retries_then_delivers_in_order_and_dead_letters_a_refused_batch(
     assert state.records["w1"][-1]["heart_rate"] == 70
     assert stats.backlog[health_upload.SINK].dead_letters == 1
     assert stats.backlog[health_upload.SINK].pending == 0
+
+
+async def test_readings_are_uploaded_as_one_record_per_interval(
+    tmp_path: Path, emulator: TestServer
+) -> None:
+    """Test 10 readings over two closed 1 s intervals: two records carrying the mean rates."""
+    state = emulator.app[STATE_KEY]
+    tcm = TcmConfig(base_url=str(emulator.make_url("/api/v1")), api_key=SecretStr("tcm-demo-key"))
+    sync = SyncConfig(min_request_interval_s=0, record_interval_s=1.0, record_grace_s=0.0)
+    start = float(int(time.time()) - 100)  # long closed
+    async with (
+        Outbox(
+            tmp_path / "o.sqlite", {health_upload.SINK: health_upload.wants}, flush_interval_ms=5
+        ) as outbox,
+        aiohttp.ClientSession() as session,
+    ):
+        for i in range(10):
+            payload = json.dumps({"heart_rate_bpm": 60 + i}).encode()
+            await outbox.put(OutboxRecord("vital", "w2", "heart_rate", i, start + 0.2 * i, payload))
+        sink = health_upload.HealthUploadSink(outbox, TcmClient(session, tcm), sync)
+        task = asyncio.create_task(sink.run())
+        await wait_for(lambda: len(state.records.get("w2", [])) == 2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [r["heart_rate"] for r in state.records["w2"]] == [62.0, 67.0]

@@ -42,7 +42,7 @@ async def test_a_day_of_vitals_from_five_devices_fits_the_free_daily_quota(tmp_p
     await server.start_server()
     state = server.app[STATE_KEY]
     tcm = TcmConfig(base_url=str(server.make_url("/api/v1")), api_key=SecretStr("tcm-demo-key"))
-    sync = SyncConfig(min_request_interval_s=0, batch_max_records=2000)
+    sync = SyncConfig(min_request_interval_s=0, batch_max_records=2000, record_interval_s=0)
     try:
         async with (
             Outbox(tmp_path / "o.sqlite", {health_upload.SINK: health_upload.wants}) as outbox,

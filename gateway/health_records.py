@@ -1,0 +1,115 @@
+"""Health records in the AI-33 watch format from vitals rows, one per device and interval.
+
+A record covers ``[start, start + interval)``: mean heart rate, latest blood pressure, mean SpO2,
+latest temperature (API.md's fields; nobody measured -> ``null``); its timestamp is the
+interval's start. An interval is uploaded once it has closed (its end plus a grace for
+readings still in flight); a reading that arrives after its interval was uploaded gets a record
+of its own, stamped with its own time, so the server's de-duplication on (device, timestamp)
+cannot swallow it. ``interval_s`` 0 makes one record per reading.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gateway.codec import health_record, iso_utc
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from buffers.records import StoredRecord
+
+
+@dataclass(slots=True)
+class Bucket:
+    """The readings of one device in one interval."""
+
+    start_s: float
+    ids: list[int] = field(default_factory=list)
+    heart_rates: list[float] = field(default_factory=list)
+    spo2: list[float] = field(default_factory=list)
+    pressure: tuple[float, object] | None = None  # (time, value), the latest wins
+    temperature: tuple[float, object] | None = None
+
+    def add(self, row: StoredRecord) -> None:
+        """Take one vitals row into the interval."""
+        fields = health_record(row.record)
+        t = row.record.t0_s
+        self.ids.append(row.id)
+        if row.record.stream == "heart_rate" and isinstance(fields["heart_rate"], int | float):
+            self.heart_rates.append(float(fields["heart_rate"]))
+        if isinstance(fields["blood_oxygen"], int | float):
+            self.spo2.append(float(fields["blood_oxygen"]))
+        if fields["blood_pressure"] is not None and (
+            self.pressure is None or t >= self.pressure[0]
+        ):
+            self.pressure = (t, fields["blood_pressure"])
+        if fields["temperature"] is not None and (
+            self.temperature is None or t >= self.temperature[0]
+        ):
+            self.temperature = (t, fields["temperature"])
+
+    def record(self, timestamp_s: float) -> dict[str, object]:
+        """The interval as one AI-33 record."""
+        return {
+            "timestamp": iso_utc(timestamp_s),
+            "heart_rate": round(sum(self.heart_rates) / len(self.heart_rates), 1)
+            if self.heart_rates
+            else None,
+            "blood_pressure": self.pressure[1] if self.pressure else None,
+            "blood_oxygen": round(sum(self.spo2) / len(self.spo2), 1) if self.spo2 else None,
+            "temperature": self.temperature[1] if self.temperature else None,
+            "stress_level": None,
+            "sleep_hours": None,
+            "steps": None,
+            "calories": None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Records ready to upload for one device, and the rows they came from."""
+
+    records: list[dict[str, object]]
+    row_ids: list[int]
+    held_ids: list[int]  # rows of intervals still open: give them back
+    closed_until_s: float  # the end of the newest interval these records close
+    wait_s: float  # when nothing is ready: until the oldest open interval closes
+
+
+def build(
+    rows: Sequence[StoredRecord],
+    *,
+    interval_s: float,
+    now_s: float,
+    grace_s: float,
+    uploaded_until_s: float,
+) -> Ready:
+    """Records for the closed intervals of ``rows`` (one device's rows, oldest first)."""
+    if interval_s <= 0:
+        return Ready(
+            [health_record(r.record) for r in rows], [r.id for r in rows], [], uploaded_until_s, 0.0
+        )
+    buckets: dict[float, Bucket] = {}
+    stragglers: list[tuple[StoredRecord, dict[str, object]]] = []
+    held: list[int] = []
+    for row in rows:
+        start = math.floor(row.record.t0_s / interval_s) * interval_s
+        if start < uploaded_until_s:  # its interval is gone already: a record of its own
+            stragglers.append((row, health_record(row.record)))
+        elif start + interval_s + grace_s > now_s:
+            held.append(row.id)
+        else:
+            buckets.setdefault(start, Bucket(start)).add(row)
+    records = [record for _, record in stragglers]
+    ids = [row.id for row, _ in stragglers]
+    for start in sorted(buckets):
+        records.append(buckets[start].record(start))
+        ids.extend(buckets[start].ids)
+    closed = max((start + interval_s for start in buckets), default=uploaded_until_s)
+    held_set = set(held)
+    opens = [math.floor(r.record.t0_s / interval_s) * interval_s for r in rows if r.id in held_set]
+    wait_s = max(0.0, min(opens, default=now_s) + interval_s + grace_s - now_s) if held else 0.0
+    return Ready(records, ids, held, max(closed, uploaded_until_s), wait_s)
