@@ -84,14 +84,15 @@ async def _progress(daemon: Daemon, started: float) -> None:
         s = await daemon.statistics()
         readings = sum(d.readings for d in s.devices)
         samples = sum(d.samples for d in s.devices)
-        published = s.mqtt.published if s.mqtt else 0
+        published = sum(s.mqtt.published_by_device.values()) if s.mqtt else 0
+        uploaded = sum(s.health_upload.uploaded_by_device.values())
         mqtt_state = (
             "" if s.mqtt is None else (" (MQTT up)" if s.mqtt.connected else " (MQTT down)")
         )
         print(
             f"[{time.monotonic() - started:5.0f} s] received {readings} readings, {samples} samples"
-            f" | stored {s.outbox.committed} rows | uploaded {s.health_upload.records_uploaded}"
-            f" | published {published}{mqtt_state}",
+            f" | stored {s.outbox.committed} rows | uploaded {uploaded} readings"
+            f" in {s.health_upload.records_uploaded} records | published {published}{mqtt_state}",
             flush=True,
         )
 

@@ -206,6 +206,8 @@ class MqttSink:
             qos = self._config.waveform_qos if waveform else self._config.vitals_qos
             await client.publish(*self._message(r), qos=qos)
             self._live_published += 1
+            if not waveform:
+                self._by_device[r.device_id] += 1
             if not waveform and qos > 0:
                 self._confirmed.add((r.kind, r.device_id, r.stream, r.seq))
 
