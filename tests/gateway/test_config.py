@@ -112,3 +112,12 @@ def test_wgw_run_refuses_bad_config_with_exit_78(tmp_path: Path) -> None:
     assert lines[0].startswith("config error: ble.backend: ")
     assert lines[1].startswith("config error: ble.scan_timeout_s: ")
     assert "Traceback" not in done.stderr
+
+
+def test_the_example_deployment_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test config.example.yaml with its secrets in the environment, as the unit provides them."""
+    monkeypatch.setenv("WGW_CLOUD__TCM__PASSWORD", "from-the-environment")
+    settings = load_settings(ROOT / "config.example.yaml")
+    assert settings.ble.backend == "bluez"
+    assert settings.cloud.tcm.password is not None
+    assert [d.id for d in settings.devices] == ["p017-strap", "p017-arm", "p017-oximeter"]
