@@ -86,8 +86,13 @@ def build(
     now_s: float,
     grace_s: float,
     uploaded_until_s: float,
+    truncated: bool = False,
 ) -> Ready:
-    """Records for the closed intervals of ``rows`` (one device's rows, oldest first)."""
+    """Records for the closed intervals of ``rows`` (one device's rows, oldest first).
+
+    ``truncated``: ``rows`` was cut at the batch size, so its newest interval may continue in
+    rows not read yet; that interval waits for the next batch unless it is the only one.
+    """
     if interval_s <= 0:
         return Ready(
             [health_record(r.record) for r in rows], [r.id for r in rows], [], uploaded_until_s, 0.0
@@ -103,6 +108,8 @@ def build(
             held.append(row.id)
         else:
             buckets.setdefault(start, Bucket(start)).add(row)
+    if truncated and len(buckets) > 1:
+        held.extend(buckets.pop(max(buckets)).ids)
     records = [record for _, record in stragglers]
     ids = [row.id for row, _ in stragglers]
     for start in sorted(buckets):

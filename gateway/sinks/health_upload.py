@@ -96,6 +96,7 @@ class HealthUploadSink:
                 now_s=time.time(),
                 grace_s=self._config.record_grace_s,
                 uploaded_until_s=self._uploaded_until.get(device_id, -math.inf),
+                truncated=len(mine) == cap,
             )
             chosen = set(ready.row_ids)
             await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])

@@ -61,3 +61,16 @@ def test_interval_zero_is_a_record_per_reading() -> None:
     rows = [row(i, "heart_rate", T0 + i, {"heart_rate_bpm": 60 + i}) for i in range(3)]
     ready = build(rows, interval_s=0, now_s=T0, grace_s=5, uploaded_until_s=0)
     assert [r["heart_rate"] for r in ready.records] == [60, 61, 62]
+
+
+def test_a_batch_cut_mid_interval_leaves_that_interval_for_the_next_batch() -> None:
+    """Test that the newest interval of a truncated batch is held, not split into two records."""
+    rows = [
+        row(i, "heart_rate", T0 + 30 * i, {"heart_rate_bpm": 60}) for i in range(4)
+    ]  # 2 minutes
+    ready = build(
+        rows, interval_s=60, now_s=T0 + 500, grace_s=5, uploaded_until_s=0, truncated=True
+    )
+    assert [r["timestamp"] for r in ready.records] == ["2027-01-15T08:00:00.000000Z"]
+    assert ready.held_ids == [2, 3]
+    assert ready.closed_until_s == T0 + 60
