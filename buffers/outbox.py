@@ -406,6 +406,9 @@ class Outbox:
         """
         db = self._require_db()
         leased = self._leased[sink]
+        # A snapshot taken before the query: an ack committed while the query runs removes its
+        # rows from ``leased``, but the query may still have read them as pending.
+        excluded = set(leased)
         # Every pending row up to the last one handed out is still in flight, unless one was
         # given back since (release, nack): then scan from the oldest again.
         after = self._resume_after.get(sink, 0)
@@ -413,14 +416,14 @@ class Outbox:
             f"SELECT {_SELECT_RECORD}, p.next_attempt_s FROM pending p"  # noqa: S608 - constants
             " JOIN records r ON r.id = p.record_id"
             " WHERE p.sink = ? AND p.dead = 0 AND p.record_id > ? ORDER BY p.record_id LIMIT ?",
-            (sink, after, max_rows + (len(leased) if after == 0 else 0)),
+            (sink, after, max_rows + (len(excluded) if after == 0 else 0)),
         ) as cur:
             rows = await cur.fetchall()
         now = time.time()
         out: list[StoredRecord] = []
         size = 0
         for row in rows:
-            if row[0] in leased:
+            if row[0] in excluded:
                 continue
             size += len(row[9])
             if row[11] > now or len(out) == max_rows or (out and max_bytes and size > max_bytes):
