@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from drivers.ble.link import LinkStatistics
 
 _SAMPLE_DTYPE = "<i4"
+_MMHG_PER_KPA = 7.500_62
+HEALTH_STREAMS = frozenset({"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature"})
 _ZLIB_LEVEL = 6
 
 
@@ -97,11 +99,7 @@ def mqtt_vitals_payload(record: OutboxRecord) -> bytes:
         "timestamp": iso_utc(record.t0_s),
         "values": vital_values(record),
     }
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-_MMHG_PER_KPA = 7.500_62
-HEALTH_STREAMS = frozenset({"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature"})
+    return _compact(body)
 
 
 def mqtt_waveform_payload(record: OutboxRecord) -> bytes:
@@ -115,7 +113,7 @@ def mqtt_waveform_payload(record: OutboxRecord) -> bytes:
         "rate_hz": record.sample_rate_hz,
         "samples": waveform_samples(record).tolist(),
     }
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _compact(body)
 
 
 def mqtt_gap_payload(record: OutboxRecord) -> bytes:
@@ -130,7 +128,7 @@ def mqtt_gap_payload(record: OutboxRecord) -> bytes:
         "to": iso_utc(gap["t1_s"]),
         "reason": gap["reason"],
     }
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _compact(body)
 
 
 def mqtt_state_payload(state: LinkStatistics) -> bytes:
@@ -153,7 +151,7 @@ def mqtt_state_payload(state: LinkStatistics) -> bytes:
             for s in state.streams
         },
     }
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _compact(body)
 
 
 def health_record(record: OutboxRecord) -> dict[str, object]:
@@ -193,3 +191,8 @@ def health_record(record: OutboxRecord) -> dict[str, object]:
             celsius = (temperature - 32.0) * 5.0 / 9.0 if values.get("unit") == "F" else temperature
             out["temperature"] = round(celsius, 2)
     return out
+
+
+def _compact(body: dict[str, object]) -> bytes:
+    """JSON without spaces: MQTT payloads are small and many."""
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -28,7 +28,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # API.md: tongue images up to 10 MB
+
+
+def image_kind(data: bytes) -> str | None:
+    """``jpg`` or ``png`` by the file's signature (the API takes no other), else None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    return None
+
+
 _REFRESH_MARGIN_S = 300.0  # renew a token this long before it expires
 # API.md: what can succeed later is retried, the rest is dead-lettered by the caller.
 _PERMANENT_STATUSES = frozenset({400, 403, 404, 409, 413, 422})
@@ -116,7 +127,7 @@ class TcmClient:
         if len(data) > MAX_IMAGE_BYTES:
             msg = f"{image.name}: {len(data)} bytes is over the API's 10 MB"
             raise PermanentSinkError(msg, code="IMAGE_TOO_LARGE")
-        if not data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):
+        if image_kind(data) is None:
             msg = f"{image.name}: the API takes JPG or PNG only"
             raise PermanentSinkError(msg, code="IMAGE_FORMAT")
         body = {

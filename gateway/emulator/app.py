@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import BodyPartReader, web
 
+from gateway.clients.tcm import MAX_IMAGE_BYTES, image_kind
 from gateway.emulator import heartvoice, tcm_diagnosis
 from gateway.emulator.faults import Faults, deliver
 from gateway.rate_limits import PLANS, Windows
@@ -262,23 +263,28 @@ def _authorised(request: web.Request) -> web.Response | None:
     return None
 
 
-async def _health_upload(request: web.Request) -> web.Response:
+def _invalid(field_name: str, reason: str) -> web.Response:
+    """400 INVALID_PARAMETER naming the field, as API.md's envelope has it."""
+    return error_response(
+        400, "INVALID_PARAMETER", f"{field_name}: {reason}", field_name=field_name, reason=reason
+    )
+
+
+async def _authorised_json(request: web.Request) -> dict[str, Any] | web.Response:
+    """The JSON body of an authorised request, or the error answer to send instead."""
     refused = _authorised(request)
     if refused is not None:
         return refused
-    body = await _json_body(request)
+    return await _json_body(request)
+
+
+async def _health_upload(request: web.Request) -> web.Response:
+    body = await _authorised_json(request)
     if isinstance(body, web.Response):
         return body
     problem = _upload_problem(body)
     if problem is not None:
-        field_name, reason = problem
-        return error_response(
-            400,
-            "INVALID_PARAMETER",
-            f"{field_name}: {reason}",
-            field_name=field_name,
-            reason=reason,
-        )
+        return _invalid(*problem)
     state = request.app[STATE_KEY]
     device_id: str = body["device_id"]
     accepted = duplicates = 0
@@ -350,7 +356,7 @@ async def _tongue_analyze(request: web.Request) -> web.Response:  # noqa: PLR091
         return error_response(
             400, "INVALID_PARAMETER", "image is required", field_name="image", reason="required"
         )
-    if len(image) > tcm_diagnosis.MAX_IMAGE_BYTES:
+    if len(image) > MAX_IMAGE_BYTES:
         return error_response(
             400,
             "INVALID_PARAMETER",
@@ -358,7 +364,7 @@ async def _tongue_analyze(request: web.Request) -> web.Response:  # noqa: PLR091
             field_name="image",
             reason="too large",
         )
-    if tcm_diagnosis.image_kind(image) is None:
+    if image_kind(image) is None:
         return error_response(
             422, "IMAGE_PROCESSING_ERROR", "image is neither JPG nor PNG", field_name="image"
         )
@@ -381,10 +387,7 @@ async def _tongue_analyze(request: web.Request) -> web.Response:  # noqa: PLR091
 
 
 async def _meridian_diagnose(request: web.Request) -> web.Response:
-    refused = _authorised(request)
-    if refused is not None:
-        return refused
-    body = await _json_body(request)
+    body = await _authorised_json(request)
     if isinstance(body, web.Response):
         return body
     problem = tcm_diagnosis.vital_problem(body.get("vital_signs"))
@@ -402,14 +405,7 @@ async def _meridian_diagnose(request: web.Request) -> web.Response:
     ):
         problem = ("tongue_analysis_id", "unknown analysis")
     if problem is not None:
-        field_name, reason = problem
-        return error_response(
-            400,
-            "INVALID_PARAMETER",
-            f"{field_name}: {reason}",
-            field_name=field_name,
-            reason=reason,
-        )
+        return _invalid(*problem)
     return web.json_response(tcm_diagnosis.diagnosis_answer(body, request))
 
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from aiohttp import web
 
-MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
 MERIDIANS: Final = (
     "lung",
     "large_intestine",
@@ -31,15 +30,6 @@ MERIDIANS: Final = (
 _COLORS: Final = ("pale", "light_red", "red", "crimson", "purple")
 _COATINGS: Final = ("thin_white", "thick_white", "thin_yellow", "thick_yellow", "greasy")
 _SHAPES: Final = ("normal", "swollen", "thin", "tooth_marked", "cracked")
-
-
-def image_kind(data: bytes) -> str | None:
-    """``jpg`` or ``png`` by the file's signature, else None."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    return None
 
 
 def tongue_answer(image: bytes, analysis_type: str, include_meridian: bool) -> dict[str, Any]:
