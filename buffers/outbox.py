@@ -450,6 +450,14 @@ class Outbox:
         records = (StoredRecord(row[0], _record(row)) for row in rows)
         return [r for r in records if wants(r.record)]
 
+    async def count_retained(self, kind: str) -> int:
+        """How many rows of ``kind`` the file holds, delivered or not."""
+        async with self._require_db().execute(
+            "SELECT COUNT(*) FROM records WHERE kind = ?", (kind,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def ack(self, sink: str, record_ids: Sequence[int]) -> None:
         """The sink's destination confirmed these rows: they are delivered.
 

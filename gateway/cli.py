@@ -1,4 +1,4 @@
-"""The ``wgw`` command line: ``run``, ``demo`` and ``emulator``."""
+"""The ``wgw`` command line: one sub-command per job; heavy imports happen inside each."""
 
 from __future__ import annotations
 
@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     queue.add_argument("--sink", default=None, help="only this sink")
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(handler=_queue)
+
+    sync = commands.add_parser(
+        "sync", help="upload what is waiting now (or --full: the retained history), with progress"
+    )
+    sync.add_argument("--full", action="store_true", help="resend every retained reading")
+    sync.add_argument("--config", type=Path, default=Path("config.yaml"))
+    sync.add_argument("--timeout", type=float, default=None, help="stop following after S seconds")
+    sync.set_defaults(handler=_sync)
 
     decode = commands.add_parser(
         "decode", help="decode one characteristic payload (hex) to JSON; '-' reads lines from stdin"
@@ -201,6 +209,15 @@ def _queue(args: argparse.Namespace) -> int:
     from gateway.queue_cli import run_queue  # noqa: PLC0415
 
     return run_queue(settings.storage.path, args.action, args.sink, as_json=args.json)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.sync_cli import main_sync  # noqa: PLC0415
+
+    return main_sync(settings.http, full=args.full, timeout_s=args.timeout)
 
 
 def _decode(args: argparse.Namespace) -> int:

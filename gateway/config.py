@@ -192,13 +192,18 @@ class CloudConfig(_Section):
 class SyncConfig(_Section):
     """How vitals reach the health upload API.
 
-    Only ``realtime`` exists so far: each committed reading is uploaded as soon as it is
-    durable, packed with whatever else is waiting, at most one request per
-    ``min_request_interval_s``.
+    ``realtime``: each closed interval is uploaded as soon as it is durable, packed with
+    whatever else is waiting. ``batch``: every ``batch_interval_s``, everything closed since the
+    last batch. Either way at most one request per ``min_request_interval_s``, and never faster
+    than the plan's quota lasts.
     """
 
-    mode: Literal["realtime"] = "realtime"
+    mode: Literal["realtime", "batch"] = "realtime"
+    batch_interval_s: PositiveSeconds = 900.0
     batch_max_records: int = Field(2000, ge=1, le=10_000, description="readings per request")
+    batch_max_bytes: int = Field(
+        512 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body"
+    )
     record_interval_s: float = Field(
         60.0, ge=0.0, le=3600.0, description="one health record per interval; 0: per reading"
     )

@@ -104,6 +104,17 @@ class Daemon:
             mqtt=self._mqtt.statistics() if self._mqtt else None,
         )
 
+    async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
+        """Start a health upload sync now (``wgw sync``); see ``HealthUploadSink.request_sync``."""
+        if self._upload is None:
+            msg = "the daemon has not started"
+            raise RuntimeError(msg)
+        return await self._upload.request_sync(full=full)
+
+    def sync_progress(self) -> health_upload.SyncProgress | None:
+        """The latest requested sync, or None."""
+        return self._upload.statistics().sync if self._upload is not None else None
+
     async def run(self) -> None:
         """Run until :meth:`stop`, then drain within ``shutdown_timeout_s``."""
         s = self.settings

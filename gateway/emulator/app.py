@@ -73,6 +73,8 @@ class EmulatorState:
     seen: set[tuple[str, str]] = field(default_factory=set)
     duplicates: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     uploads: int = 0
+    # records received per "<data_type>/<sync_type>", duplicates included
+    records_by_type: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     requests: int = 0
     tokens: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
@@ -298,6 +300,9 @@ async def _health_upload(request: web.Request) -> web.Response:
         accepted += 1
     state.duplicates[device_id] += duplicates
     state.uploads += 1
+    state.records_by_type[f"{body['data_type']}/{body.get('sync_type', 'incremental')}"] += len(
+        body["records"]
+    )
     return web.json_response(
         {
             "success": True,

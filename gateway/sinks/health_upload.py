@@ -1,14 +1,24 @@
-"""Health upload sink: vitals rows -> AI-33 health records -> ``POST /health/upload``."""
+"""Health upload sink: vitals rows -> AI-33 health records -> ``POST /health/upload``.
+
+``sync.mode: realtime`` uploads each closed interval as soon as it is durable
+(``data_type=realtime``); ``batch`` uploads everything closed every ``sync.batch_interval_s``
+(``data_type=batch``, ``sync_type=incremental``). :meth:`HealthUploadSink.request_sync` (``wgw
+sync``) runs a batch now, or with ``full`` resends the retained history (``sync_type=full``)
+without touching the backlog. Every request is filled up to the record and byte caps, so a
+backlog drains in the fewest requests the plan's quota allows.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from gateway import health_records
 from gateway.codec import HEALTH_STREAMS
@@ -17,13 +27,17 @@ from gateway.retry import Backoff, DeadLetter, classify
 
 if TYPE_CHECKING:
     from buffers.outbox import Outbox
-    from buffers.records import OutboxRecord
+    from buffers.records import OutboxRecord, StoredRecord
     from gateway.clients.tcm import TcmClient
     from gateway.config import SyncConfig
 
 log = logging.getLogger(__name__)
 
 SINK: Final = "health_upload"
+_IDLE_POLL_S: Final = 1.0
+
+DataType = Literal["realtime", "batch"]
+SyncType = Literal["incremental", "full"]
 
 
 def wants(record: OutboxRecord) -> bool:
@@ -42,10 +56,26 @@ class HealthUploadStatistics:
     retries: int
     dead_lettered: int
     last_error: str | None
+    sync: SyncProgress | None  # the latest requested sync
+
+
+@dataclass(slots=True)
+class SyncProgress:
+    """One requested sync (``wgw sync``), as its progress bar shows it."""
+
+    kind: SyncType
+    state: Literal["queued", "running", "done"]
+    total_rows: int  # readings to go through when it started
+    done_rows: int = 0
+    requests: int = 0
+    records: int = 0
+    started_s: float = 0.0
+    finished_s: float | None = None
+    last_error: str | None = None
 
 
 class HealthUploadSink:
-    """Uploads every committed vitals row as a realtime health record, packed per device."""
+    """Uploads committed vitals rows as health records, packed per device, one request at a time."""
 
     def __init__(self, outbox: Outbox, client: TcmClient, config: SyncConfig) -> None:
         self._outbox = outbox
@@ -61,6 +91,10 @@ class HealthUploadSink:
         self._retries = 0
         self._dead = 0
         self._last_error: str | None = None
+        self._requested: SyncProgress | None = None
+        self._sync: SyncProgress | None = None
+        self._wake = asyncio.Event()
+        self._last_request_s = -math.inf
 
     def statistics(self) -> HealthUploadStatistics:
         """Counters since start."""
@@ -72,73 +106,257 @@ class HealthUploadSink:
             self._retries,
             self._dead,
             self._last_error,
+            self._sync,
         )
 
-    async def run(self) -> None:
-        """Deliver the backlog, then each new commit, until cancelled.
+    async def request_sync(self, *, full: bool = False) -> SyncProgress:
+        """Queue a sync now: a batch of everything closed, or (``full``) the retained history.
 
-        One request at a time, for the device with the oldest waiting row, carrying up to
-        ``batch_max_records`` of that device's rows in order; requests are paced so that the
-        plan's tightest quota lasts (on the free plan the month allows one every 259 s, so a
-        request carries what accumulated meanwhile).
+        A request while one is queued or running returns that one.
         """
-        cap = self._config.batch_max_records
+        if self._sync is not None and self._sync.state != "done":
+            return self._sync
+        if full:
+            total = await self._outbox.count_retained("vital")
+        else:
+            total = (await self._outbox.statistics()).backlog[SINK].pending
+        self._sync = self._requested = SyncProgress(
+            "full" if full else "incremental", "queued", total, started_s=time.time()
+        )
+        self._wake.set()
+        return self._sync
+
+    async def run(self) -> None:
+        """Deliver until cancelled: realtime as rows commit, or batches on the interval."""
+        batch_due = time.monotonic() + self._config.batch_interval_s
         while True:
-            rows = await self._outbox.lease(SINK, 4 * cap)
+            job, self._requested = self._requested, None
+            if job is not None:
+                job.state = "running"
+                if job.kind == "full":
+                    await self._resend_history(job)
+                else:
+                    await self._drain("batch", job)
+                job.state, job.finished_s = "done", time.time()
+            elif self._config.mode == "batch":
+                if time.monotonic() >= batch_due:
+                    await self._drain("batch", None)
+                    batch_due = time.monotonic() + self._config.batch_interval_s
+                else:
+                    await self._sleep(batch_due - time.monotonic())
+            else:
+                await self._drain("realtime", None, wait_for_more=True)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if a sync is requested."""
+        self._wake.clear()
+        if self._requested is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await self._wake.wait()
+
+    async def _drain(
+        self, data_type: DataType, job: SyncProgress | None, *, wait_for_more: bool = False
+    ) -> None:
+        """Upload closed intervals until none is left.
+
+        ``wait_for_more`` (realtime): keep waiting for new rows until a sync is requested; the
+        sync runs, then realtime delivery resumes.
+        """
+        while True:
+            if wait_for_more and self._requested is not None:
+                return
+            rows = await self._outbox.lease(SINK, 4 * self._config.batch_max_records)
             if not rows:
-                await self._outbox.wait_committed(timeout_s=1.0)
+                if not wait_for_more:
+                    return
+                await self._outbox.wait_committed(timeout_s=_IDLE_POLL_S)
                 continue
-            device_id = rows[0].record.device_id
-            mine = [r for r in rows if r.record.device_id == device_id][:cap]
+            wait_s = await self._send_oldest_device(rows, data_type, job)
+            if wait_s is None:  # only intervals still open
+                if not wait_for_more:
+                    return
+                await self._sleep(5.0)
+            elif wait_s > 0:
+                await self._sleep(wait_s)
+
+    async def _send_oldest_device(
+        self, rows: list[StoredRecord], data_type: DataType, job: SyncProgress | None
+    ) -> float | None:
+        """One request for the device with the oldest row; the rest goes back to the backlog.
+
+        Returns how long to wait before the next request (pacing, or a retry's delay), or
+        None when that device has no closed interval yet.
+        """
+        device_id = rows[0].record.device_id
+        mine = [r for r in rows if r.record.device_id == device_id][
+            : self._config.batch_max_records
+        ]
+        ready = self._fit(mine, device_id)
+        chosen = set(ready.row_ids)
+        await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])
+        if not ready.records:
+            return None
+        await self._pace(sustained=job is None)
+        delay_s = await self._send(
+            device_id, ready.records, ready.row_ids, data_type, "incremental"
+        )
+        if delay_s == 0.0:
+            self._uploaded_until[device_id] = ready.closed_until_s
+            if job is not None:
+                job.done_rows += len(ready.row_ids)
+                job.requests += 1
+                job.records += len(ready.records)
+        elif job is not None:
+            job.last_error = self._last_error
+        return delay_s
+
+    def _fit(self, rows: list[StoredRecord], device_id: str) -> health_records.Ready:
+        """The closed intervals of ``rows``, cut (oldest kept) until the body fits the byte cap."""
+        truncated = len(rows) == self._config.batch_max_records
+        while True:
             ready = health_records.build(
-                mine,
+                rows,
                 interval_s=self._config.record_interval_s,
                 now_s=time.time(),
                 grace_s=self._config.record_grace_s,
                 uploaded_until_s=self._uploaded_until.get(device_id, -math.inf),
-                truncated=len(mine) == cap,
+                truncated=truncated,
             )
-            chosen = set(ready.row_ids)
-            await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])
-            if not ready.records:  # only intervals still open: wait for the oldest to close
-                await asyncio.sleep(min(max(ready.wait_s, 0.05), 5.0))
-                continue
-            delay_s = await self._send(device_id, ready.records, ready.row_ids)
+            if len(rows) <= 1 or _body_bytes(ready.records) <= self._config.batch_max_bytes:
+                return ready
+            rows, truncated = rows[: len(rows) // 2], True
+
+    async def _pace(self, *, sustained: bool) -> None:
+        """Space requests: ``min_request_interval_s``, and when ``sustained`` the quota's pace.
+
+        The client's limiter never exceeds a quota window; pacing spreads the budget over the
+        month instead of spending it at once. A sync a person asked for is not paced that way:
+        it is one burst, and they are waiting for it.
+        """
+        pace_s = self._config.min_request_interval_s
+        if sustained:
+            pace_s = max(pace_s, self._client.sustainable_interval_s())
+        wait_s = self._last_request_s + pace_s - time.monotonic()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        self._last_request_s = time.monotonic()
+
+    async def _resend_history(self, job: SyncProgress) -> None:
+        """Every retained reading again, per device and in order, as ``sync_type=full``.
+
+        Rows are read in chunks; each device's newest interval in a chunk waits for the next
+        chunk (it may continue there), and the interval still open now is left to the
+        incremental path. Delivery state and cursors are untouched.
+        """
+        interval_s = self._config.record_interval_s
+        carry: dict[str, list[StoredRecord]] = defaultdict(list)
+        after_id = 0
+        while True:
+            chunk = await self._outbox.history(wants, after_id, 4 * self._config.batch_max_records)
+            if chunk:
+                after_id = chunk[-1].id
+            for row in chunk:
+                carry[row.record.device_id].append(row)
+            for device_id, rows in carry.items():
+                groups = _intervals(rows, interval_s)
+                keep = groups.pop() if chunk and interval_s > 0 and groups else []
+                carry[device_id] = keep
+                await self._resend(device_id, [r for g in groups for r in g], job)
+            if not chunk:
+                return
+
+    async def _resend(self, device_id: str, rows: list[StoredRecord], job: SyncProgress) -> None:
+        """Whole intervals, packed up to the caps, as ``sync_type=full`` requests."""
+        part: list[StoredRecord] = []
+        for interval in _intervals(rows, self._config.record_interval_s):
+            if part and len(part) + len(interval) > self._config.batch_max_records:
+                await self._resend_part(device_id, part, job)
+                part = []
+            part.extend(interval)
+        if part:
+            await self._resend_part(device_id, part, job)
+
+    async def _resend_part(
+        self, device_id: str, rows: list[StoredRecord], job: SyncProgress
+    ) -> None:
+        ready = health_records.build(
+            rows,
+            interval_s=self._config.record_interval_s,
+            now_s=time.time(),
+            grace_s=self._config.record_grace_s,
+            uploaded_until_s=-math.inf,
+        )
+        if _body_bytes(ready.records) > self._config.batch_max_bytes and len(ready.records) > 1:
+            halves = _intervals(rows, self._config.record_interval_s)
+            middle = len(halves) // 2
+            for half in (halves[:middle], halves[middle:]):
+                await self._resend_part(device_id, [r for i in half for r in i], job)
+            return
+        while ready.records:
+            await self._pace(sustained=False)
+            delay_s = await self._send(device_id, ready.records, [], "batch", "full")
             if delay_s == 0.0:
-                self._uploaded_until[device_id] = ready.closed_until_s
-            pace_s = max(self._config.min_request_interval_s, self._client.sustainable_interval_s())
-            await asyncio.sleep(max(delay_s, pace_s))
+                job.requests += 1
+                job.records += len(ready.records)
+                break
+            job.last_error = self._last_error
+            await asyncio.sleep(delay_s)
+        job.done_rows += len(rows)
 
     async def _send(
-        self, device_id: str, records: list[dict[str, object]], ids: list[int]
+        self,
+        device_id: str,
+        records: list[dict[str, object]],
+        ids: list[int],
+        data_type: DataType,
+        sync_type: SyncType,
     ) -> float:
         """One request; ack, nack or dead-letter its rows; return how long to wait."""
         self._requests += 1
         try:
             result = await self._client.upload_health(
-                device_id,
-                records,
-                data_type="realtime",
-                sync_type="incremental",
+                device_id, records, data_type=data_type, sync_type=sync_type
             )
         except SinkError as exc:
             self._last_error = f"{exc} (request {exc.request_id})"
             self._attempt += 1
             decision = classify(exc, self._attempt, self._backoff)
             if isinstance(decision, DeadLetter):
-                log.error("health upload refused %d records: %s", len(ids), self._last_error)
+                log.error("health upload refused %d records: %s", len(records), self._last_error)
                 self._dead += len(ids)
-                await self._outbox.dead_letter(SINK, ids, decision.reason)
+                if ids:
+                    await self._outbox.dead_letter(SINK, ids, decision.reason)
                 return 0.0
             log.warning(
                 "health upload failed, retry in %.1f s: %s", decision.after_s, self._last_error
             )
             self._retries += 1
-            await self._outbox.nack(SINK, ids, time.time() + decision.after_s, str(exc))
+            if ids:
+                await self._outbox.nack(SINK, ids, time.time() + decision.after_s, str(exc))
             return decision.after_s
         self._attempt = 0
         self._uploaded += result.accepted
         self._duplicates += result.duplicates
-        self._by_device[device_id] += len(ids)
-        await self._outbox.ack(SINK, ids)
+        if ids:
+            self._by_device[device_id] += len(ids)
+            await self._outbox.ack(SINK, ids)
         return 0.0
+
+
+def _body_bytes(records: list[dict[str, object]]) -> int:
+    return len(json.dumps(records, separators=(",", ":")))
+
+
+def _intervals(rows: list[StoredRecord], interval_s: float) -> list[list[StoredRecord]]:
+    """``rows`` (one device, oldest first) grouped by the interval they fall in."""
+    groups: list[list[StoredRecord]] = []
+    current: float | None = None
+    for row in rows:
+        start = math.floor(row.record.t0_s / interval_s) if interval_s > 0 else row.id
+        if start != current:
+            groups.append([])
+            current = start
+        groups[-1].append(row)
+    return groups

@@ -1,0 +1,87 @@
+"""``wgw sync [--full]``: ask the running daemon for a sync now, follow it with a progress bar."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any, Final
+
+import aiohttp
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from gateway.config import HttpConfig
+
+_POLL_S: Final = 0.5
+
+
+def base_url(http: HttpConfig) -> str:
+    """Where the daemon's status API answers (a wildcard bind is reached on loopback)."""
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host  # noqa: S104
+    return f"http://{host}:{http.port}"
+
+
+async def run_sync(url: str, *, full: bool, timeout_s: float | None) -> int:
+    """Start the sync, draw its progress on stderr, print the outcome; the exit status."""
+    err = Console(stderr=True)
+    kind = "full resend" if full else "incremental batch"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.post(f"{url}/api/sync", json={"full": full}) as response:
+                started: dict[str, Any] = await response.json()
+                if response.status != 202:
+                    err.print(f"error: the daemon refused the sync: {started.get('error')}")
+                    return 1
+            async with asyncio.timeout(timeout_s):
+                last = await _follow(session, url, started, kind, err)
+    except TimeoutError:
+        err.print(
+            f"error: the sync did not finish within {timeout_s:g} s; it goes on in the daemon"
+        )
+        return 2
+    except aiohttp.ClientError as exc:
+        err.print(f"error: no daemon answers at {url} ({exc}); is `wgw run` running?")
+        return 1
+    print(
+        f"{kind}: {last['done_rows']} readings in {last['records']} records,"
+        f" {last['requests']} requests"
+        + (f" (last error: {last['last_error']})" if last.get("last_error") else "")
+    )
+    return 0
+
+
+async def _follow(
+    session: aiohttp.ClientSession,
+    url: str,
+    progress: dict[str, Any],
+    kind: str,
+    err: Console,
+) -> dict[str, Any]:
+    columns = (
+        TextColumn(f"{kind}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("readings"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(kind, total=progress["total_rows"])
+        while True:
+            bar.update(task, completed=progress["done_rows"], total=progress["total_rows"])
+            if progress["state"] == "done":
+                return progress
+            await asyncio.sleep(_POLL_S)
+            async with session.get(f"{url}/api/sync") as response:
+                response.raise_for_status()
+                progress = await response.json()
+
+
+def main_sync(http: HttpConfig, *, full: bool, timeout_s: float | None) -> int:
+    """Entry for the CLI; 1 when the status API is switched off in config."""
+    if not http.enabled:
+        print(
+            "error: http.enabled is false: `wgw sync` talks to the daemon over it", file=sys.stderr
+        )
+        return 1
+    return asyncio.run(run_sync(base_url(http), full=full, timeout_s=timeout_s))
