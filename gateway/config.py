@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -111,6 +119,23 @@ class StorageConfig(_Section):
     )
 
 
+class MqttTlsConfig(_Section):
+    """TLS to the broker: which CA signed it, and a client certificate if it asks for one."""
+
+    enabled: bool = False
+    ca_file: FilePath | None = Field(None, description="PEM; none: the system's CAs")
+    cert_file: FilePath | None = Field(None, description="PEM client certificate")
+    key_file: FilePath | None = Field(None, description="PEM key of the client certificate")
+    verify_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _pair(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            msg = "cert_file and key_file go together"
+            raise ValueError(msg)
+        return self
+
+
 class MqttConfig(_Section):
     """The local MQTT broker the live data is published to."""
 
@@ -133,6 +158,7 @@ class MqttConfig(_Section):
     )
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
+    tls: MqttTlsConfig = MqttTlsConfig()
 
 
 class TcmConfig(_Section):

@@ -50,6 +50,7 @@ class DaemonStatistics:
     stored_by_device: dict[str, int]
     outbox: OutboxStatistics
     health_upload: health_upload.HealthUploadStatistics
+    health_upload_drain_eta_s: float  # until the waiting readings are uploaded, estimated
     mqtt: mqtt.MqttStatistics | None
 
 
@@ -95,12 +96,15 @@ class Daemon:
         if self._outbox is None or self._upload is None:
             msg = "the daemon has not started"
             raise RuntimeError(msg)
+        outbox = await self._outbox.statistics()
+        pending = outbox.backlog[health_upload.SINK].pending
         return DaemonStatistics(
             devices=tuple(link.statistics() for link in self._links),
             frames_stored=self._frames_stored,
             stored_by_device=dict(self._stored_by_device),
-            outbox=await self._outbox.statistics(),
+            outbox=outbox,
             health_upload=self._upload.statistics(),
+            health_upload_drain_eta_s=self._upload.drain_eta_s(pending, len(self._links)),
             mqtt=self._mqtt.statistics() if self._mqtt else None,
         )
 

@@ -8,6 +8,8 @@ emulator's own ``/_emulator`` routes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -33,6 +35,8 @@ class Faults:
         reset_next: The next N answers are cut off mid-body (connection reset).
         slow_body_s: The body of every answer trickles out over this long.
         seed: For the random error rates.
+        unanswered_accepted: Observed, not a knob: health records the server stored whose
+            answer was cut off, so the client will send them again (tests count re-sends).
     """
 
     latency_s: float = 0.0
@@ -45,13 +49,16 @@ class Faults:
     seed: int = 0
     rng: random.Random = field(default_factory=random.Random, repr=False)
     injected: int = 0
+    unanswered_accepted: int = 0
 
     def update(self, changes: dict[str, Any]) -> str | None:
         """Apply a control request; return a problem, or None.
 
         Besides the fields, ``outage_s`` starts an outage of that many seconds from now.
         """
-        known = {f.name for f in fields(self)} - {"rng", "injected"} | {"outage_s"}
+        known = {f.name for f in fields(self)} - {"rng", "injected", "unanswered_accepted"} | {
+            "outage_s"
+        }
         unknown = sorted(set(changes) - known)
         if unknown:
             return f"unknown fault {unknown[0]!r}"
@@ -112,6 +119,8 @@ async def deliver(request: web.Request, faults: Faults, handler: Handler) -> web
     if faults.reset_next > 0:
         faults.reset_next -= 1
         faults.injected += 1
+        with contextlib.suppress(ValueError, AttributeError):
+            faults.unanswered_accepted += int(json.loads(body).get("accepted", 0))
         return await _cut_off(request, answer, body)
     if faults.slow_body_s > 0:
         return await _trickle(request, answer, body, faults.slow_body_s)

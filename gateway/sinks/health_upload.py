@@ -95,6 +95,7 @@ class HealthUploadSink:
         self._sync: SyncProgress | None = None
         self._wake = asyncio.Event()
         self._last_request_s = -math.inf
+        self._batch_due = time.monotonic() + config.batch_interval_s
 
     def statistics(self) -> HealthUploadStatistics:
         """Counters since start."""
@@ -108,6 +109,23 @@ class HealthUploadSink:
             self._last_error,
             self._sync,
         )
+
+    def drain_eta_s(self, pending_rows: int, devices: int) -> float:
+        """Estimated seconds until ``pending_rows`` waiting readings are uploaded.
+
+        Requests carry one device each and at most ``batch_max_records`` readings, one every
+        pace interval (the quota's, or ``min_request_interval_s``); in batch mode the next
+        batch must come first. The open interval's wait is not counted.
+        """
+        if pending_rows <= 0:
+            return 0.0
+        cap = self._config.batch_max_records
+        requests = max(math.ceil(pending_rows / cap), min(devices, pending_rows), 1)
+        pace_s = max(self._config.min_request_interval_s, self._client.sustainable_interval_s())
+        wait_s = 0.0
+        if self._config.mode == "batch":
+            wait_s = max(self._batch_due - time.monotonic(), 0.0)
+        return wait_s + (requests - 1) * pace_s
 
     async def request_sync(self, *, full: bool = False) -> SyncProgress:
         """Queue a sync now: a batch of everything closed, or (``full``) the retained history.
@@ -128,7 +146,7 @@ class HealthUploadSink:
 
     async def run(self) -> None:
         """Deliver until cancelled: realtime as rows commit, or batches on the interval."""
-        batch_due = time.monotonic() + self._config.batch_interval_s
+        self._batch_due = time.monotonic() + self._config.batch_interval_s
         while True:
             job, self._requested = self._requested, None
             if job is not None:
@@ -139,11 +157,11 @@ class HealthUploadSink:
                     await self._drain("batch", job)
                 job.state, job.finished_s = "done", time.time()
             elif self._config.mode == "batch":
-                if time.monotonic() >= batch_due:
+                if time.monotonic() >= self._batch_due:
                     await self._drain("batch", None)
-                    batch_due = time.monotonic() + self._config.batch_interval_s
+                    self._batch_due = time.monotonic() + self._config.batch_interval_s
                 else:
-                    await self._sleep(batch_due - time.monotonic())
+                    await self._sleep(self._batch_due - time.monotonic())
             else:
                 await self._drain("realtime", None, wait_for_more=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from buffers.outbox import Outbox
     from buffers.records import OutboxRecord
     from drivers.ble.link import LinkStatistics
-    from gateway.config import MqttConfig
+    from gateway.config import MqttConfig, MqttTlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ class MqttSink:
             keepalive=cfg.keepalive_s,
             timeout=cfg.publish_timeout_s,
             will=aiomqtt.Will(self._status_topic, b"offline", qos=1, retain=True),
+            tls_context=tls_context(cfg.tls) if cfg.tls.enabled else None,
         )
 
     async def _publish_backlog(self, client: aiomqtt.Client) -> None:
@@ -225,3 +227,12 @@ class MqttSink:
                     )
                     last[state.device_id] = payload
             await asyncio.sleep(self._config.state_interval_s)
+
+
+def tls_context(tls: MqttTlsConfig) -> ssl.SSLContext:
+    """The client side of TLS to the broker, verified against ``ca_file`` (else the system)."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file is not None and tls.key_file is not None:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    context.check_hostname = tls.verify_hostname
+    return context

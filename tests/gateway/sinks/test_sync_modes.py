@@ -147,3 +147,18 @@ async def test_the_byte_cap_splits_a_request_without_losing_or_repeating_a_recor
     assert [r["heart_rate"] for r in state.records["w"]] == [50 + i % 50 for i in range(100)]
     assert state.uploads >= 100 * 180 // 4096  # each record is ~180 bytes of JSON
     assert state.duplicates["w"] == 0
+
+
+async def test_drain_estimate_counts_requests_at_the_configured_pace(tmp_path: Path) -> None:
+    """Test the status figure: one device per request, batch_max_records each, paced."""
+    sync = SyncConfig(min_request_interval_s=10, batch_max_records=100)
+    tcm = TcmConfig(base_url="http://127.0.0.1:9/api/v1", api_key=SecretStr("k"))
+    async with (
+        Outbox(tmp_path / "o.sqlite", {health_upload.SINK: health_upload.wants}) as outbox,
+        aiohttp.ClientSession() as session,
+    ):
+        sink = health_upload.HealthUploadSink(outbox, TcmClient(session, tcm), sync)
+        assert sink.drain_eta_s(0, 3) == 0.0
+        assert sink.drain_eta_s(1, 3) == 0.0  # one request, now
+        assert sink.drain_eta_s(50, 3) == 20.0  # three devices: three requests
+        assert sink.drain_eta_s(1000, 3) == 90.0  # ten full requests
