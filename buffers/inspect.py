@@ -1,4 +1,4 @@
-"""Reading and repairing the outbox file from outside the daemon (``wgw queue``).
+"""Reading and repairing the outbox file from outside the daemon (``wgw queue``, ``wgw plot``).
 
 Uses its own short-lived connection: WAL lets it read while the daemon writes, and the one
 write it does (re-queueing dead letters) waits for the daemon's transactions (busy timeout).
@@ -7,6 +7,7 @@ write it does (re-queueing dead letters) waits for the daemon's transactions (bu
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -128,3 +129,35 @@ def latest_vitals(path: Path, device_id: str) -> dict[str, tuple[float, bytes, s
             (device_id,),
         ).fetchall()
     return {stream: (t0, bytes(payload), encoding) for stream, t0, payload, encoding in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWaveform:
+    """One waveform row as stored (the caller decodes its payload)."""
+
+    t0_s: float
+    sample_rate_hz: float
+    dtype: str
+    shape: tuple[int, ...]
+    encoding: str
+    payload: bytes
+
+
+def waveform_at(
+    path: Path, device_id: str, stream: str, at_s: float | None = None
+) -> StoredWaveform | None:
+    """The latest ``stream`` row of ``device_id`` starting at or before ``at_s``, if any.
+
+    ``at_s`` None: the newest row of the stream.
+    """
+    with contextlib.closing(_connect(path)) as db:
+        row = db.execute(
+            "SELECT t0_s, sample_rate_hz, dtype, shape, encoding, payload FROM records"
+            " WHERE device_id = ? AND stream = ? AND kind = 'waveform' AND t0_s <= ?"
+            " ORDER BY t0_s DESC LIMIT 1",
+            (device_id, stream, float("inf") if at_s is None else at_s),
+        ).fetchone()
+    if row is None:
+        return None
+    t0, rate, dtype, shape, encoding, payload = row
+    return StoredWaveform(t0, rate, dtype, tuple(json.loads(shape)), encoding, bytes(payload))

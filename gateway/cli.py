@@ -105,6 +105,13 @@ def _add_offline_commands(commands: argparse._SubParsersAction[argparse.Argument
     ecg.add_argument("--config", type=Path, default=Path("config.yaml"))
     ecg.set_defaults(handler=_ecg)
 
+    plot = commands.add_parser("plot", help="draw a stored 12-lead result (PNG, clinical layout)")
+    plot.add_argument("--device", required=True, help="device id")
+    plot.add_argument("--at", default=None, help="the result at or before this time (ISO 8601)")
+    plot.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    plot.add_argument("--config", type=Path, default=Path("config.yaml"))
+    plot.set_defaults(handler=_plot)
+
     diffusets = commands.add_parser("diffusets", help="12-lead ECG images for a clinical text")
     diffusets.add_argument("--text", required=True, help="diagnoses joined by |")
     diffusets.add_argument("--age", type=int, required=True)
@@ -288,6 +295,15 @@ def _ecg(args: argparse.Namespace) -> int:
     from gateway.ecg_cli import run_ecg  # noqa: PLC0415
 
     return asyncio.run(run_ecg(settings, args.source, args.rate, args.out, twelve=args.twelve_lead))
+
+
+def _plot(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.plot_cli import run_plot  # noqa: PLC0415
+
+    return run_plot(settings.storage.path, args.device, args.at, args.out)
 
 
 def _diffusets(args: argparse.Namespace) -> int:

@@ -18,8 +18,12 @@ if TYPE_CHECKING:
     from drivers.ble.link import LinkStatistics
 
 _SAMPLE_DTYPE = "<i4"
+_FLOAT_DTYPE = "<f4"
 _MMHG_PER_KPA = 7.500_62
 HEALTH_STREAMS = frozenset({"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature"})
+ECG_FROM_PPG = "ecg_from_ppg"  # one ECG lead converted from a PPG window
+ECG_12 = "ecg12"  # 12 leads (I, II, III, aVR, aVL, aVF, V1-V6) converted from PPG or ECG
+CONVERTED_STREAMS = frozenset({ECG_FROM_PPG, ECG_12})
 _ZLIB_LEVEL = 6
 
 
@@ -63,6 +67,38 @@ def vital_values(record: OutboxRecord) -> dict[str, object]:
     values = json.loads(record.payload)
     assert isinstance(values, dict)
     return values
+
+
+def converted_record(
+    device_id: str, stream: str, t0_s: float, rate_hz: float, leads: NDArray[np.float64]
+) -> OutboxRecord:
+    """A conversion result (leads as rows, API units) as a waveform row of float32 samples.
+
+    Its sequence number is the window's start in milliseconds: increasing per stream, and the
+    same for a window converted again after a restart, so subscribers can de-duplicate.
+    """
+    samples = np.ascontiguousarray(np.asarray(leads, dtype=np.float64).T, dtype=_FLOAT_DTYPE)
+    return OutboxRecord(
+        "waveform",
+        device_id,
+        stream,
+        round(t0_s * 1000),
+        t0_s,
+        zlib.compress(samples.tobytes(), _ZLIB_LEVEL),
+        sample_rate_hz=rate_hz,
+        dtype=_FLOAT_DTYPE,
+        shape=samples.shape,
+        encoding="zlib",
+    )
+
+
+def converted_leads(record: OutboxRecord) -> NDArray[np.float64]:
+    """The leads of a conversion result, shape ``(n_leads, n_samples)``."""
+    if record.dtype != _FLOAT_DTYPE or record.shape is None or record.encoding != "zlib":
+        msg = f"record {record.device_id}/{record.stream}/{record.seq} is not a conversion result"
+        raise ValueError(msg)
+    samples = np.frombuffer(zlib.decompress(record.payload), dtype=_FLOAT_DTYPE)
+    return samples.reshape(record.shape).T.astype(np.float64)
 
 
 def waveform_samples(record: OutboxRecord) -> NDArray[np.int32]:
@@ -111,7 +147,11 @@ def mqtt_waveform_payload(record: OutboxRecord) -> bytes:
         "seq": record.seq,
         "t0": iso_utc(record.t0_s),
         "rate_hz": record.sample_rate_hz,
-        "samples": waveform_samples(record).tolist(),
+        "samples": (
+            converted_leads(record).T.round(5).tolist()
+            if record.dtype == _FLOAT_DTYPE
+            else waveform_samples(record).tolist()
+        ),
     }
     return _compact(body)
 

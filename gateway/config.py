@@ -194,7 +194,7 @@ class TcmConfig(_Section):
 
 
 class HeartVoiceConfig(_Section):
-    """The HeartVoice lab API (ECG conversion); API.md part A. Not called yet."""
+    """The HeartVoice lab API (ECG conversion); API.md part A."""
 
     base_url: HttpUrl = "https://api.heartvoice.com.cn"
     api_key: SecretStr | None = None
@@ -270,6 +270,21 @@ class DspConfig(_Section):
     sqi_min_ecg: float = 5.0
 
 
+class ConversionConfig(_Section):
+    """PPG -> ECG and ECG -> 12 leads through the HeartVoice API (``gateway/sinks/conversion``)."""
+
+    enabled: bool = False
+    interval_s: float = Field(
+        60.0, ge=0.0, le=86_400.0, description="at most one window per device and stream"
+    )
+    twelve_lead: bool = Field(False, description="PPG results go on to 12 leads (mcma)")
+    max_requests_per_min: int = Field(
+        6, ge=1, le=600, description="this sink's own budget: it never crowds out the uploads"
+    )
+    retry_min_s: PositiveSeconds = 1.0
+    retry_max_s: PositiveSeconds = 300.0
+
+
 class HttpConfig(_Section):
     """The local status API."""
 
@@ -294,6 +309,7 @@ class Settings(BaseSettings):
     cloud: CloudConfig
     sync: SyncConfig = SyncConfig()
     dsp: DspConfig = DspConfig()
+    conversion: ConversionConfig = ConversionConfig()
     http: HttpConfig = HttpConfig()
 
     @model_validator(mode="after")

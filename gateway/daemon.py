@@ -21,11 +21,12 @@ from drivers.ble.backends import PLATFORM, simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
 from drivers.polar.pmd import StreamSettings
 from gateway import codec
+from gateway.clients.heartvoice import HeartVoiceClient
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
 from gateway.rate_limits import PLANS
 from gateway.simulation import build_world
-from gateway.sinks import health_upload, mqtt
+from gateway.sinks import conversion, health_upload, mqtt
 from gateway.status_api import serve_status
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class DaemonStatistics:
     health_upload: health_upload.HealthUploadStatistics
     health_upload_drain_eta_s: float  # until the waiting readings are uploaded, estimated
     mqtt: mqtt.MqttStatistics | None
+    conversion: conversion.ConversionStatistics | None
 
 
 class Daemon:
@@ -78,6 +80,7 @@ class Daemon:
         self._links: list[DeviceLink] = []
         self._upload: health_upload.HealthUploadSink | None = None
         self._mqtt: mqtt.MqttSink | None = None
+        self._conversion: conversion.ConversionSink | None = None
         self.status_url: str | None = None
         self._final: DaemonStatistics | None = None
 
@@ -106,6 +109,7 @@ class Daemon:
             health_upload=self._upload.statistics(),
             health_upload_drain_eta_s=self._upload.drain_eta_s(pending, len(self._links)),
             mqtt=self._mqtt.statistics() if self._mqtt else None,
+            conversion=self._conversion.statistics() if self._conversion else None,
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
@@ -125,6 +129,8 @@ class Daemon:
         subscriptions = {health_upload.SINK: health_upload.wants}
         if s.mqtt.enabled:
             subscriptions[mqtt.SINK] = mqtt.wants
+        if s.conversion.enabled:
+            subscriptions[conversion.SINK] = conversion.wants
         async with AsyncExitStack() as stack:
             outbox = await stack.enter_async_context(
                 Outbox(
@@ -143,23 +149,8 @@ class Daemon:
                 await stack.enter_async_context(self.sim_world)
                 backends = simulated(self.sim_world)
             session = await stack.enter_async_context(aiohttp.ClientSession())
-            tcm = s.cloud.tcm
-            limiter = ClientRateLimiter(
-                PLANS[tcm.plan],
-                state_path=tcm.rate_limit_state or s.storage.path.with_name("tcm_rate_limit.json"),
-                scale=tcm.rate_limit_scale,
-            )
-            token_cache = s.storage.path.with_name("tcm_token.json")
-            self._upload = health_upload.HealthUploadSink(
-                outbox, TcmClient(session, tcm, limiter, token_cache=token_cache), s.sync
-            )
-            if s.mqtt.enabled:
-                self._mqtt = mqtt.MqttSink(
-                    outbox,
-                    s.mqtt,
-                    s.gateway_id,
-                    device_states=lambda: [link.statistics() for link in self._links],
-                )
+            self._build_sinks(outbox, session)
+            assert self._upload is not None
             timings = LinkTimings(
                 scan_timeout_s=s.ble.scan_timeout_s,
                 connect_timeout_s=s.ble.connect_timeout_s,
@@ -188,6 +179,8 @@ class Daemon:
                 sinks = [tg.create_task(self._upload.run(), name="wgw.sink.health_upload")]
                 if self._mqtt is not None:
                     sinks.append(tg.create_task(self._mqtt.run(), name="wgw.sink.mqtt"))
+                if self._conversion is not None:
+                    sinks.append(tg.create_task(self._conversion.run(), name="wgw.sink.conversion"))
                 pipeline = tg.create_task(self._store_frames(outbox), name="wgw.pipeline")
                 links = [
                     tg.create_task(link.run(), name=f"wgw[{link.spec.device_id}].link")
@@ -212,6 +205,31 @@ class Daemon:
                 "stopped: %d frames stored this run, %d rows in the outbox",
                 self._frames_stored,
                 self._final.outbox.total_rows,
+            )
+
+    def _build_sinks(self, outbox: Outbox, session: aiohttp.ClientSession) -> None:
+        """The sinks the config asks for, over ``outbox`` and one HTTP session."""
+        s = self.settings
+        tcm = s.cloud.tcm
+        limiter = ClientRateLimiter(
+            PLANS[tcm.plan],
+            state_path=tcm.rate_limit_state or s.storage.path.with_name("tcm_rate_limit.json"),
+            scale=tcm.rate_limit_scale,
+        )
+        token_cache = s.storage.path.with_name("tcm_token.json")
+        self._upload = health_upload.HealthUploadSink(
+            outbox, TcmClient(session, tcm, limiter, token_cache=token_cache), s.sync
+        )
+        if s.mqtt.enabled:
+            self._mqtt = mqtt.MqttSink(
+                outbox,
+                s.mqtt,
+                s.gateway_id,
+                device_states=lambda: [link.statistics() for link in self._links],
+            )
+        if s.conversion.enabled:
+            self._conversion = conversion.ConversionSink(
+                outbox, HeartVoiceClient(session, s.cloud.heartvoice), s.conversion, s.dsp
             )
 
     async def _store_frames(self, outbox: Outbox) -> None:

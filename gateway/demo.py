@@ -60,7 +60,8 @@ async def run_demo(
 
 def _pointed_at(settings: Settings, emulator_url: str) -> Settings:
     tcm = settings.cloud.tcm.model_copy(update={"base_url": f"{emulator_url}/api/v1"})
-    cloud = settings.cloud.model_copy(update={"tcm": tcm})
+    heartvoice = settings.cloud.heartvoice.model_copy(update={"base_url": emulator_url})
+    cloud = settings.cloud.model_copy(update={"tcm": tcm, "heartvoice": heartvoice})
     return settings.model_copy(update={"cloud": cloud})
 
 
@@ -89,10 +90,12 @@ async def _progress(daemon: Daemon, started: float) -> None:
         mqtt_state = (
             "" if s.mqtt is None else (" (MQTT up)" if s.mqtt.connected else " (MQTT down)")
         )
+        converted = f" | converted {s.conversion.converted} windows" if s.conversion else ""
         print(
             f"[{time.monotonic() - started:5.0f} s] received {readings} readings, {samples} samples"
             f" | stored {s.outbox.committed} rows | uploaded {uploaded} readings"
-            f" in {s.health_upload.records_uploaded} records | published {published}{mqtt_state}",
+            f" in {s.health_upload.records_uploaded} records | published {published}{mqtt_state}"
+            f"{converted}",
             flush=True,
         )
 
@@ -118,3 +121,14 @@ def _print_summary(s: DaemonStatistics, elapsed_s: float) -> None:
         f"upload: {s.health_upload.requests} requests, {s.health_upload.retries} retries,"
         f" {s.health_upload.dead_lettered} dead-lettered"
     )
+    if s.conversion is not None:
+        c = s.conversion
+        print(
+            f"conversion: {c.windows} windows, {c.converted} converted, {c.below_gate} below the"
+            f" quality gate, {c.not_due} not due, {c.failed} refused"
+            + (
+                " (`wgw plot --device ID --out ecg.png` draws the latest 12 leads)"
+                if c.converted
+                else ""
+            )
+        )

@@ -150,6 +150,16 @@ def error_response(
     return web.json_response(body, status=status, headers={"X-Request-Id": request_id})
 
 
+async def _heartvoice_with_faults(
+    request: web.Request, faults: Faults, handler: Handler
+) -> web.StreamResponse:
+    """HeartVoice has no documented quota: only the injected faults apply."""
+    if (status := faults.status_now()) is not None:
+        faults.injected += 1
+        return heartvoice.answer(None, code=str(status), msg="injected fault", status=status)
+    return await deliver(request, faults, handler)
+
+
 @web.middleware
 async def _count_and_inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/_emulator"):
@@ -162,7 +172,7 @@ async def _count_and_inject_faults(request: web.Request, handler: Handler) -> we
             request.transport.close()
         return web.Response(status=503)  # never reaches the client: the connection is gone
     if request.path.startswith(HEARTVOICE_PREFIX):
-        return await deliver(request, faults, handler)
+        return await _heartvoice_with_faults(request, faults, handler)
     state.requests += 1
     assert state.windows is not None
     now = time.time()

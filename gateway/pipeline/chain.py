@@ -96,7 +96,9 @@ class SignalChain:
             bandpass_sos(rate_hz, s.low_hz, s.high_hz, notch_hz=s.notch_hz), n_channels
         )
         self._resampler = (
-            StreamingResampler(rate_hz, s.resample_hz, n_channels) if s.resample_hz else None
+            StreamingResampler(rate_hz, s.resample_hz, n_channels)
+            if s.resample_hz and s.resample_hz != rate_hz
+            else None
         )
         self._window_n = round(s.window_s * rate_hz)
         self._step_n = max(1, round(self._window_n * (1.0 - s.overlap)))

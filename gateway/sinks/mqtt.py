@@ -1,4 +1,4 @@
-"""MQTT sink: vitals rows published at QoS 1 and acked on PUBACK; retained online/offline status.
+"""MQTT sink: vitals and conversion results at QoS 1, acked on PUBACK; retained online status.
 
 Whatever the broker did not confirm stays in the outbox and is published, in order, after the
 next connect.
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 import aiomqtt
 
 from gateway.codec import (
+    CONVERTED_STREAMS,
     mqtt_gap_payload,
     mqtt_state_payload,
     mqtt_vitals_payload,
@@ -39,8 +40,10 @@ SINK: Final = "mqtt"
 
 
 def wants(record: OutboxRecord) -> bool:
-    """Every vitals reading and every gap marker (waveforms come with the live lane, later)."""
-    return record.kind in ("vital", "gap")
+    """Every vitals reading, gap marker and conversion result (raw waveforms are live only)."""
+    return record.kind in ("vital", "gap") or (
+        record.kind == "waveform" and record.stream in CONVERTED_STREAMS
+    )
 
 
 _LEASE_ROWS: Final = 200
