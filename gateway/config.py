@@ -159,6 +159,8 @@ class MqttConfig(_Section):
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
     tls: MqttTlsConfig = MqttTlsConfig()
+    homeassistant: bool = Field(False, description="Home Assistant MQTT discovery")
+    homeassistant_prefix: TopicSafeId = "homeassistant"
 
 
 class TcmConfig(_Section):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import ssl
 import time
@@ -25,6 +26,7 @@ from gateway.codec import (
     mqtt_waveform_payload,
 )
 from gateway.retry import Backoff
+from gateway.sinks import homeassistant
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -91,6 +93,10 @@ class MqttSink:
         self._live_published = 0
         self._live_dropped = 0
         self._grace_s = config.live_grace_s if config.live else 0.0
+        # Home Assistant: the newest value of each sensor field per device, and what this
+        # connection has announced (a broker without persistence forgets retained configs).
+        self._latest: dict[str, dict[str, float]] = {}
+        self._announced: set[tuple[str, str]] = set()
 
     def statistics(self) -> MqttStatistics:
         """Counters since start."""
@@ -131,6 +137,7 @@ class MqttSink:
                     log.info("MQTT connected to %s:%d", self._config.host, self._config.port)
                     try:
                         await client.publish(self._status_topic, b"online", qos=1, retain=True)
+                        await self._announce_known(client)
                         async with asyncio.TaskGroup() as tg:
                             tg.create_task(self._publish_live(client), name="wgw.mqtt.live")
                             tg.create_task(self._publish_backlog(client), name="wgw.mqtt.backlog")
@@ -184,6 +191,7 @@ class MqttSink:
                     else:
                         await client.publish(*self._message(r), qos=self._config.vitals_qos)
                         self._by_device[row.record.device_id] += 1
+                        await self._update_homeassistant(client, r)
                     delivered.append(row.id)
             finally:
                 # Ack what the broker confirmed; the rest is offered again after reconnect.
@@ -215,6 +223,7 @@ class MqttSink:
                 self._by_device[r.device_id] += 1
             if not waveform and qos > 0:
                 self._confirmed.add((r.kind, r.device_id, r.stream, r.seq))
+            await self._update_homeassistant(client, r)
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
         """Each device's state, retained, whenever it changed (checked every few seconds)."""
@@ -229,7 +238,58 @@ class MqttSink:
                         self.topic(state.device_id, "state"), payload, qos=1, retain=True
                     )
                     last[state.device_id] = payload
+                if self._config.homeassistant:
+                    await self._announce(client, state.device_id, homeassistant.CONNECTION)
+                    if state.battery_pct is not None:
+                        await self._announce(client, state.device_id, homeassistant.BATTERY)
             await asyncio.sleep(self._config.state_interval_s)
+
+    async def _update_homeassistant(self, client: aiomqtt.Client, r: OutboxRecord) -> None:
+        """A vitals reading went out: refresh the device's retained ``latest`` object.
+
+        Sensors of fields seen for the first time are announced first.
+        """
+        if not self._config.homeassistant:
+            return
+        fields = homeassistant.latest_fields(r)
+        if not fields:
+            return
+        latest = self._latest.setdefault(r.device_id, {})
+        latest.update(fields)
+        for sensor in homeassistant.VITALS:
+            if sensor.field in fields:
+                await self._announce(client, r.device_id, sensor)
+        await self._publish_latest(client, r.device_id)
+
+    async def _publish_latest(self, client: aiomqtt.Client, device_id: str) -> None:
+        body = json.dumps(self._latest[device_id], separators=(",", ":")).encode()
+        await client.publish(self.topic(device_id, "latest"), body, qos=0, retain=True)
+
+    async def _announce(
+        self, client: aiomqtt.Client, device_id: str, sensor: homeassistant.Sensor
+    ) -> None:
+        if (device_id, sensor.field) in self._announced:
+            return
+        topic, body = homeassistant.discovery(
+            sensor,
+            discovery_prefix=self._config.homeassistant_prefix,
+            topic_prefix=self._config.topic_prefix,
+            gateway_id=self._gateway_id,
+            device_id=device_id,
+        )
+        await client.publish(topic, body, qos=1, retain=True)
+        self._announced.add((device_id, sensor.field))
+
+    async def _announce_known(self, client: aiomqtt.Client) -> None:
+        """After a (re)connect: announce again what earlier connections announced."""
+        self._announced.clear()
+        if not self._config.homeassistant:
+            return
+        for device_id, latest in self._latest.items():
+            for sensor in homeassistant.VITALS:
+                if sensor.field in latest:
+                    await self._announce(client, device_id, sensor)
+            await self._publish_latest(client, device_id)
 
 
 def tls_context(tls: MqttTlsConfig) -> ssl.SSLContext:
