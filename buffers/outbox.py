@@ -117,7 +117,7 @@ class Outbox:
         self.opened: OpenReport | None = None
         self._leased: dict[str, set[int]] = {sink: set() for sink in self._subscriptions}
         self._acks: list[_Ack] = []
-        self._resume_after: dict[str, int] = {}
+        self._resume_after: dict[tuple[str, int], int] = {}  # (sink, after_id) -> last handed out
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -171,6 +171,11 @@ class Outbox:
             await db.close()
             raise
         return db
+
+    @property
+    def last_id(self) -> int:
+        """The id of the newest committed row (0: none)."""
+        return self._next_id - 1
 
     async def limit_pages(self, max_pages: int) -> None:
         """Cap the file at ``max_pages`` pages (``PRAGMA max_page_count``).
@@ -396,11 +401,12 @@ class Outbox:
     # --- delivery -----------------------------------------------------------------------------
 
     async def lease(
-        self, sink: str, max_rows: int, max_bytes: int | None = None
+        self, sink: str, max_rows: int, max_bytes: int | None = None, *, after_id: int = 0
     ) -> list[StoredRecord]:
         """The sink's oldest undelivered rows, up to the first one waiting for a retry.
 
-        At most ``max_rows`` rows and (beyond the first row) ``max_bytes`` payload bytes. Rows
+        At most ``max_rows`` rows and (beyond the first row) ``max_bytes`` payload bytes; only
+        rows after ``after_id`` (a sink with two lanes leases each from its own start). Rows
         leased and not yet acked or nacked are not offered again in this process; after a
         restart they are.
         """
@@ -411,12 +417,12 @@ class Outbox:
         excluded = set(leased)
         # Every pending row up to the last one handed out is still in flight, unless one was
         # given back since (release, nack): then scan from the oldest again.
-        after = self._resume_after.get(sink, 0)
+        after = max(after_id, self._resume_after.get((sink, after_id), 0))
         async with db.execute(
             f"SELECT {_SELECT_RECORD}, p.next_attempt_s FROM pending p"  # noqa: S608 - constants
             " JOIN records r ON r.id = p.record_id"
             " WHERE p.sink = ? AND p.dead = 0 AND p.record_id > ? ORDER BY p.record_id LIMIT ?",
-            (sink, after, max_rows + (len(excluded) if after == 0 else 0)),
+            (sink, after, max_rows + (len(excluded) if after == after_id else 0)),
         ) as cur:
             rows = await cur.fetchall()
         now = time.time()
@@ -431,7 +437,7 @@ class Outbox:
             out.append(StoredRecord(row[0], _record(row)))
         leased.update(r.id for r in out)
         if out:
-            self._resume_after[sink] = out[-1].id
+            self._resume_after[(sink, after_id)] = out[-1].id
         return out
 
     async def history(
@@ -494,7 +500,7 @@ class Outbox:
         """Give leased rows back untried: they are offered again, in order, by the next lease."""
         self._leased[sink].difference_update(record_ids)
         if record_ids:
-            self._resume_after.pop(sink, None)
+            self._forget_resume(sink)
 
     async def _update(
         self, sink: str, record_ids: Sequence[int], sql: str, params: tuple[object, ...]
@@ -509,7 +515,35 @@ class Outbox:
                 await db.execute("ROLLBACK")
                 raise
         self._leased[sink].difference_update(record_ids)
-        self._resume_after.pop(sink, None)
+        self._forget_resume(sink)
+
+    def _forget_resume(self, sink: str) -> None:
+        """Rows of ``sink`` were given back: every lane scans from its start again."""
+        for key in [k for k in self._resume_after if k[0] == sink]:
+            del self._resume_after[key]
+
+    async def first_pending_since(self, sink: str, t0_s: float) -> int | None:
+        """The id of the sink's oldest pending row whose time is ``t0_s`` or later, if any.
+
+        Scans the sink's backlog once (a sink asks when it splits into lanes, after an outage).
+        """
+        async with self._require_db().execute(
+            "SELECT MIN(p.record_id) FROM pending p JOIN records r ON r.id = p.record_id"
+            " WHERE p.sink = ? AND p.dead = 0 AND r.t0_s >= ?",
+            (sink, t0_s),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    async def has_pending_before(self, sink: str, t0_s: float) -> bool:
+        """Whether the sink still has a pending row (dead letters aside) older than ``t0_s``."""
+        async with self._require_db().execute(
+            "SELECT 1 FROM pending p JOIN records r ON r.id = p.record_id"
+            " WHERE p.sink = ? AND p.dead = 0 AND r.t0_s < ? LIMIT 1",
+            (sink, t0_s),
+        ) as cur:
+            row = await cur.fetchone()
+        return row is not None
 
     # --- status -------------------------------------------------------------------------------
 

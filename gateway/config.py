@@ -239,6 +239,12 @@ class SyncConfig(_Section):
         5.0, ge=0.0, le=600.0, description="an interval is uploaded this long after it ends"
     )
     min_request_interval_s: float = Field(1.0, ge=0, le=3600)
+    backfill_after_s: PositiveSeconds = Field(
+        300.0, description="a backlog older than this drains on its own lane, live data first"
+    )
+    backfill_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="the backfill lane's share of requests while both run"
+    )
     retry_min_s: PositiveSeconds = 1.0
     retry_max_s: PositiveSeconds = 300.0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import math
@@ -20,7 +21,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from gateway import health_records
+from gateway import codec, health_records
 from gateway.codec import HEALTH_STREAMS
 from gateway.errors import SinkError
 from gateway.retry import Backoff, DeadLetter, classify
@@ -35,6 +36,18 @@ log = logging.getLogger(__name__)
 
 SINK: Final = "health_upload"
 _IDLE_POLL_S: Final = 1.0
+
+
+class _Idle(enum.Enum):
+    """A lane with no rows of its own."""
+
+    IDLE = enum.auto()
+
+
+_IDLE: Final = _Idle.IDLE
+# What one attempt on a lane gives: the wait before the next request, None when only open
+# intervals wait, or _IDLE.
+_Outcome = float | None | _Idle
 
 DataType = Literal["realtime", "batch"]
 SyncType = Literal["incremental", "full"]
@@ -57,6 +70,8 @@ class HealthUploadStatistics:
     dead_lettered: int
     last_error: str | None
     sync: SyncProgress | None  # the latest requested sync
+    backfilling: bool  # a backlog drains on its own lane beside live data
+    backfills: int  # how often that started
 
 
 @dataclass(slots=True)
@@ -96,6 +111,10 @@ class HealthUploadSink:
         self._wake = asyncio.Event()
         self._last_request_s = -math.inf
         self._batch_due = time.monotonic() + config.batch_interval_s
+        self._backfill: _Lane | None = None  # while a backlog drains beside live data
+        self._live = _Lane("live", "realtime", 0, self._uploaded_until)
+        self._backfills = 0
+        self._open_wait_s = 0.0
 
     def statistics(self) -> HealthUploadStatistics:
         """Counters since start."""
@@ -108,6 +127,8 @@ class HealthUploadSink:
             self._dead,
             self._last_error,
             self._sync,
+            self._backfill is not None,
+            self._backfills,
         )
 
     def drain_eta_s(self, pending_rows: int, devices: int) -> float:
@@ -163,7 +184,7 @@ class HealthUploadSink:
                 else:
                     await self._sleep(self._batch_due - time.monotonic())
             else:
-                await self._drain("realtime", None, wait_for_more=True)
+                await self._deliver_realtime()
 
     async def _sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less if a sync is requested."""
@@ -174,54 +195,98 @@ class HealthUploadSink:
             async with asyncio.timeout(max(seconds, 0.0)):
                 await self._wake.wait()
 
-    async def _drain(
-        self, data_type: DataType, job: SyncProgress | None, *, wait_for_more: bool = False
-    ) -> None:
-        """Upload closed intervals until none is left.
-
-        ``wait_for_more`` (realtime): keep waiting for new rows until a sync is requested; the
-        sync runs, then realtime delivery resumes.
-        """
+    async def _drain(self, data_type: DataType, job: SyncProgress | None) -> None:
+        """Upload closed intervals until none is left (a batch, or a requested sync)."""
+        lane = _Lane("batch", data_type, 0, self._uploaded_until)
         while True:
-            if wait_for_more and self._requested is not None:
+            outcome = await self._try_lane(lane, job)
+            if isinstance(outcome, _Idle) or outcome is None:
                 return
-            rows = await self._outbox.lease(SINK, 4 * self._config.batch_max_records)
-            if not rows:
-                if not wait_for_more:
-                    return
-                await self._outbox.wait_committed(timeout_s=_IDLE_POLL_S)
-                continue
-            wait_s = await self._send_oldest_device(rows, data_type, job)
-            if wait_s is None:  # only intervals still open
-                if not wait_for_more:
-                    return
-                await self._sleep(5.0)
-            elif wait_s > 0:
-                await self._sleep(wait_s)
+            if outcome > 0:
+                await self._sleep(outcome)
 
-    async def _send_oldest_device(
-        self, rows: list[StoredRecord], data_type: DataType, job: SyncProgress | None
-    ) -> float | None:
-        """One request for the device with the oldest row; the rest goes back to the backlog.
+    async def _deliver_realtime(self) -> None:
+        """Realtime delivery until a sync is requested.
 
-        Returns how long to wait before the next request (pacing, or a retry's delay), or
-        None when that device has no closed interval yet.
+        Live first: when the oldest waiting reading is older than ``backfill_after_s`` (an
+        outage ended), new intervals go on a live lane (``data_type=realtime``) while a backfill
+        lane drains the backlog oldest first (``data_type=batch``); ``backfill_share`` of the
+        requests go to the backfill while both have work. Lanes split by time at an interval
+        boundary, so no interval is ever uploaded from both.
         """
-        device_id = rows[0].record.device_id
-        mine = [r for r in rows if r.record.device_id == device_id][
-            : self._config.batch_max_records
-        ]
-        ready = self._fit(mine, device_id)
+        single = _Lane("realtime", "realtime", 0, self._uploaded_until)
+        while self._requested is None:
+            if self._backfill is None:
+                outcome = await self._try_lane(single, None, may_split=True)
+            else:
+                outcome = await self._both_lanes(self._backfill, self._live)
+            if isinstance(outcome, _Idle):
+                await self._outbox.wait_committed(timeout_s=_IDLE_POLL_S)
+            elif outcome is None:  # only intervals still open: until the oldest closes
+                await self._sleep(min(max(self._open_wait_s, 0.05), 5.0))
+            elif outcome > 0:
+                await self._sleep(outcome)
+
+    async def _both_lanes(self, backfill: _Lane, live: _Lane) -> _Outcome:
+        """One request on the lane whose turn it is (or on the other, if it has none)."""
+        total = backfill.requests + live.requests
+        backfill_turn = backfill.requests <= self._config.backfill_share * total
+        outcomes: list[_Outcome] = []
+        for lane in (backfill, live) if backfill_turn else (live, backfill):
+            outcome = await self._try_lane(lane, None)
+            if (
+                outcome is _IDLE
+                and lane is backfill
+                and not await self._outbox.has_pending_before(SINK, backfill.before_s)
+            ):
+                log.info("backfill done: %d requests; one lane again", backfill.requests)
+                self._backfill = None
+                return 0.0
+            if isinstance(outcome, float):
+                return outcome
+            outcomes.append(outcome)
+        return None if None in outcomes else _IDLE
+
+    async def _try_lane(
+        self, lane: _Lane, job: SyncProgress | None, *, may_split: bool = False
+    ) -> _Outcome:
+        """One request for the lane's device with the oldest row.
+
+        Returns how long to wait before the next request (pacing, or a retry's delay), None
+        when that device has no closed interval yet, or ``_IDLE`` when the lane has no rows.
+        """
+        rows = await self._outbox.lease(
+            SINK, 4 * self._config.batch_max_records, after_id=lane.after_id
+        )
+        # A backlog: rows more than backfill_after_s (and the quota's pace) older than what
+        # would be live data now. It counts only once requests succeed again: during an
+        # outage everything waits alike.
+        split_s = self._split_time()
+        lag_s = self._config.backfill_after_s + self._client.sustainable_interval_s()
+        old_backlog = bool(rows) and rows[0].record.t0_s < split_s - lag_s
+        if may_split and self._attempt == 0 and old_backlog:
+            await self._outbox.release(SINK, [r.id for r in rows])
+            await self._split(split_s)
+            return 0.0
+        own = [r for r in rows if lane.takes(r.record.t0_s)]
+        if not own:
+            await self._outbox.release(SINK, [r.id for r in rows])
+            return _IDLE
+        device_id = own[0].record.device_id
+        mine = [r for r in own if r.record.device_id == device_id][: self._config.batch_max_records]
+        ready = self._fit(mine, device_id, lane.uploaded_until)
         chosen = set(ready.row_ids)
         await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])
         if not ready.records:
+            self._open_wait_s = ready.wait_s
             return None
         await self._pace(sustained=job is None)
         delay_s = await self._send(
-            device_id, ready.records, ready.row_ids, data_type, "incremental"
+            device_id, ready.records, ready.row_ids, lane.data_type, "incremental"
         )
         if delay_s == 0.0:
-            self._uploaded_until[device_id] = ready.closed_until_s
+            lane.uploaded_until[device_id] = ready.closed_until_s
+            lane.requests += 1
             if job is not None:
                 job.done_rows += len(ready.row_ids)
                 job.requests += 1
@@ -230,7 +295,27 @@ class HealthUploadSink:
             job.last_error = self._last_error
         return delay_s
 
-    def _fit(self, rows: list[StoredRecord], device_id: str) -> health_records.Ready:
+    def _split_time(self) -> float:
+        """Where live data starts now: the interval before the open one (its grace included)."""
+        interval_s = self._config.record_interval_s
+        recent_s = time.time() - self._config.record_grace_s - max(interval_s, 1.0)
+        return math.floor(recent_s / interval_s) * interval_s if interval_s > 0 else recent_s
+
+    async def _split(self, split_s: float) -> None:
+        """An old backlog: a backfill lane before ``split_s``, a live lane from it."""
+        first_live = await self._outbox.first_pending_since(SINK, split_s)
+        live_after = first_live - 1 if first_live is not None else self._outbox.last_id
+        self._backfill = _Lane("backfill", "batch", 0, {}, before_s=split_s)
+        self._live = _Lane("live", "realtime", live_after, self._uploaded_until, from_s=split_s)
+        self._backfills += 1
+        log.warning(
+            "health upload: a backlog from %s; live data first, the backlog on a backfill lane",
+            codec.iso_utc(split_s),
+        )
+
+    def _fit(
+        self, rows: list[StoredRecord], device_id: str, uploaded_until: dict[str, float]
+    ) -> health_records.Ready:
         """The closed intervals of ``rows``, cut (oldest kept) until the body fits the byte cap."""
         truncated = len(rows) == self._config.batch_max_records
         while True:
@@ -239,7 +324,7 @@ class HealthUploadSink:
                 interval_s=self._config.record_interval_s,
                 now_s=time.time(),
                 grace_s=self._config.record_grace_s,
-                uploaded_until_s=self._uploaded_until.get(device_id, -math.inf),
+                uploaded_until_s=uploaded_until.get(device_id, -math.inf),
                 truncated=truncated,
             )
             if len(rows) <= 1 or _body_bytes(ready.records) <= self._config.batch_max_bytes:
@@ -361,6 +446,26 @@ class HealthUploadSink:
             self._by_device[device_id] += len(ids)
             await self._outbox.ack(SINK, ids)
         return 0.0
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One ordered stream of requests over the sink's backlog.
+
+    ``after_id``: the lane leases rows after it; ``before_s``/``from_s``: the rows it takes by
+    time (the others are left to the other lane).
+    """
+
+    name: str
+    data_type: DataType
+    after_id: int
+    uploaded_until: dict[str, float]
+    before_s: float = math.inf
+    from_s: float = -math.inf
+    requests: int = 0
+
+    def takes(self, t0_s: float) -> bool:
+        return self.from_s <= t0_s < self.before_s
 
 
 def _body_bytes(records: list[dict[str, object]]) -> int:

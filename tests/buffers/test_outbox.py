@@ -151,3 +151,31 @@ async def test_full_queue_applies_back_pressure_and_counts_it(tmp_path: Path) ->
         stats = await outbox.statistics()
     assert stats.total_rows == 20
     assert stats.backpressure_waits > 0
+
+
+async def test_two_lanes_lease_their_own_ranges_without_skipping_each_other(
+    tmp_path: Path,
+) -> None:
+    """Test a backfill lane from the oldest and a live lane after id 60, interleaved."""
+    async with Outbox(tmp_path / "o.sqlite", SUBSCRIPTIONS, flush_interval_ms=5) as outbox:
+        for i in range(100):
+            await outbox.put(vital(i))
+        await outbox.flush()
+        assert outbox.last_id == 100
+        assert await outbox.first_pending_since("a", 1_700_000_060.0) == 61  # seq 60 is id 61
+        backfill: list[int] = []
+        live: list[int] = []
+        while len(backfill) + len(live) < 100:
+            rows = await outbox.lease("a", 10, after_id=60)
+            live += [r.record.seq for r in rows]
+            await outbox.ack("a", [r.id for r in rows])
+            rows = await outbox.lease("a", 10)
+            own = [r for r in rows if r.id <= 60]
+            await outbox.release("a", [r.id for r in rows if r.id > 60])
+            backfill += [r.record.seq for r in own]
+            await outbox.ack("a", [r.id for r in own])
+            await outbox.flush()
+        assert not await outbox.has_pending_before("a", 1e12)
+        assert await outbox.has_pending_before("b", 1_700_000_001.0)
+    assert backfill == list(range(60))
+    assert live == list(range(60, 100))
