@@ -1,16 +1,20 @@
-"""Helpers for tests: free ports and waiting on conditions (never fixed sleeps)."""
+"""Helpers for tests: free ports, waiting on conditions (never fixed sleeps), a daemon
+configuration over simulated devices and the emulator, and ``wgw`` as a process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
 
 def free_port() -> int:
@@ -37,3 +41,58 @@ async def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+def daemon_config(
+    tmp_path: Path,
+    emulator_url: str,
+    sim_devices: list[dict[str, Any]],
+    devices: list[dict[str, Any]],
+    **sections: Any,
+) -> dict[str, Any]:
+    """A daemon's configuration: gateway ``gw``, simulated devices, the outbox in ``tmp_path``,
+    the emulator's TCM API on the enterprise plan, MQTT and HTTP off; ``sections`` are merged in
+    (nested mappings key by key).
+    """
+    config: dict[str, Any] = {
+        "gateway_id": "gw",
+        "ble": {"backend": "sim", "sim": {"advert_interval_ms": 10, "devices": sim_devices}},
+        "devices": devices,
+        "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 50},
+        "mqtt": {"enabled": False},
+        "cloud": {
+            "tcm": {
+                "base_url": f"{emulator_url.rstrip('/')}/api/v1",
+                "api_key": "tcm-demo-key",
+                "plan": "enterprise",
+            }
+        },
+        "http": {"enabled": False},
+    }
+    _merge(config, sections)
+    return config
+
+
+def _merge(into: dict[str, Any], changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+async def run_wgw(*args: str) -> tuple[int, str, str]:
+    """``python -m gateway ARGS`` as an asyncio subprocess (the emulator may run in this
+    process's loop): exit status, stdout, stderr.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

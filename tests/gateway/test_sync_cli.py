@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -11,7 +10,7 @@ import yaml
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.emulator.app import STATE_KEY
-from tests.support import free_port, wait_for
+from tests.support import daemon_config, free_port, run_wgw, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,49 +20,21 @@ if TYPE_CHECKING:
     from drivers.sim.devices import SimDevice
 
 
-async def wgw(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-def config_for(tmp_path: Path, base_url: str, port: int) -> dict[str, Any]:
-    return {
-        "gateway_id": "gw",
-        "ble": {
-            "backend": "sim",
-            "sim": {
-                "advert_interval_ms": 10,
-                "devices": [
-                    {"address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 20},
-                ],
-            },
-        },
-        "devices": [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
-        "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 20},
-        "mqtt": {"enabled": False},
-        "cloud": {
-            "tcm": {
-                "base_url": base_url,
-                "api_key": "tcm-demo-key",
-            }
-        },
-        "sync": {
+def config_for(tmp_path: Path, emulator_url: str, port: int) -> dict[str, Any]:
+    return daemon_config(
+        tmp_path,
+        emulator_url,
+        [{"address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 20}],
+        [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
+        cloud={"tcm": {"plan": "free"}},
+        sync={
             "mode": "batch",
             "batch_interval_s": 86_400,
             "min_request_interval_s": 0,
             "record_interval_s": 0,
         },
-        "http": {"port": port},
-    }
+        http={"enabled": True, "port": port},
+    )
 
 
 async def test_sync_and_full_resend_from_the_command_line(
@@ -73,7 +44,7 @@ async def test_sync_and_full_resend_from_the_command_line(
 
     The plan is the free one: a sync a person asked for is not spread over the month.
     """
-    raw = config_for(tmp_path, str(emulator.make_url("/api/v1")), free_port())
+    raw = config_for(tmp_path, str(emulator.make_url("")), free_port())
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
     settings = Settings.model_validate(raw)
@@ -95,14 +66,14 @@ async def test_sync_and_full_resend_from_the_command_line(
         await asyncio.sleep(0.1)  # the last commit
         assert state.uploads == 0  # batch mode, and the day is not over
 
-        code, out, err = await wgw("sync", "--config", str(config), "--timeout", "5")
+        code, out, err = await run_wgw("sync", "--config", str(config), "--timeout", "5")
         assert code == 0, (out, err)
         assert f"incremental batch: {sent} readings in {sent} records" in out
         assert [r["heart_rate"] for r in state.records["watch-01"]] == (
             watch.counters["heart_rate"].values_sent
         )
 
-        code, out, err = await wgw("sync", "--full", "--config", str(config))
+        code, out, err = await run_wgw("sync", "--full", "--config", str(config))
         assert code == 0, err
         assert f"full resend: {sent} readings in {sent} records" in out
         assert "readings" in err  # the progress bar
@@ -118,7 +89,7 @@ async def test_sync_without_a_daemon_says_so(tmp_path: Path) -> None:
     """Test exit 1 and one clear line when nothing listens on the status port."""
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(config_for(tmp_path, "http://127.0.0.1:9", free_port())))
-    code, out, err = await wgw("sync", "--config", str(config))
+    code, out, err = await run_wgw("sync", "--config", str(config))
     assert code == 1
     assert out == ""
     assert "no daemon answers" in err

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import sys
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
@@ -17,7 +16,7 @@ import yaml
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.emulator.app import STATE_KEY
-from tests.support import wait_for
+from tests.support import daemon_config, run_wgw, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,67 +26,38 @@ if TYPE_CHECKING:
     from tests.conftest import Broker
 
 
-def config_for(tmp_path: Path, broker: Broker, emulator: TestServer, prefix: str) -> dict[str, Any]:
+def pmd(measurement: str, rate_hz: int, bits: int, channels: int) -> dict[str, object]:
     return {
-        "gateway_id": "gw",
-        "ble": {
-            "backend": "sim",
-            "sim": {
-                "speed": 4.0,  # ten-second windows in 2.5 s
-                "advert_interval_ms": 10,
-                "devices": [
-                    {"model": "armband", "address": "5A:00:00:00:00:01"},
-                    {"model": "patch", "address": "5A:00:00:00:00:02"},
-                ],
-            },
-        },
-        "devices": [
-            {
-                "id": "arm",
-                "address": "5A:00:00:00:00:01",
-                "pmd": [
-                    {
-                        "measurement": "ppg",
-                        "sample_rate_hz": 135,
-                        "resolution_bits": 22,
-                        "channels": 4,
-                    }
-                ],
-            },
-            {
-                "id": "patch",
-                "address": "5A:00:00:00:00:02",
-                "pmd": [
-                    {
-                        "measurement": "ecg",
-                        "sample_rate_hz": 500,
-                        "resolution_bits": 24,
-                        "channels": 3,
-                    }
-                ],
-            },
+        "measurement": measurement,
+        "sample_rate_hz": rate_hz,
+        "resolution_bits": bits,
+        "channels": channels,
+    }
+
+
+def config_for(tmp_path: Path, broker: Broker, emulator: TestServer, prefix: str) -> dict[str, Any]:
+    emulator_url = str(emulator.make_url("")).rstrip("/")
+    return daemon_config(
+        tmp_path,
+        emulator_url,
+        [
+            {"model": "armband", "address": "5A:00:00:00:00:01"},
+            {"model": "patch", "address": "5A:00:00:00:00:02"},
         ],
-        "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 50},
-        "mqtt": {"host": broker.host, "port": broker.port, "topic_prefix": prefix},
-        "cloud": {
-            "tcm": {
-                "base_url": str(emulator.make_url("/api/v1")),
-                "api_key": "tcm-demo-key",
-                "plan": "enterprise",
-            },
-            "heartvoice": {
-                "base_url": str(emulator.make_url("")).rstrip("/"),
-                "api_key": "heartvoice-demo-key",
-            },
-        },
-        "conversion": {
+        [
+            {"id": "arm", "address": "5A:00:00:00:00:01", "pmd": [pmd("ppg", 135, 22, 4)]},
+            {"id": "patch", "address": "5A:00:00:00:00:02", "pmd": [pmd("ecg", 500, 24, 3)]},
+        ],
+        ble={"sim": {"speed": 4.0}},  # ten-second windows in 2.5 s
+        mqtt={"enabled": True, "host": broker.host, "port": broker.port, "topic_prefix": prefix},
+        cloud={"heartvoice": {"base_url": emulator_url, "api_key": "heartvoice-demo-key"}},
+        conversion={
             "enabled": True,
             "interval_s": 0,
             "twelve_lead": True,
             "max_requests_per_min": 600,
         },
-        "http": {"enabled": False},
-    }
+    )
 
 
 async def test_ppg_and_ecg_windows_become_stored_published_and_plotted_12_leads(
@@ -148,29 +118,13 @@ async def test_ppg_and_ecg_windows_become_stored_published_and_plotted_12_leads(
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
     out = tmp_path / "ecg.png"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "plot",
-        "--device",
-        "patch",
-        "--out",
-        str(out),
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, stdout, stderr = await run_wgw(
+        "plot", "--device", "patch", "--out", str(out), "--config", str(config)
     )
-    stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    assert "patch, 12 leads from" in stdout.decode()
-    png = out.read_bytes()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
+    assert code == 0, stderr
+    assert "patch, 12 leads from" in stdout
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    code, _, stderr = await run_wgw(
         "plot",
         "--device",
         "patch",
@@ -180,9 +134,6 @@ async def test_ppg_and_ecg_windows_become_stored_published_and_plotted_12_leads(
         str(out),
         "--config",
         str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    _, stderr = await process.communicate()
-    assert process.returncode == 1
-    assert "no 12-lead result for 'patch' at or before 2001" in stderr.decode()
+    assert code == 1
+    assert "no 12-lead result for 'patch' at or before 2001" in stderr

@@ -13,7 +13,7 @@ from buffers.records import OutboxRecord
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.sinks import homeassistant
-from tests.support import wait_for
+from tests.support import daemon_config, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,19 +31,14 @@ async def test_a_watch_is_announced_as_sensors_over_its_retained_topics(
     """
     ha_prefix = f"ha-{topic_prefix}"[:64]
     settings = Settings.model_validate(
-        {
-            "gateway_id": "gw",
-            "ble": {
-                "backend": "sim",
-                "sim": {
-                    "speed": 5.0,
-                    "advert_interval_ms": 10,
-                    "devices": [{"model": "watch", "address": "5A:00:00:00:00:01"}],
-                },
-            },
-            "devices": [{"id": "watch.01", "address": "5A:00:00:00:00:01"}],
-            "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 50},
-            "mqtt": {
+        daemon_config(
+            tmp_path,
+            str(emulator.make_url("")),
+            [{"model": "watch", "address": "5A:00:00:00:00:01"}],
+            [{"id": "watch.01", "address": "5A:00:00:00:00:01"}],
+            ble={"sim": {"speed": 5.0}},
+            mqtt={
+                "enabled": True,
                 "host": broker.host,
                 "port": broker.port,
                 "topic_prefix": topic_prefix,
@@ -51,15 +46,7 @@ async def test_a_watch_is_announced_as_sensors_over_its_retained_topics(
                 "homeassistant": True,
                 "homeassistant_prefix": ha_prefix,
             },
-            "cloud": {
-                "tcm": {
-                    "base_url": str(emulator.make_url("/api/v1")),
-                    "api_key": "tcm-demo-key",
-                    "plan": "enterprise",
-                }
-            },
-            "http": {"enabled": False},
-        }
+        )
     )
     retained: dict[str, Any] = {}
 

@@ -10,7 +10,7 @@ from gateway.codec import iso_utc
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.emulator.app import STATE_KEY
-from tests.support import wait_for
+from tests.support import daemon_config, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,46 +26,24 @@ async def test_after_an_outage_live_readings_overtake_the_backlog_and_none_is_lo
     """Test a 10 s outage: afterwards live readings reach the server while the backlog is still
     draining (live first), and in the end every reading is there exactly once.
     """
-    settings = Settings.model_validate(
-        {
-            "gateway_id": "gw",
-            "ble": {
-                "backend": "sim",
-                "sim": {
-                    "advert_interval_ms": 10,
-                    "devices": [
-                        {
-                            "model": "strap",
-                            "address": "5A:00:00:00:00:01",
-                            "heart_rate_interval_ms": 50,
-                        }
-                    ],
-                },
-            },
-            "devices": [{"id": "s1", "address": "5A:00:00:00:00:01"}],
-            "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 50},
-            "mqtt": {"enabled": False},
-            "cloud": {
-                "tcm": {
-                    "base_url": str(emulator.make_url("/api/v1")),
-                    "api_key": "tcm-demo-key",
-                    "plan": "enterprise",
-                    "rate_limit_scale": 0.01,
-                }
-            },
-            "sync": {
-                "record_interval_s": 0,
-                "record_grace_s": 0.2,
-                "batch_max_records": 40,  # two seconds of readings per request
-                "min_request_interval_s": 0.25,
-                "retry_min_s": 0.2,
-                "retry_max_s": 1.0,
-                "backfill_after_s": 2.0,
-                "backfill_share": 0.5,
-            },
-            "http": {"enabled": False},
-        }
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "strap", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 50}],
+        [{"id": "s1", "address": "5A:00:00:00:00:01"}],
+        cloud={"tcm": {"rate_limit_scale": 0.01}},
+        sync={
+            "record_interval_s": 0,
+            "record_grace_s": 0.2,
+            "batch_max_records": 40,  # two seconds of readings per request
+            "min_request_interval_s": 0.25,
+            "retry_min_s": 0.2,
+            "retry_max_s": 1.0,
+            "backfill_after_s": 2.0,
+            "backfill_share": 0.5,
+        },
     )
+    settings = Settings.model_validate(raw)
     state = emulator.app[STATE_KEY]
     daemon = Daemon(settings)
     assert daemon.sim_world is not None

@@ -17,7 +17,7 @@ from gateway.codec import iso_utc
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.emulator.app import STATE_KEY
-from tests.support import wait_for
+from tests.support import daemon_config, wait_for
 
 if TYPE_CHECKING:
     from aiohttp.test_utils import TestServer
@@ -28,26 +28,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def config_for(tmp_path: Path, emulator_url: str, **sync: object) -> dict[str, Any]:
-    return {
-        "gateway_id": "gw",
-        "ble": {
-            "backend": "sim",
-            "sim": {
-                "advert_interval_ms": 10,
-                "devices": [  # a chest strap: heart rate only
-                    {"model": "strap", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 50}
-                ],
-            },
-        },
-        "devices": [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
-        "storage": {"path": str(tmp_path / "wgw.sqlite"), "flush_interval_ms": 50},
-        "mqtt": {"enabled": False},
-        "cloud": {
-            "tcm": {"base_url": emulator_url, "api_key": "tcm-demo-key", "plan": "enterprise"}
-        },
-        "sync": {"record_interval_s": 0, "min_request_interval_s": 0.1, **sync},
-        "http": {"enabled": False},
-    }
+    return daemon_config(
+        tmp_path,
+        emulator_url,
+        # a chest strap: heart rate only
+        [{"model": "strap", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 50}],
+        [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
+        sync={"record_interval_s": 0, "min_request_interval_s": 0.1, **sync},
+    )
 
 
 @pytest.mark.timeout(150)
@@ -58,7 +46,7 @@ async def test_a_60_s_outage_delivers_everything_once_but_the_batch_in_flight(
     once, except the batch whose answer was cut off as the outage began (counted).
     """
     state = emulator.app[STATE_KEY]
-    raw = config_for(tmp_path, str(emulator.make_url("/api/v1")), retry_max_s=4.0)
+    raw = config_for(tmp_path, str(emulator.make_url("")), retry_max_s=4.0)
     daemon = Daemon(Settings.model_validate(raw))
     assert daemon.sim_world is not None
     watch: SimDevice = daemon.sim_world.peripherals["5A:00:00:00:00:01"]  # type: ignore[assignment]
@@ -116,7 +104,7 @@ async def test_kill_9_during_an_upload_then_restart_misses_nothing(
     """
     state = emulator.app[STATE_KEY]
     batch = 20
-    raw = config_for(tmp_path, str(emulator.make_url("/api/v1")), batch_max_records=batch)
+    raw = config_for(tmp_path, str(emulator.make_url("")), batch_max_records=batch)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
     db = tmp_path / "wgw.sqlite"
