@@ -32,7 +32,7 @@ from buffers.records import OutboxRecord, OutboxStatistics, SinkBacklog, StoredR
 from buffers.recovery import OpenReport, prepare
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 _INSERT_RECORD: Final = (
     "INSERT INTO records (id, kind, device_id, stream, seq, t0_s, sample_rate_hz, dtype, shape,"
-    " payload, stored_s, encoding, size, sinks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " payload, stored_s, encoding, size, sinks, boot_id, clock_offset_s, clock_synced)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_RECORD: Final = (
     "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
@@ -62,8 +63,21 @@ class _Ack:
     record_ids: tuple[int, ...]
 
 
-# A record to store, acks to apply, a flush request (resolved once committed), or None: close.
-_QueueItem = OutboxRecord | _Ack | asyncio.Future[None] | None
+@dataclass(frozen=True, slots=True)
+class ClockCorrection:
+    """The wall clock jumped: move this boot's rows stamped with another, untrusted offset."""
+
+    boot_id: str
+    offset_s: float  # the new offset from the monotonic clock to UTC
+    at_mono_s: float
+    offset_before_s: float
+    synced: bool | None
+    done: asyncio.Future[int]  # resolved with the number of rows corrected
+
+
+# A record to store, acks to apply, a clock correction, a flush request (resolved once
+# committed), or None: close.
+_QueueItem = OutboxRecord | _Ack | ClockCorrection | asyncio.Future[None] | None
 
 
 class Outbox:
@@ -117,6 +131,7 @@ class Outbox:
         self.opened: OpenReport | None = None
         self._leased: dict[str, set[int]] = {sink: set() for sink in self._subscriptions}
         self._acks: list[_Ack] = []
+        self._corrections: list[ClockCorrection] = []
         self._resume_after: dict[tuple[str, int], int] = {}  # (sink, after_id) -> last handed out
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -240,6 +255,8 @@ class Outbox:
             batch, flushes, closing = await self._gather()
             if batch or self._acks:
                 await self._commit_with_room(batch)
+            while self._corrections:
+                await self._correct_clock(self._corrections.pop(0))
             for done in flushes:
                 if not done.done():
                     done.set_result(None)
@@ -260,6 +277,9 @@ class Outbox:
                 return batch, [], True
             if isinstance(item, asyncio.Future):
                 return batch, [item], False
+            if isinstance(item, ClockCorrection):
+                self._corrections.append(item)  # after the rows queued before it
+                return batch, [], False
             if isinstance(item, _Ack):
                 self._acks.append(item)
             else:
@@ -371,6 +391,9 @@ class Outbox:
                     r.encoding,
                     len(r.payload),
                     len(sinks),
+                    r.clock.boot_id if r.clock else None,
+                    r.clock.offset_s if r.clock else None,
+                    r.clock.synced if r.clock else None,
                 )
             )
             pending.extend((sink, record_id) for sink in sinks)
@@ -397,6 +420,68 @@ class Outbox:
         self._commits += 1
         event, self._committed_event = self._committed_event, asyncio.Event()
         event.set()
+
+    async def correct_clock(
+        self,
+        boot_id: str,
+        offset_s: float,
+        *,
+        at_mono_s: float,
+        offset_before_s: float,
+        synced: bool | None,
+    ) -> int:
+        """After a wall-clock jump: move this boot's untrusted rows onto ``offset_s``.
+
+        Rows stamped with another offset while the clock was not synchronised are shifted by
+        the difference (exact: the monotonic clock did not move), and the event is recorded.
+        Runs in the writer after everything accepted before it is committed; returns how many
+        rows moved. Rows already delivered move too: a ``full`` sync sends them corrected.
+        """
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._queue.put(
+            ClockCorrection(boot_id, offset_s, at_mono_s, offset_before_s, synced, done)
+        )
+        return await done
+
+    async def _correct_clock(self, c: ClockCorrection) -> None:
+        db = self._require_db()
+        try:
+            async with self._tx:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = await db.execute(
+                        "UPDATE records SET t0_s = t0_s + (? - clock_offset_s),"
+                        " clock_corrected_s = clock_corrected_s + (? - clock_offset_s),"
+                        " clock_offset_s = ?"
+                        " WHERE boot_id = ? AND clock_synced IS NOT 1"
+                        " AND abs(clock_offset_s - ?) > 0.001",
+                        (c.offset_s, c.offset_s, c.offset_s, c.boot_id, c.offset_s),
+                    )
+                    moved = cur.rowcount
+                    await db.execute(
+                        "INSERT INTO clock_events (boot_id, at_mono_s, at_utc_s, offset_before_s,"
+                        " offset_after_s, synced, rows_corrected) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            c.boot_id,
+                            c.at_mono_s,
+                            c.at_mono_s + c.offset_s,
+                            c.offset_before_s,
+                            c.offset_s,
+                            c.synced,
+                            moved,
+                        ),
+                    )
+                    await db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        await db.execute("ROLLBACK")
+                    raise
+        except sqlite3.OperationalError as exc:  # a full disk: the rows stay, the caller hears
+            if not c.done.done():
+                c.done.set_exception(StorageError(f"clock correction failed: {exc}"))
+            return
+        if not c.done.done():
+            c.done.set_result(moved)
 
     # --- delivery -----------------------------------------------------------------------------
 
@@ -456,10 +541,12 @@ class Outbox:
         records = (StoredRecord(row[0], _record(row)) for row in rows)
         return [r for r in records if wants(r.record)]
 
-    async def count_retained(self, kind: str) -> int:
-        """How many rows of ``kind`` the file holds, delivered or not."""
+    async def count_retained(self, kind: str, streams: Collection[str]) -> int:
+        """How many rows of ``kind`` and ``streams`` the file holds, delivered or not."""
+        marks = ", ".join("?" * len(streams))
         async with self._require_db().execute(
-            "SELECT COUNT(*) FROM records WHERE kind = ?", (kind,)
+            f"SELECT COUNT(*) FROM records WHERE kind = ? AND stream IN ({marks})",  # noqa: S608
+            (kind, *streams),
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0

@@ -9,6 +9,15 @@ RecordKind = Literal["vital", "waveform", "gap"]
 
 
 @dataclass(frozen=True, slots=True)
+class ClockStamp:
+    """How a row's time was taken (``gateway/wallclock.py``)."""
+
+    boot_id: str
+    offset_s: float
+    synced: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxRecord:
     """One row to keep until every sink that wants it has delivered it.
 
@@ -22,6 +31,8 @@ class OutboxRecord:
         shape: Shape of a waveform's samples, ``(n_samples, n_channels)``.
         encoding: How the payload is packed (``raw``, or ``delta-zlib`` for waveforms); the
             outbox stores it and never looks inside.
+        clock: The boot, the monotonic-to-UTC offset ``t0_s`` was computed with, and whether
+            the system clock was synchronised then (``None``: not stamped, as before schema 3).
     """
 
     kind: RecordKind
@@ -34,6 +45,7 @@ class OutboxRecord:
     dtype: str | None = None
     shape: tuple[int, ...] | None = None
     encoding: str = "raw"
+    clock: ClockStamp | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,28 @@ CREATE INDEX pending_by_record ON pending (record_id);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
 
-MIGRATIONS: Final = (_V1, _V2)
+# Version 3: clock trust. Each row keeps the boot it was stamped in, the offset from the
+# monotonic clock to UTC it was stamped with, and whether the system clock was synchronised
+# then; a wall-clock jump corrects this boot's untrusted rows and is recorded.
+_V3: Final = """
+ALTER TABLE records ADD COLUMN boot_id TEXT;
+ALTER TABLE records ADD COLUMN clock_offset_s REAL;
+ALTER TABLE records ADD COLUMN clock_synced INTEGER;
+ALTER TABLE records ADD COLUMN clock_corrected_s REAL NOT NULL DEFAULT 0;
+CREATE INDEX records_untrusted ON records (boot_id) WHERE clock_synced IS NOT 1;
+CREATE TABLE clock_events (
+    id INTEGER PRIMARY KEY,
+    boot_id TEXT NOT NULL,
+    at_mono_s REAL NOT NULL,
+    at_utc_s REAL NOT NULL,
+    offset_before_s REAL NOT NULL,
+    offset_after_s REAL NOT NULL,
+    synced INTEGER,
+    rows_corrected INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: Final = (_V1, _V2, _V3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -293,6 +293,15 @@ class ConversionConfig(_Section):
     retry_max_s: PositiveSeconds = 300.0
 
 
+class ClockConfig(_Section):
+    """Clock trust (``gateway/wallclock.py``)."""
+
+    check_interval_s: PositiveSeconds = 1.0
+    jump_threshold_s: float = Field(
+        2.0, gt=0.0, le=3600.0, description="a larger move of UTC against monotonic is a jump"
+    )
+
+
 class HttpConfig(_Section):
     """The local status API."""
 
@@ -318,6 +327,7 @@ class Settings(BaseSettings):
     sync: SyncConfig = SyncConfig()
     dsp: DspConfig = DspConfig()
     conversion: ConversionConfig = ConversionConfig()
+    clock: ClockConfig = ClockConfig()
     http: HttpConfig = HttpConfig()
 
     @model_validator(mode="after")

@@ -7,8 +7,8 @@ outbox commits, and only then do the sinks stop (what they had not delivered sta
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 
 from buffers.outbox import Outbox
+from buffers.records import ClockStamp
 from drivers.ble.backends import PLATFORM, simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
+from drivers.frames import GapMarker, VitalReading
 from drivers.polar.pmd import StreamSettings
 from gateway import codec
 from gateway.clients.heartvoice import HeartVoiceClient
@@ -28,6 +30,7 @@ from gateway.rate_limits import PLANS
 from gateway.simulation import build_world
 from gateway.sinks import conversion, health_upload, mqtt
 from gateway.status_api import serve_status
+from gateway.wallclock import ClockWatch, ShiftedClock, SystemClock, WallClock
 
 if TYPE_CHECKING:
     from buffers.records import OutboxStatistics
@@ -54,6 +57,9 @@ class DaemonStatistics:
     health_upload_drain_eta_s: float  # until the waiting readings are uploaded, estimated
     mqtt: mqtt.MqttStatistics | None
     conversion: conversion.ConversionStatistics | None
+    clock_offset_s: float  # UTC minus the monotonic clock, now
+    clock_synced: bool | None  # the kernel's word (None: it cannot say)
+    clock_jumps: int  # since start; each corrected the untrusted rows
 
 
 class Daemon:
@@ -65,12 +71,22 @@ class Daemon:
             script faults and read ground truth); built from config when omitted.
     """
 
-    def __init__(self, settings: Settings, *, sim_world: SimWorld | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sim_world: SimWorld | None = None,
+        wallclock: WallClock | None = None,
+    ) -> None:
         self.settings = settings
         if settings.ble.backend == "sim":
             self.sim_world: SimWorld | None = sim_world or build_world(settings.ble.sim)
+            self.wallclock: WallClock = wallclock or ShiftedClock(self.sim_world.clock.now_s)
         else:
             self.sim_world = None
+            self.wallclock = wallclock or SystemClock()
+        self._clock_now = self.wallclock.read()
+        self._clock_jumps = 0
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._frames: asyncio.Queue[Frame | None] = asyncio.Queue(_FRAME_QUEUE_MAX)
@@ -102,7 +118,7 @@ class Daemon:
         outbox = await self._outbox.statistics()
         pending = outbox.backlog[health_upload.SINK].pending
         return DaemonStatistics(
-            devices=tuple(link.statistics() for link in self._links),
+            devices=self._device_states(),
             frames_stored=self._frames_stored,
             stored_by_device=dict(self._stored_by_device),
             outbox=outbox,
@@ -110,6 +126,9 @@ class Daemon:
             health_upload_drain_eta_s=self._upload.drain_eta_s(pending, len(self._links)),
             mqtt=self._mqtt.statistics() if self._mqtt else None,
             conversion=self._conversion.statistics() if self._conversion else None,
+            clock_offset_s=self._clock_now.offset_s,
+            clock_synced=self._clock_now.synced,
+            clock_jumps=self._clock_jumps,
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
@@ -161,14 +180,13 @@ class Daemon:
                 stream_silence_s=s.ble.stream_silence_s,
             )
             slots = asyncio.Semaphore(s.ble.max_connections)
-            clock = self.sim_world.clock.now_s if self.sim_world is not None else time.time
             self._links = [
                 DeviceLink(
                     _device_spec(d),
                     backends,
                     self._frames.put,
                     timings,
-                    clock=clock,
+                    clock=self.wallclock.mono,  # UTC at storage: see _store_frames
                     connection_slots=slots,
                 )
                 for d in s.devices
@@ -182,6 +200,7 @@ class Daemon:
                 if self._conversion is not None:
                     sinks.append(tg.create_task(self._conversion.run(), name="wgw.sink.conversion"))
                 pipeline = tg.create_task(self._store_frames(outbox), name="wgw.pipeline")
+                clock_watch = tg.create_task(self._watch_clock(outbox), name="wgw.clock")
                 links = [
                     tg.create_task(link.run(), name=f"wgw[{link.spec.device_id}].link")
                     for link in self._links
@@ -197,7 +216,7 @@ class Daemon:
                         await pipeline
                         await outbox.flush()
                 finally:
-                    await _cancel_and_wait([*sinks, pipeline])
+                    await _cancel_and_wait([*sinks, pipeline, clock_watch])
             async with asyncio.timeout(s.shutdown_timeout_s):
                 await outbox.flush()  # the sinks' last acks
             self._final = await self.statistics()
@@ -225,22 +244,76 @@ class Daemon:
                 outbox,
                 s.mqtt,
                 s.gateway_id,
-                device_states=lambda: [link.statistics() for link in self._links],
+                device_states=self._device_states,
             )
         if s.conversion.enabled:
             self._conversion = conversion.ConversionSink(
                 outbox, HeartVoiceClient(session, s.cloud.heartvoice), s.conversion, s.dsp
             )
 
+    def _device_states(self) -> tuple[LinkStatistics, ...]:
+        """Each link's statistics, its times in UTC (links keep the monotonic clock)."""
+        offset = self._clock_now.offset_s
+        return tuple(_statistics_in_utc(link.statistics(), offset) for link in self._links)
+
+    async def _watch_clock(self, outbox: Outbox) -> None:
+        """Read the wall clock every second; on a jump, correct the untrusted rows."""
+        watch = ClockWatch(self._clock_now, self.settings.clock.jump_threshold_s)
+        while True:
+            await asyncio.sleep(self.settings.clock.check_interval_s)
+            reading = self.wallclock.read()
+            jump = watch.check(reading)
+            self._clock_now = reading
+            if jump is None:
+                continue
+            self._clock_jumps += 1
+            moved = await outbox.correct_clock(
+                self.wallclock.boot_id,
+                reading.offset_s,
+                at_mono_s=jump.at_mono_s,
+                offset_before_s=jump.offset_before_s,
+                synced=reading.synced,
+            )
+            log.warning(
+                "the wall clock jumped by %+.3f s (synchronised: %s): %d untrusted rows corrected",
+                jump.delta_s,
+                reading.synced,
+                moved,
+            )
+
     async def _store_frames(self, outbox: Outbox) -> None:
         """The pipeline: frames in arrival order to the outbox (transforms come later)."""
         while (frame := await self._frames.get()) is not None:
-            record = codec.to_record(frame)
+            now = self._clock_now
+            record = codec.to_record(_in_utc(frame, now.offset_s))
+            record = dataclasses.replace(
+                record, clock=ClockStamp(self.wallclock.boot_id, now.offset_s, now.synced)
+            )
             if self._mqtt is not None:
                 self._mqtt.offer_live(record)  # live subscribers do not wait for the commit
             await outbox.put(record)
             self._frames_stored += 1
             self._stored_by_device[frame.device_id] += 1
+
+
+def _in_utc(frame: Frame, offset_s: float) -> Frame:
+    """A frame stamped on the monotonic clock, in UTC."""
+    if isinstance(frame, VitalReading):
+        return dataclasses.replace(frame, time_s=frame.time_s + offset_s)
+    if isinstance(frame, GapMarker):
+        return dataclasses.replace(frame, t0_s=frame.t0_s + offset_s, t1_s=frame.t1_s + offset_s)
+    return dataclasses.replace(frame, t0_s=frame.t0_s + offset_s)
+
+
+def _statistics_in_utc(stats: LinkStatistics, offset_s: float) -> LinkStatistics:
+    streams = tuple(
+        dataclasses.replace(s, last_time_s=s.last_time_s + offset_s)
+        if s.last_time_s is not None
+        else s
+        for s in stats.streams
+    )
+    device_offset = stats.clock_offset_s + offset_s if stats.clock_offset_s is not None else None
+    return dataclasses.replace(stats, streams=streams, clock_offset_s=device_offset)
 
 
 def _device_spec(device: DeviceConfig) -> DeviceSpec:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import json
 import logging
@@ -156,7 +157,7 @@ class HealthUploadSink:
         if self._sync is not None and self._sync.state != "done":
             return self._sync
         if full:
-            total = await self._outbox.count_retained("vital")
+            total = await self._outbox.count_retained("vital", HEALTH_STREAMS)
         else:
             total = (await self._outbox.statistics()).backlog[SINK].pending
         self._sync = self._requested = SyncProgress(
@@ -196,14 +197,28 @@ class HealthUploadSink:
                 await self._wake.wait()
 
     async def _drain(self, data_type: DataType, job: SyncProgress | None) -> None:
-        """Upload closed intervals until none is left (a batch, or a requested sync)."""
-        lane = _Lane("batch", data_type, 0, self._uploaded_until)
-        while True:
-            outcome = await self._try_lane(lane, job)
-            if isinstance(outcome, _Idle) or outcome is None:
-                return
-            if outcome > 0:
-                await self._sleep(outcome)
+        """Upload closed intervals until none is left (a batch, or a requested sync).
+
+        While a backfill runs beside live data, its lane drains first, then the live one,
+        each with its own record of what it uploaded.
+        """
+        lanes = [_Lane("batch", data_type, 0, self._uploaded_until)]
+        if self._backfill is not None:
+            lanes = [
+                dataclasses.replace(lane, data_type="batch")
+                for lane in (self._backfill, self._live)
+            ]
+        for lane in lanes:
+            while True:
+                outcome = await self._try_lane(lane, job)
+                if isinstance(outcome, _Idle) or outcome is None:
+                    break
+                if outcome > 0:
+                    await self._sleep(outcome)
+        if self._backfill is not None and not await self._outbox.has_pending_before(
+            SINK, self._backfill.before_s
+        ):
+            self._backfill = None
 
     async def _deliver_realtime(self) -> None:
         """Realtime delivery until a sync is requested.

@@ -1,4 +1,4 @@
-"""Opening old and broken files: forward migration from schema 1, corrupt files moved aside."""
+"""Opening old and broken files: forward migrations from schemas 1 and 2, corrupt files aside."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from buffers import schema
 from buffers.outbox import Outbox
-from buffers.records import OutboxRecord
+from buffers.records import ClockStamp, OutboxRecord
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,6 +52,36 @@ async def test_a_schema_1_database_is_migrated_and_keeps_its_backlog(tmp_path: P
     with sqlite3.connect(path) as db:
         assert schema.version(db) == schema.SCHEMA_VERSION
         assert db.execute("SELECT size FROM records WHERE id = 1").fetchone() == (2,)
+
+
+async def test_a_schema_2_database_gains_clock_trust_and_its_old_rows_stay_put(
+    tmp_path: Path,
+) -> None:
+    """Test v2 -> v3: old rows carry no clock stamp, so a clock correction leaves them alone,
+    while this boot's untrusted rows move and the event is recorded.
+    """
+    path = tmp_path / "v2.sqlite"
+    write_schema_1(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in schema.MIGRATIONS[1].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.close()
+    stamp = ClockStamp("boot-a", -3600.0, False)
+    async with Outbox(path, WANTS_ALL, flush_interval_ms=10) as outbox:
+        assert outbox.opened is not None
+        assert outbox.opened.migrated_from == 2
+        await outbox.put(OutboxRecord("vital", "w", "heart_rate", 2, 100.0, b"{}", clock=stamp))
+        moved = await outbox.correct_clock(
+            "boot-a", 0.0, at_mono_s=50.0, offset_before_s=-3600.0, synced=True
+        )
+    assert moved == 1
+    with sqlite3.connect(path) as db:
+        times = db.execute("SELECT id, t0_s, clock_corrected_s FROM records ORDER BY id").fetchall()
+        events = db.execute("SELECT rows_corrected, synced FROM clock_events").fetchall()
+    assert times == [(1, 1.0, 0.0), (2, 2.0, 0.0), (3, 3700.0, 3600.0)]
+    assert events == [(1, 1)]
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
