@@ -300,6 +300,9 @@ class ClockConfig(_Section):
     jump_threshold_s: float = Field(
         2.0, gt=0.0, le=3600.0, description="a larger move of UTC against monotonic is a jump"
     )
+    device_disagreement_s: float = Field(
+        5.0, gt=0.0, description="a device clock further off than this is reported"
+    )
 
 
 class HttpConfig(_Section):

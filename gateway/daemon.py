@@ -60,6 +60,9 @@ class DaemonStatistics:
     clock_offset_s: float  # UTC minus the monotonic clock, now
     clock_synced: bool | None  # the kernel's word (None: it cannot say)
     clock_jumps: int  # since start; each corrected the untrusted rows
+    # devices whose own clock (PMD timestamps) disagrees with ours beyond
+    # clock.device_disagreement_s: our UTC minus theirs, in seconds
+    clock_disagreements_s: dict[str, float]
 
 
 class Daemon:
@@ -87,6 +90,7 @@ class Daemon:
             self.wallclock = wallclock or SystemClock()
         self._clock_now = self.wallclock.read()
         self._clock_jumps = 0
+        self._disagreements: dict[str, float] = {}
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._frames: asyncio.Queue[Frame | None] = asyncio.Queue(_FRAME_QUEUE_MAX)
@@ -129,6 +133,7 @@ class Daemon:
             clock_offset_s=self._clock_now.offset_s,
             clock_synced=self._clock_now.synced,
             clock_jumps=self._clock_jumps,
+            clock_disagreements_s=dict(self._disagreements),
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
@@ -264,6 +269,7 @@ class Daemon:
             reading = self.wallclock.read()
             jump = watch.check(reading)
             self._clock_now = reading
+            self._cross_check_devices()
             if jump is None:
                 continue
             self._clock_jumps += 1
@@ -280,6 +286,28 @@ class Daemon:
                 reading.synced,
                 moved,
             )
+
+    def _cross_check_devices(self) -> None:
+        """Compare each device's own clock with ours; say when one starts to disagree.
+
+        Devices that agree with one another but not with the gateway point at the gateway's
+        clock; one device alone off points at that device.
+        """
+        limit = self.settings.clock.device_disagreement_s
+        for state in self._device_states():
+            offset = state.clock_offset_s
+            if offset is None or abs(offset) <= limit:
+                self._disagreements.pop(state.device_id, None)
+                continue
+            if state.device_id not in self._disagreements:
+                log.warning(
+                    "%s: its clock and the gateway's disagree by %+.1f s (gateway synchronised:"
+                    " %s)",
+                    state.device_id,
+                    offset,
+                    self._clock_now.synced,
+                )
+            self._disagreements[state.device_id] = round(offset, 3)
 
     async def _store_frames(self, outbox: Outbox) -> None:
         """The pipeline: frames in arrival order to the outbox (transforms come later)."""

@@ -104,3 +104,42 @@ def test_slew_is_not_a_jump_and_a_jump_reports_its_size() -> None:
     assert jump is not None
     assert jump.delta_s == 3600.0
     assert watch.check(ClockReading(103.0, 4600.2, True)) is None
+
+
+async def test_a_device_whose_clock_disagrees_is_reported(
+    tmp_path: Path, emulator: TestServer
+) -> None:
+    """Test two armbands streaming PPG with their own timestamps, one 30 s ahead of UTC: only
+    that one is reported, with the size of the disagreement.
+    """
+    ppg = {"measurement": "ppg", "sample_rate_hz": 135, "resolution_bits": 22, "channels": 4}
+    settings = Settings.model_validate(
+        daemon_config(
+            tmp_path,
+            str(emulator.make_url("")),
+            [
+                {"model": "armband", "address": "5A:00:00:00:00:01"},
+                {"model": "armband", "address": "5A:00:00:00:00:02", "clock_offset_s": 30.0},
+            ],
+            [
+                {"id": "good", "address": "5A:00:00:00:00:01", "pmd": [ppg]},
+                {"id": "ahead", "address": "5A:00:00:00:00:02", "pmd": [ppg]},
+            ],
+            clock={"check_interval_s": 0.05},
+        )
+    )
+    daemon = Daemon(settings)
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await daemon.wait_ready()
+
+        async def reported() -> bool:
+            return "ahead" in (await daemon.statistics()).clock_disagreements_s
+
+        await wait_for(reported)
+        stats = await daemon.statistics()
+    finally:
+        daemon.stop()
+        await runner
+    assert stats.clock_disagreements_s.keys() == {"ahead"}
+    assert -31.0 < stats.clock_disagreements_s["ahead"] < -29.0  # our UTC minus theirs
