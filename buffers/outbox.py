@@ -32,7 +32,7 @@ from buffers.records import OutboxRecord, OutboxStatistics, SinkBacklog, StoredR
 from buffers.recovery import OpenReport, prepare
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -40,12 +40,12 @@ log = logging.getLogger(__name__)
 
 _INSERT_RECORD: Final = (
     "INSERT INTO records (id, kind, device_id, stream, seq, t0_s, sample_rate_hz, dtype, shape,"
-    " payload, stored_s, encoding, size, sinks, boot_id, clock_offset_s, clock_synced)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " payload, stored_s, encoding, size, sinks, boot_id, clock_offset_s, clock_synced,"
+    " participant_id, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_RECORD: Final = (
     "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
-    " r.payload, r.encoding"
+    " r.payload, r.encoding, r.participant_id, r.session_id"
 )
 _LOW_WATER: Final = 0.9  # evict down to this fraction of the cap
 _RECOVER_BYTES: Final = 1 << 20  # room needed before raw waveforms are accepted again
@@ -394,6 +394,8 @@ class Outbox:
                     r.clock.boot_id if r.clock else None,
                     r.clock.offset_s if r.clock else None,
                     r.clock.synced if r.clock else None,
+                    r.participant_id,
+                    r.session_id,
                 )
             )
             pending.extend((sink, record_id) for sink in sinks)
@@ -459,6 +461,12 @@ class Outbox:
                     )
                     moved = cur.rowcount
                     await db.execute(
+                        "UPDATE markers SET t_s = t_s + (? - clock_offset_s), clock_offset_s = ?"
+                        " WHERE boot_id = ? AND clock_synced IS NOT 1"
+                        " AND abs(clock_offset_s - ?) > 0.001",
+                        (c.offset_s, c.offset_s, c.boot_id, c.offset_s),
+                    )
+                    await db.execute(
                         "INSERT INTO clock_events (boot_id, at_mono_s, at_utc_s, offset_before_s,"
                         " offset_after_s, synced, rows_corrected) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (
@@ -482,6 +490,25 @@ class Outbox:
             return
         if not c.done.done():
             c.done.set_result(moved)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction beside the writer's, for rare writes (the study context)."""
+        db = self._require_db()
+        async with self._tx:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                await db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await db.execute("ROLLBACK")
+                raise
+
+    async def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """Rows of one read (WAL: it does not wait for the writer)."""
+        async with self._require_db().execute(sql, params) as cur:
+            return list(await cur.fetchall())
 
     # --- delivery -----------------------------------------------------------------------------
 
@@ -517,7 +544,7 @@ class Outbox:
             if row[0] in excluded:
                 continue
             size += len(row[9])
-            if row[11] > now or len(out) == max_rows or (out and max_bytes and size > max_bytes):
+            if row[13] > now or len(out) == max_rows or (out and max_bytes and size > max_bytes):
                 break
             out.append(StoredRecord(row[0], _record(row)))
         leased.update(r.id for r in out)
@@ -691,4 +718,6 @@ def _record(row: Sequence[Any]) -> OutboxRecord:
         dtype=row[7],
         shape=shape,
         encoding=row[10],
+        participant_id=row[11],
+        session_id=row[12],
     )

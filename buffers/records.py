@@ -33,6 +33,7 @@ class OutboxRecord:
             outbox stores it and never looks inside.
         clock: The boot, the monotonic-to-UTC offset ``t0_s`` was computed with, and whether
             the system clock was synchronised then (``None``: not stamped, as before schema 3).
+        participant_id: Who wore the device then; ``session_id``: their recording session.
     """
 
     kind: RecordKind
@@ -46,6 +47,8 @@ class OutboxRecord:
     shape: tuple[int, ...] | None = None
     encoding: str = "raw"
     clock: ClockStamp | None = None
+    participant_id: str | None = None
+    session_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

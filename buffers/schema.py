@@ -71,7 +71,40 @@ CREATE TABLE clock_events (
 );
 """
 
-MIGRATIONS: Final = (_V1, _V2, _V3)
+# Version 4: study context. Rows carry the participant their device was assigned to and the
+# participant's recording session at the time; assignments take effect from a moment and are
+# never rewritten; markers are annotations on the samples' time line.
+_V4: Final = """
+ALTER TABLE records ADD COLUMN participant_id TEXT;
+ALTER TABLE records ADD COLUMN session_id INTEGER;
+CREATE TABLE assignments (
+    device_id TEXT NOT NULL,
+    from_s REAL NOT NULL,
+    participant_id TEXT,
+    site TEXT,
+    study TEXT,
+    PRIMARY KEY (device_id, from_s)
+) WITHOUT ROWID;
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    participant_id TEXT NOT NULL,
+    label TEXT,
+    started_s REAL NOT NULL,
+    stopped_s REAL
+);
+CREATE TABLE markers (
+    id INTEGER PRIMARY KEY,
+    t_s REAL NOT NULL,
+    text TEXT NOT NULL,
+    participant_id TEXT,
+    session_id INTEGER,
+    boot_id TEXT,
+    clock_offset_s REAL,
+    clock_synced INTEGER
+);
+"""
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--timeout", type=float, default=None, help="stop following after S seconds")
     sync.set_defaults(handler=_sync)
 
+    _add_study_commands(commands)
+
     decode = commands.add_parser(
         "decode", help="decode one characteristic payload (hex) to JSON; '-' reads lines from stdin"
     )
@@ -81,6 +83,29 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_offline_commands(commands)
     return parser
+
+
+def _add_study_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``session``, ``mark`` and ``assign``: the study context, told to the running daemon."""
+    session = commands.add_parser("session", help="start or stop a participant's recording session")
+    session.add_argument("action", choices=("start", "stop"))
+    session.add_argument("--participant", default=None, help="required to start")
+    session.add_argument("--label", default=None, help="e.g. night")
+    session.add_argument("--config", type=Path, default=Path("config.yaml"))
+    session.set_defaults(handler=_session)
+
+    mark = commands.add_parser("mark", help="an event marker now, e.g. 'exercise start'")
+    mark.add_argument("text")
+    mark.add_argument("--participant", default=None, help="default: the only open session's")
+    mark.add_argument("--config", type=Path, default=Path("config.yaml"))
+    mark.set_defaults(handler=_mark)
+
+    assign = commands.add_parser("assign", help="a device is worn by a participant from now on")
+    assign.add_argument("--device", required=True)
+    assign.add_argument("--participant", default=None, help="omit: nobody wears it")
+    assign.add_argument("--from", dest="from_time", default=None, help="ISO 8601 or epoch s")
+    assign.add_argument("--config", type=Path, default=Path("config.yaml"))
+    assign.set_defaults(handler=_assign)
 
 
 def _add_offline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -225,6 +250,42 @@ def _sync(args: argparse.Namespace) -> int:
     from gateway.sync_cli import main_sync  # noqa: PLC0415
 
     return main_sync(settings.http, full=args.full, timeout_s=args.timeout)
+
+
+def _study_post(args: argparse.Namespace, path: str, body: dict[str, object]) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.study_cli import post  # noqa: PLC0415
+
+    return post(settings.http, path, body)
+
+
+def _session(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        if args.participant is None:
+            print("error: session start needs --participant", file=sys.stderr)
+            return 2
+        body = {"participant": args.participant, "label": args.label}
+        return _study_post(args, "/api/session/start", body)
+    return _study_post(args, "/api/session/stop", {"participant": args.participant})
+
+
+def _mark(args: argparse.Namespace) -> int:
+    return _study_post(args, "/api/mark", {"text": args.text, "participant": args.participant})
+
+
+def _assign(args: argparse.Namespace) -> int:
+    from gateway.plot_cli import parse_time  # noqa: PLC0415
+
+    body: dict[str, object] = {"device": args.device, "participant": args.participant}
+    if args.from_time is not None:
+        try:
+            body["from"] = parse_time(args.from_time)
+        except ValueError:
+            print(f"error: --from {args.from_time!r} is not ISO 8601 or epoch", file=sys.stderr)
+            return 2
+    return _study_post(args, "/api/assign", body)
 
 
 def _decode(args: argparse.Namespace) -> int:

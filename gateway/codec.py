@@ -134,6 +134,7 @@ def mqtt_vitals_payload(record: OutboxRecord) -> bytes:
         "seq": record.seq,
         "timestamp": iso_utc(record.t0_s),
         "values": vital_values(record),
+        **study_labels(record),
     }
     return _compact(body)
 
@@ -152,6 +153,7 @@ def mqtt_waveform_payload(record: OutboxRecord) -> bytes:
             if record.dtype == _FLOAT_DTYPE
             else waveform_samples(record).tolist()
         ),
+        **study_labels(record),
     }
     return _compact(body)
 
@@ -167,6 +169,7 @@ def mqtt_gap_payload(record: OutboxRecord) -> bytes:
         "from": iso_utc(record.t0_s),
         "to": iso_utc(gap["t1_s"]),
         "reason": gap["reason"],
+        **study_labels(record),
     }
     return _compact(body)
 
@@ -211,6 +214,7 @@ def health_record(record: OutboxRecord) -> dict[str, object]:
         "sleep_hours": None,
         "steps": None,
         "calories": None,
+        **study_labels(record),
     }
     if record.stream == "heart_rate":
         out["heart_rate"] = values.get("heart_rate_bpm")
@@ -231,6 +235,14 @@ def health_record(record: OutboxRecord) -> dict[str, object]:
             celsius = (temperature - 32.0) * 5.0 / 9.0 if values.get("unit") == "F" else temperature
             out["temperature"] = round(celsius, 2)
     return out
+
+
+def study_labels(record: OutboxRecord) -> dict[str, object]:
+    """``participant_id`` and ``session_id``, on every message and uploaded record.
+
+    Null when the device was not assigned, or its participant had no open session.
+    """
+    return {"participant_id": record.participant_id, "session_id": record.session_id}
 
 
 def _compact(body: dict[str, object]) -> bytes:

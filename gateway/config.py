@@ -100,6 +100,9 @@ class DeviceConfig(_Section):
     id: TopicSafeId
     address: MacAddress
     pmd: tuple[PmdStreamConfig, ...] = ()
+    participant: TopicSafeId | None = Field(None, description="who wears it (study context)")
+    site: str | None = Field(None, max_length=64)
+    study: str | None = Field(None, max_length=64)
 
 
 class StorageConfig(_Section):

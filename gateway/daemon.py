@@ -30,6 +30,7 @@ from gateway.rate_limits import PLANS
 from gateway.simulation import build_world
 from gateway.sinks import conversion, health_upload, mqtt
 from gateway.status_api import serve_status
+from gateway.study import StudyContext
 from gateway.wallclock import ClockWatch, ShiftedClock, SystemClock, WallClock
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class Daemon:
         self._upload: health_upload.HealthUploadSink | None = None
         self._mqtt: mqtt.MqttSink | None = None
         self._conversion: conversion.ConversionSink | None = None
+        self._study: StudyContext | None = None
         self.status_url: str | None = None
         self._final: DaemonStatistics | None = None
 
@@ -143,6 +145,13 @@ class Daemon:
             raise RuntimeError(msg)
         return await self._upload.request_sync(full=full)
 
+    def study_context(self) -> StudyContext:
+        """Participants, sessions and markers (``wgw session``, ``wgw mark``)."""
+        if self._study is None:
+            msg = "the daemon has not started"
+            raise RuntimeError(msg)
+        return self._study
+
     def sync_progress(self) -> health_upload.SyncProgress | None:
         """The latest requested sync, or None."""
         return self._upload.statistics().sync if self._upload is not None else None
@@ -168,6 +177,8 @@ class Daemon:
                 )
             )
             self._outbox = outbox
+            self._study = StudyContext(outbox, now=self._utc_now, stamp=self._clock_stamp)
+            await self._study.load(s.devices)
             backends = PLATFORM
             if self.sim_world is not None:
                 await stack.enter_async_context(self.sim_world)
@@ -256,6 +267,15 @@ class Daemon:
                 outbox, HeartVoiceClient(session, s.cloud.heartvoice), s.conversion, s.dsp
             )
 
+    def _utc_now(self) -> float:
+        """Now, on the same time line as the stored samples."""
+        return self.wallclock.mono() + self._clock_now.offset_s
+
+    def _clock_stamp(self) -> ClockStamp:
+        """How a time taken now is converted: boot, offset, trusted or not."""
+        now = self._clock_now
+        return ClockStamp(self.wallclock.boot_id, now.offset_s, now.synced)
+
     def _device_states(self) -> tuple[LinkStatistics, ...]:
         """Each link's statistics, its times in UTC (links keep the monotonic clock)."""
         offset = self._clock_now.offset_s
@@ -310,12 +330,17 @@ class Daemon:
             self._disagreements[state.device_id] = round(offset, 3)
 
     async def _store_frames(self, outbox: Outbox) -> None:
-        """The pipeline: frames in arrival order to the outbox (transforms come later)."""
+        """The pipeline: frames in arrival order to the outbox, in UTC, with their study labels."""
+        study = self.study_context()
         while (frame := await self._frames.get()) is not None:
             now = self._clock_now
             record = codec.to_record(_in_utc(frame, now.offset_s))
+            participant = study.participant_for(record.device_id, record.t0_s)
             record = dataclasses.replace(
-                record, clock=ClockStamp(self.wallclock.boot_id, now.offset_s, now.synced)
+                record,
+                clock=self._clock_stamp(),
+                participant_id=participant,
+                session_id=study.session_for(participant, record.t0_s),
             )
             if self._mqtt is not None:
                 self._mqtt.offer_live(record)  # live subscribers do not wait for the commit

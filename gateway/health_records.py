@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway.codec import health_record, iso_utc
+from gateway.codec import health_record, iso_utc, study_labels
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,12 +32,15 @@ class Bucket:
     spo2: list[float] = field(default_factory=list)
     pressure: tuple[float, object] | None = None  # (time, value), the latest wins
     temperature: tuple[float, object] | None = None
+    labels: dict[str, object] = field(default_factory=dict)  # the first reading's study labels
 
     def add(self, row: StoredRecord) -> None:
         """Take one vitals row into the interval."""
         fields = health_record(row.record)
         t = row.record.t0_s
         self.ids.append(row.id)
+        if not self.labels:
+            self.labels = study_labels(row.record)
         if row.record.stream == "heart_rate" and isinstance(fields["heart_rate"], int | float):
             self.heart_rates.append(float(fields["heart_rate"]))
         if isinstance(fields["blood_oxygen"], int | float):
@@ -65,6 +68,7 @@ class Bucket:
             "sleep_hours": None,
             "steps": None,
             "calories": None,
+            **self.labels,
         }
 
 

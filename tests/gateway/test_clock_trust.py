@@ -57,6 +57,7 @@ async def test_a_clock_jump_mid_recording_ends_on_one_time_line(
         await daemon.wait_ready()
         await wait_for(lambda: strap.counters["heart_rate"].sent >= 20)
         before_jump = strap.counters["heart_rate"].sent
+        await daemon.study_context().mark("lights off", None)
         clock.set(0.0, synced=True)  # NTP synchronised the clock
         await wait_for(lambda: strap.counters["heart_rate"].sent >= before_jump + 20)
         strap.stop()
@@ -82,6 +83,8 @@ async def test_a_clock_jump_mid_recording_ends_on_one_time_line(
         events = db.execute(
             "SELECT offset_before_s, offset_after_s, synced, rows_corrected FROM clock_events"
         ).fetchall()
+        ((marked_at,),) = db.execute("SELECT t_s FROM markers").fetchall()
+    assert started <= marked_at <= ended  # the marker moved with the samples
     times = [t for t, _ in rows]
     assert len(times) == sent
     assert all(started - 1 <= t <= ended + 1 for t in times)  # no reading a day off

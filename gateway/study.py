@@ -1,0 +1,162 @@
+"""The daemon's study context: who wears each device, open sessions, markers.
+
+Every stored row is labelled from it. Config gives each device's participant; a change of
+participant in config, or an assignment over the local API, takes effect from a moment (now,
+unless given) and never rewrites the past. One open session per participant at a time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+from buffers import study as study_store
+from buffers.study import Assignment, Marker, Session
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from buffers.outbox import Outbox
+    from buffers.records import ClockStamp
+    from gateway.config import DeviceConfig
+
+log = logging.getLogger(__name__)
+
+
+class StudyError(ValueError):
+    """A study request that cannot be done as asked (the API answers 409)."""
+
+
+class StudyContext:
+    """Assignments and open sessions in memory, written through to the outbox file."""
+
+    def __init__(
+        self, outbox: Outbox, now: Callable[[], float], stamp: Callable[[], ClockStamp]
+    ) -> None:
+        self._outbox = outbox
+        self._now = now
+        self._stamp = stamp
+        self._assignments: dict[str, list[Assignment]] = {}
+        self._open: dict[str, Session] = {}  # participant -> open session
+
+    async def load(self, devices: Sequence[DeviceConfig]) -> None:
+        """Read the file; record config's assignments that differ from the latest one."""
+        for a in await study_store.assignments(self._outbox):
+            self._assignments.setdefault(a.device_id, []).append(a)
+        for d in devices:
+            latest = self._latest(d.id)
+            wanted = (d.participant, d.site, d.study)
+            if latest is None and d.participant is None:
+                continue
+            if latest is None or (latest.participant_id, latest.site, latest.study) != wanted:
+                from_s = 0.0 if latest is None else self._now()
+                await self.assign(d.id, d.participant, from_s=from_s, site=d.site, study=d.study)
+        opened = await study_store.sessions(self._outbox, open_only=True)
+        self._open = {s.participant_id: s for s in opened}
+
+    def participant_for(self, device_id: str, t_s: float) -> str | None:
+        """Who wore ``device_id`` at ``t_s``."""
+        history = self._assignments.get(device_id)
+        if not history:
+            return None
+        i = bisect.bisect_right([a.from_s for a in history], t_s) - 1
+        return history[i].participant_id if i >= 0 else None
+
+    def session_for(self, participant_id: str | None, t_s: float) -> int | None:
+        """The participant's session open at ``t_s``, if any."""
+        session = self._open.get(participant_id) if participant_id else None
+        return session.id if session is not None and session.started_s <= t_s else None
+
+    async def assign(
+        self,
+        device_id: str,
+        participant_id: str | None,
+        *,
+        from_s: float | None = None,
+        site: str | None = None,
+        study: str | None = None,
+    ) -> Assignment:
+        """``device_id`` is worn by ``participant_id`` from ``from_s`` (default now).
+
+        Raises:
+            StudyError: ``from_s`` is before the device's latest assignment (the past stays).
+        """
+        start = self._now() if from_s is None else from_s
+        latest = self._latest(device_id)
+        if latest is not None and start < latest.from_s:
+            msg = f"{device_id} is assigned from {latest.from_s}: a new assignment starts later"
+            raise StudyError(msg)
+        a = Assignment(device_id, start, participant_id, site, study)
+        await study_store.add_assignment(self._outbox, a)
+        history = self._assignments.setdefault(device_id, [])
+        history[:] = [x for x in history if x.from_s != start] + [a]
+        log.info("%s is worn by %s from %s", device_id, participant_id, start)
+        return a
+
+    async def start_session(self, participant_id: str, label: str | None) -> Session:
+        """Open a session now.
+
+        Raises:
+            StudyError: The participant has an open session already.
+        """
+        if participant_id in self._open:
+            msg = f"{participant_id} has an open session ({self._open[participant_id].id})"
+            raise StudyError(msg)
+        session = await study_store.start_session(self._outbox, participant_id, label, self._now())
+        self._open[participant_id] = session
+        return session
+
+    async def stop_session(self, participant_id: str | None) -> Session:
+        """Close the participant's open session (or the only open one).
+
+        Raises:
+            StudyError: No such open session, or several and none named.
+        """
+        if participant_id is None:
+            if len(self._open) != 1:
+                msg = f"{len(self._open)} open sessions: name the participant"
+                raise StudyError(msg)
+            participant_id = next(iter(self._open))
+        session = self._open.pop(participant_id, None)
+        if session is None:
+            msg = f"{participant_id} has no open session"
+            raise StudyError(msg)
+        return await study_store.stop_session(self._outbox, session, self._now())
+
+    async def mark(self, text: str, participant_id: str | None) -> Marker:
+        """A marker now, in the samples' time base, with the participant's open session.
+
+        With no participant named and exactly one session open, that session's.
+        """
+        if participant_id is None and len(self._open) == 1:
+            participant_id = next(iter(self._open))
+        t = self._now()
+        return await study_store.add_marker(
+            self._outbox,
+            t,
+            text,
+            participant_id=participant_id,
+            session_id=self.session_for(participant_id, t),
+            clock=self._stamp(),
+        )
+
+    def state(self) -> dict[str, Any]:
+        """Current assignments and open sessions, as the local API shows them."""
+        return {
+            "assignments": {
+                device: [vars_of(a) for a in history]
+                for device, history in self._assignments.items()
+            },
+            "open_sessions": [vars_of(s) for s in self._open.values()],
+        }
+
+    def _latest(self, device_id: str) -> Assignment | None:
+        history = self._assignments.get(device_id)
+        return history[-1] if history else None
+
+
+def vars_of(item: Assignment | Session | Marker) -> dict[str, object]:
+    """A record of the study store as JSON-ready fields."""
+    return dataclasses.asdict(item)

@@ -1,0 +1,155 @@
+"""Study context: participants, sessions and markers from the command line, on every row,
+MQTT message and uploaded record; a reassignment never rewrites the past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+import yaml
+
+from gateway.config import Settings
+from gateway.daemon import Daemon
+from gateway.emulator.app import STATE_KEY
+from tests.support import daemon_config, free_port, run_wgw, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aiohttp.test_utils import TestServer
+
+    from tests.conftest import Broker
+
+
+async def test_sessions_markers_and_a_reassignment_label_rows_messages_and_uploads(
+    tmp_path: Path, broker: Broker, emulator: TestServer, topic_prefix: str
+) -> None:
+    """Test P017's session and marker, then the strap passed on to P018, end to end."""
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "strap", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 50}],
+        [{"id": "s1", "address": "5A:00:00:00:00:01", "participant": "P017", "site": "home"}],
+        mqtt={
+            "enabled": True,
+            "host": broker.host,
+            "port": broker.port,
+            "topic_prefix": topic_prefix,
+        },
+        sync={"record_interval_s": 0, "min_request_interval_s": 0.05},
+        http={"enabled": True, "port": free_port()},
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    messages: list[dict[str, Any]] = []
+
+    async def subscribe(ready: asyncio.Event) -> None:
+        async with aiomqtt.Client(broker.host, broker.port) as client:
+            await client.subscribe(f"{topic_prefix}/gw/s1/vitals", qos=1)
+            ready.set()
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                messages.append(json.loads(message.payload))
+
+    ready = asyncio.Event()
+    subscriber = asyncio.create_task(subscribe(ready))
+    await ready.wait()
+    daemon = Daemon(Settings.model_validate(raw))
+    runner = asyncio.create_task(daemon.run())
+    cli = ("--config", str(config))
+
+    async def stored() -> int:
+        return (await daemon.statistics()).stored_by_device.get("s1", 0)
+
+    try:
+        await daemon.wait_ready()
+        await wait_for(lambda: len(messages) >= 5)
+        code, out, err = await run_wgw(
+            "session", "start", "--participant", "P017", "--label", "night", *cli
+        )
+        assert code == 0, err
+        session = json.loads(out)
+        assert (session["participant_id"], session["label"]) == ("P017", "night")
+        code, _, err = await run_wgw("session", "start", "--participant", "P017", *cli)
+        assert code == 1
+        assert "P017 has an open session" in err
+        count = await stored()
+        await wait_for(lambda: len(messages) >= count + 10)
+        code, out, err = await run_wgw("mark", "exercise start", *cli)
+        assert code == 0, err
+        marker = json.loads(out)
+        assert (marker["participant_id"], marker["session_id"]) == ("P017", session["id"])
+        code, out, err = await run_wgw("session", "stop", *cli)
+        assert code == 0, err
+        assert json.loads(out)["stopped_s"] is not None
+        code, _, err = await run_wgw("session", "stop", *cli)
+        assert code == 1
+        assert "0 open sessions" in err
+        code, out, err = await run_wgw("assign", "--device", "s1", "--participant", "P018", *cli)
+        assert code == 0, err
+        reassigned_at = json.loads(out)["from_s"]
+        code, _, err = await run_wgw(
+            "assign", "--device", "s1", "--participant", "P1", "--from", "2001-01-01", *cli
+        )
+        assert code == 1
+        assert "starts later" in err  # the past is not rewritten
+        count = await stored()
+        await wait_for(lambda: len(messages) >= count + 5)
+    finally:
+        daemon.stop()
+        await runner
+        subscriber.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await subscriber
+
+    with sqlite3.connect(tmp_path / "wgw.sqlite") as db:
+        rows = db.execute(
+            "SELECT t0_s, participant_id, session_id FROM records"
+            " WHERE stream = 'heart_rate' ORDER BY id"
+        ).fetchall()
+        markers = db.execute("SELECT text, participant_id, session_id FROM markers").fetchall()
+    assert markers == [("exercise start", "P017", session["id"])]
+    labels = [(p, s) for _, p, s in rows]
+    assert labels[0] == ("P017", None)
+    assert ("P017", session["id"]) in labels
+    assert labels[-1] == ("P018", None)
+    assert all(p == "P018" for t, p, _ in rows if t >= reassigned_at)
+    assert all(p == "P017" for t, p, _ in rows if t < reassigned_at)  # the past as it was
+    in_session = {s for _, _, s in rows if s is not None}
+    assert in_session == {session["id"]}
+    by_seq = {m["seq"]: m for m in messages}
+    assert {(m["participant_id"], m["session_id"]) for m in by_seq.values()} == set(labels)
+    uploaded = emulator.app[STATE_KEY].records["s1"]
+    assert {(r["participant_id"], r["session_id"]) for r in uploaded} <= set(labels)
+    assert ("P017", session["id"]) in {(r["participant_id"], r["session_id"]) for r in uploaded}
+
+
+async def test_an_open_session_survives_a_restart(tmp_path: Path, emulator: TestServer) -> None:
+    """Test the session still open (and labelling rows) after the daemon starts again."""
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "strap", "address": "5A:00:00:00:00:01"}],
+        [{"id": "s1", "address": "5A:00:00:00:00:01", "participant": "P017"}],
+    )
+    first = Daemon(Settings.model_validate(raw))
+    runner = asyncio.create_task(first.run())
+    await first.wait_ready()
+    session = await first.study_context().start_session("P017", "night")
+    first.stop()
+    await runner
+    second = Daemon(Settings.model_validate(raw))
+    runner = asyncio.create_task(second.run())
+    try:
+        await second.wait_ready()
+        state = second.study_context().state()
+    finally:
+        second.stop()
+        await runner
+    assert [s["id"] for s in state["open_sessions"]] == [session.id]
+    assert len(state["assignments"]["s1"]) == 1
