@@ -162,6 +162,9 @@ class MqttConfig(_Section):
     reconnect_min_s: PositiveSeconds = 0.5
     reconnect_max_s: PositiveSeconds = 30.0
     tls: MqttTlsConfig = MqttTlsConfig()
+    commands: bool = Field(
+        False, description="accept study commands on <prefix>/<gateway>/cmd (restrict by ACL)"
+    )
     homeassistant: bool = Field(False, description="Home Assistant MQTT discovery")
     homeassistant_prefix: TopicSafeId = "homeassistant"
 

@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
@@ -30,7 +30,7 @@ from gateway.rate_limits import PLANS
 from gateway.simulation import build_world
 from gateway.sinks import conversion, health_upload, mqtt
 from gateway.status_api import serve_status
-from gateway.study import StudyContext
+from gateway.study import StudyContext, perform, vars_of
 from gateway.wallclock import ClockWatch, ShiftedClock, SystemClock, WallClock
 
 if TYPE_CHECKING:
@@ -261,11 +261,20 @@ class Daemon:
                 s.mqtt,
                 s.gateway_id,
                 device_states=self._device_states,
+                on_command=self._study_command,
             )
         if s.conversion.enabled:
             self._conversion = conversion.ConversionSink(
                 outbox, HeartVoiceClient(session, s.cloud.heartvoice), s.conversion, s.dsp
             )
+
+    async def _study_command(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One study command from MQTT: ``result`` (what was stored), or ``error``."""
+        try:
+            item = await perform(self.study_context(), str(body.get("action")), body)
+        except ValueError as exc:  # StudyError included
+            return {"error": str(exc)}
+        return {"result": vars_of(item)}
 
     def _utc_now(self) -> float:
         """Now, on the same time line as the stored samples."""

@@ -14,18 +14,15 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aiohttp import web
 
-from gateway.study import StudyError, vars_of
+from gateway.study import StudyError, perform, vars_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from contextlib import AsyncExitStack
 
-    from buffers.study import Assignment, Marker, Session
     from gateway.daemon import DaemonStatistics
     from gateway.sinks.health_upload import SyncProgress
     from gateway.study import StudyContext
-
-    StudyItem = Assignment | Session | Marker
 
 
 class _HasStatistics(Protocol):
@@ -50,10 +47,13 @@ async def serve_status(stack: AsyncExitStack, source: _HasStatistics, host: str,
     app.router.add_post("/api/sync", _start_sync)
     app.router.add_get("/api/sync", _sync_progress)
     app.router.add_get("/api/study", _study_state)
-    app.router.add_post("/api/session/start", _session_start)
-    app.router.add_post("/api/session/stop", _session_stop)
-    app.router.add_post("/api/mark", _mark)
-    app.router.add_post("/api/assign", _assign)
+    for path, action in (
+        ("/api/session/start", "session_start"),
+        ("/api/session/stop", "session_stop"),
+        ("/api/mark", "mark"),
+        ("/api/assign", "assign"),
+    ):
+        app.router.add_post(path, _study_route(action))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -73,11 +73,8 @@ async def _status(request: web.Request) -> web.Response:
 
 
 async def _start_sync(request: web.Request) -> web.Response:
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get("full", False), bool):
+    body = await _body(request)
+    if body is None or not isinstance(body.get("full", False), bool):
         return web.json_response({"error": 'expected {"full": true|false}'}, status=400)
     progress = await request.app[_SOURCE_KEY].request_sync(full=body.get("full", False))
     return web.json_response(dataclasses.asdict(progress), status=202)
@@ -98,76 +95,26 @@ async def _body(request: web.Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    """A string field; raises ValueError when it is required and absent, or not a string."""
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value or len(value) > 200:
-        msg = f"{name}: a non-empty string (at most 200 characters) is required"
-        raise ValueError(msg)
-    return value
+def _study_route(action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A route for one study action.
 
+    201 with what was stored, 400 on a bad body, 409 when the study refuses.
+    """
 
-async def _study_call(
-    request: web.Request, call: Callable[[StudyContext, dict[str, Any]], Awaitable[StudyItem]]
-) -> web.Response:
-    """Run one study request: 201 with the stored item, 400 on a bad body, 409 if refused."""
-    body = await _body(request)
-    if body is None:
-        return web.json_response({"error": "expected a JSON object"}, status=400)
-    try:
-        item = await call(request.app[_SOURCE_KEY].study_context(), body)
-    except StudyError as exc:
-        return web.json_response({"error": str(exc)}, status=409)
-    except ValueError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    return web.json_response(vars_of(item), status=201)
+    async def handler(request: web.Request) -> web.Response:
+        body = await _body(request)
+        if body is None:
+            return web.json_response({"error": "expected a JSON object"}, status=400)
+        try:
+            item = await perform(request.app[_SOURCE_KEY].study_context(), action, body)
+        except StudyError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(vars_of(item), status=201)
+
+    return handler
 
 
 async def _study_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[_SOURCE_KEY].study_context().state())
-
-
-async def _session_start(request: web.Request) -> web.Response:
-    async def call(study: StudyContext, body: dict[str, Any]) -> StudyItem:
-        participant = _text(body, "participant", required=True)
-        assert participant is not None
-        return await study.start_session(participant, _text(body, "label"))
-
-    return await _study_call(request, call)
-
-
-async def _session_stop(request: web.Request) -> web.Response:
-    async def call(study: StudyContext, body: dict[str, Any]) -> StudyItem:
-        return await study.stop_session(_text(body, "participant"))
-
-    return await _study_call(request, call)
-
-
-async def _mark(request: web.Request) -> web.Response:
-    async def call(study: StudyContext, body: dict[str, Any]) -> StudyItem:
-        text = _text(body, "text", required=True)
-        assert text is not None
-        return await study.mark(text, _text(body, "participant"))
-
-    return await _study_call(request, call)
-
-
-async def _assign(request: web.Request) -> web.Response:
-    async def call(study: StudyContext, body: dict[str, Any]) -> StudyItem:
-        device = _text(body, "device", required=True)
-        assert device is not None
-        start = body.get("from")
-        if start is not None and not isinstance(start, int | float):
-            msg = "from: epoch seconds"
-            raise ValueError(msg)
-        return await study.assign(
-            device,
-            _text(body, "participant"),
-            from_s=None if start is None else float(start),
-            site=_text(body, "site"),
-            study=_text(body, "study"),
-        )
-
-    return await _study_call(request, call)

@@ -160,3 +160,49 @@ class StudyContext:
 def vars_of(item: Assignment | Session | Marker) -> dict[str, object]:
     """A record of the study store as JSON-ready fields."""
     return dataclasses.asdict(item)
+
+
+ACTIONS = ("session_start", "session_stop", "mark", "assign")
+
+
+async def perform(
+    study: StudyContext, action: str, body: dict[str, Any]
+) -> Assignment | Session | Marker:
+    """One study request, as the local API and the MQTT command topic receive it.
+
+    Raises:
+        ValueError: An unknown action, or a field missing or of the wrong type.
+        StudyError: The study refuses (a second open session, an assignment in the past...).
+    """
+    if action == "session_start":
+        return await study.start_session(_text(body, "participant"), _optional(body, "label"))
+    if action == "session_stop":
+        return await study.stop_session(_optional(body, "participant"))
+    if action == "mark":
+        return await study.mark(_text(body, "text"), _optional(body, "participant"))
+    if action == "assign":
+        start = body.get("from")
+        if start is not None and not isinstance(start, int | float):
+            msg = "from: epoch seconds"
+            raise ValueError(msg)
+        return await study.assign(
+            _text(body, "device"),
+            _optional(body, "participant"),
+            from_s=None if start is None else float(start),
+            site=_optional(body, "site"),
+            study=_optional(body, "study"),
+        )
+    msg = f"action: one of {', '.join(ACTIONS)}"
+    raise ValueError(msg)
+
+
+def _text(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value or len(value) > 200:
+        msg = f"{name}: a non-empty string (at most 200 characters) is required"
+        raise ValueError(msg)
+    return value
+
+
+def _optional(body: dict[str, Any], name: str) -> str | None:
+    return None if body.get(name) is None else _text(body, name)

@@ -14,7 +14,7 @@ import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiomqtt
 
@@ -29,7 +29,7 @@ from gateway.retry import Backoff
 from gateway.sinks import homeassistant
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from buffers.outbox import Outbox
     from buffers.records import OutboxRecord
@@ -73,6 +73,7 @@ class MqttSink:
         config: MqttConfig,
         gateway_id: str,
         device_states: Callable[[], Iterable[LinkStatistics]] | None = None,
+        on_command: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._outbox = outbox
         self._config = config
@@ -85,6 +86,8 @@ class MqttSink:
         self._by_device: Counter[str] = Counter()
         self._errors = 0
         self._device_states = device_states
+        self._on_command = on_command if config.commands else None
+        self._command_topic = f"{config.topic_prefix}/{gateway_id}/cmd"
         # Live lane: frames as they arrive, before their commit. Full policy: drop the newest,
         # counted (vitals and gaps still come from the outbox backlog; a QoS 0 waveform chunk
         # is simply not live).
@@ -142,6 +145,8 @@ class MqttSink:
                             tg.create_task(self._publish_live(client), name="wgw.mqtt.live")
                             tg.create_task(self._publish_backlog(client), name="wgw.mqtt.backlog")
                             tg.create_task(self._publish_states(client), name="wgw.mqtt.state")
+                            if self._on_command is not None:
+                                tg.create_task(self._serve_commands(client), name="wgw.mqtt.cmd")
                     finally:
                         self._connected = False
                         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -243,6 +248,30 @@ class MqttSink:
                     if state.battery_pct is not None:
                         await self._announce(client, state.device_id, homeassistant.BATTERY)
             await asyncio.sleep(self._config.state_interval_s)
+
+    async def _serve_commands(self, client: aiomqtt.Client) -> None:
+        """Study commands on ``<prefix>/<gateway>/cmd``.
+
+        JSON ``{"action", "command_id", ...fields}`` (the fields of the local API); the answer,
+        ``{"command_id", "result"}`` (what was stored) or ``{"command_id", "error"}``, goes to
+        ``.../cmd/result``.
+        """
+        assert self._on_command is not None
+        await client.subscribe(self._command_topic, qos=1)
+        async for message in client.messages:
+            if str(message.topic) != self._command_topic:
+                continue
+            try:
+                body = json.loads(message.payload) if isinstance(message.payload, bytes) else None
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                answer: dict[str, Any] = {"error": "expected a JSON object"}
+            else:
+                answer = {"command_id": body.get("command_id"), **await self._on_command(body)}
+            await client.publish(
+                f"{self._command_topic}/result", json.dumps(answer).encode(), qos=1
+            )
 
     async def _update_homeassistant(self, client: aiomqtt.Client, r: OutboxRecord) -> None:
         """A vitals reading went out: refresh the device's retained ``latest`` object.

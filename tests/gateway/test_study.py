@@ -153,3 +153,76 @@ async def test_an_open_session_survives_a_restart(tmp_path: Path, emulator: Test
         await runner
     assert [s["id"] for s in state["open_sessions"]] == [session.id]
     assert len(state["assignments"]["s1"]) == 1
+
+
+async def test_study_commands_over_mqtt_are_answered_with_their_id(
+    tmp_path: Path, broker: Broker, emulator: TestServer, topic_prefix: str
+) -> None:
+    """Test session start, a marker and a refused action through the command topic."""
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "strap", "address": "5A:00:00:00:00:01"}],
+        [{"id": "s1", "address": "5A:00:00:00:00:01", "participant": "P017"}],
+        mqtt={
+            "enabled": True,
+            "host": broker.host,
+            "port": broker.port,
+            "topic_prefix": topic_prefix,
+            "commands": True,
+        },
+    )
+    daemon = Daemon(Settings.model_validate(raw))
+    runner = asyncio.create_task(daemon.run())
+    answers: dict[str, dict[str, Any]] = {}
+    command = f"{topic_prefix}/gw/cmd"
+    try:
+        await daemon.wait_ready()
+        async with aiomqtt.Client(broker.host, broker.port) as client:
+            await client.subscribe(f"{command}/result", qos=1)
+
+            async def collect() -> None:
+                async for message in client.messages:
+                    assert isinstance(message.payload, bytes)
+                    answer = json.loads(message.payload)
+                    answers[str(answer.get("command_id"))] = answer
+
+            collector = asyncio.create_task(collect())
+
+            async def connected() -> bool:
+                mqtt = (await daemon.statistics()).mqtt
+                return mqtt is not None and mqtt.connected
+
+            await wait_for(connected)
+
+            async def listening() -> bool:  # the daemon subscribes right after connecting
+                if "probe" in answers:
+                    return True
+                probe = {"command_id": "probe", "action": "dance"}
+                await client.publish(command, json.dumps(probe).encode(), qos=1)
+                await asyncio.sleep(0.05)
+                return "probe" in answers
+
+            await wait_for(listening)
+            for body in (
+                {
+                    "command_id": "a1",
+                    "action": "session_start",
+                    "participant": "P017",
+                    "label": "walk",
+                },
+                {"command_id": "a2", "action": "mark", "text": "stairs"},
+                {"command_id": "a3", "action": "dance"},
+                {"command_id": "a4", "action": "session_start", "participant": "P017"},
+            ):
+                await client.publish(command, json.dumps(body).encode(), qos=1)
+            await wait_for(lambda: len(answers) == 5)
+            collector.cancel()
+    finally:
+        daemon.stop()
+        await runner
+    assert answers["a1"]["result"]["participant_id"] == "P017"
+    assert answers["a1"]["result"]["label"] == "walk"
+    assert answers["a2"]["result"]["session_id"] == answers["a1"]["result"]["id"]
+    assert answers["a3"]["error"].startswith("action: one of")
+    assert "P017 has an open session" in answers["a4"]["error"]
