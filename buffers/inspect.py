@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from buffers import schema
 
@@ -76,18 +76,31 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def report(path: Path) -> QueueReport:
-    """Per sink: backlog rows, bytes and oldest age, dead letters; evictions by kind."""
+_SELECTED: Final = "(? IS NULL OR r.participant_id = ?) AND (? IS NULL OR r.session_id = ?)"
+
+
+def report(
+    path: Path, *, participant: str | None = None, session: int | None = None
+) -> QueueReport:
+    """Per sink: backlog rows, bytes and oldest age, dead letters; evictions by kind.
+
+    ``participant`` / ``session``: count only that participant's / session's rows.
+    """
     now = time.time()
+    selected = (participant, participant, session, session)
     with contextlib.closing(_connect(path)) as db:
-        (rows,) = db.execute("SELECT COUNT(*) FROM records").fetchone()
+        (rows,) = db.execute(
+            f"SELECT COUNT(*) FROM records r WHERE {_SELECTED}",  # noqa: S608 - a constant
+            selected,
+        ).fetchone()
         sinks = tuple(
             SinkReport(sink, pending or 0, size or 0, now - oldest if oldest else None, dead or 0)
             for sink, pending, size, oldest, dead in db.execute(
-                "SELECT p.sink, SUM(p.dead = 0), SUM(CASE WHEN p.dead = 0 THEN r.size END),"
+                "SELECT p.sink, SUM(p.dead = 0), SUM(CASE WHEN p.dead = 0 THEN r.size END),"  # noqa: S608
                 " MIN(CASE WHEN p.dead = 0 THEN r.stored_s END), SUM(p.dead = 1)"
                 " FROM pending p JOIN records r ON r.id = p.record_id"
-                " GROUP BY p.sink ORDER BY p.sink"
+                f" WHERE {_SELECTED} GROUP BY p.sink ORDER BY p.sink",
+                selected,
             )
         )
         counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
@@ -161,3 +174,29 @@ def waveform_at(
         return None
     t0, rate, dtype, shape, encoding, payload = row
     return StoredWaveform(t0, rate, dtype, tuple(json.loads(shape)), encoding, bytes(payload))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReport:
+    """One recording session and how many rows it holds."""
+
+    id: int
+    participant_id: str
+    label: str | None
+    started_s: float
+    stopped_s: float | None
+    rows: int
+    markers: int
+
+
+def sessions(path: Path, participant: str | None = None) -> list[SessionReport]:
+    """The recording sessions, oldest first, with their row and marker counts."""
+    with contextlib.closing(_connect(path)) as db:
+        rows = db.execute(
+            "SELECT s.id, s.participant_id, s.label, s.started_s, s.stopped_s,"
+            " (SELECT COUNT(*) FROM records r WHERE r.session_id = s.id),"
+            " (SELECT COUNT(*) FROM markers m WHERE m.session_id = s.id)"
+            " FROM sessions s WHERE (? IS NULL OR s.participant_id = ?) ORDER BY s.id",
+            (participant, participant),
+        ).fetchall()
+    return [SessionReport(*row) for row in rows]

@@ -55,8 +55,10 @@ def _parser() -> argparse.ArgumentParser:
 
     queue = commands.add_parser("queue", help="the outbox: backlog per sink, dead letters, retry")
     queue.add_argument(
-        "action", nargs="?", choices=("stats", "dead-letters", "retry"), default="stats"
+        "action", nargs="?", choices=("stats", "dead-letters", "retry", "sessions"), default="stats"
     )
+    queue.add_argument("--participant", default=None, help="stats and sessions of one participant")
+    queue.add_argument("--session", type=int, default=None, help="stats of one session")
     queue.add_argument("--config", type=Path, default=Path("config.yaml"))
     queue.add_argument("--sink", default=None, help="only this sink")
     queue.add_argument("--json", action="store_true")
@@ -238,9 +240,10 @@ def _queue(args: argparse.Namespace) -> int:
     settings = _load(args)
     if settings is None:
         return EX_CONFIG
-    from gateway.queue_cli import run_queue  # noqa: PLC0415
+    from gateway.queue_cli import Selection, run_queue  # noqa: PLC0415
 
-    return run_queue(settings.storage.path, args.action, args.sink, as_json=args.json)
+    selection = Selection(args.sink, args.participant, args.session)
+    return run_queue(settings.storage.path, args.action, selection, as_json=args.json)
 
 
 def _sync(args: argparse.Namespace) -> int:

@@ -1,51 +1,90 @@
-"""``wgw queue``: the outbox's backlog per sink, its dead letters, and re-queueing them."""
+"""``wgw queue``: backlog per sink, dead letters (and re-queueing them), recording sessions."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from buffers import inspect
 from gateway.codec import iso_utc
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 
-def run_queue(path: Path, action: str, sink: str | None, *, as_json: bool) -> int:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Selection:
+    """What ``wgw queue`` was asked to look at."""
+
+    sink: str | None = None
+    participant: str | None = None
+    session: int | None = None
+
+
+def run_queue(path: Path, action: str, selection: Selection, *, as_json: bool) -> int:
     """Print what ``action`` asks for; 1 if there is no outbox at ``path``."""
+    actions = {
+        "stats": _stats,
+        "dead-letters": _dead_letters,
+        "retry": _retry,
+        "sessions": _sessions,
+    }
     try:
-        if action == "retry":
-            count = inspect.retry_dead_letters(path, sink)
-            print(json.dumps({"requeued": count}) if as_json else f"re-queued {count} dead letters")
-            return 0
-        if action == "dead-letters":
-            letters = inspect.dead_letters(path, sink)
-            if as_json:
-                for letter in letters:
-                    print(json.dumps(dataclasses.asdict(letter)))
-                return 0
-            for d in letters:
-                print(
-                    f"{d.sink:<14}{d.record_id:>10}  {d.device_id:<14}{d.stream:<16}"
-                    f"{iso_utc(d.t0_s)}  attempts {d.attempts}: {d.error}"
-                )
-            if not letters:
-                print("no dead letters")
-            return 0
-        report = inspect.report(path)
+        actions[action](path, selection, as_json=as_json)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _lines(items: Sequence[Any], as_json: bool, text: list[str], empty: str) -> None:
+    """One JSON object per item, or the text lines (``empty`` when there are none)."""
+    if as_json:
+        for item in items:
+            print(json.dumps(dataclasses.asdict(item)))
+        return
+    print("\n".join(text) if text else empty)
+
+
+def _sessions(path: Path, selection: Selection, *, as_json: bool) -> None:
+    found = inspect.sessions(path, selection.participant)
+    text = [
+        f"{s.id:>5}  {s.participant_id:<12}{s.label or '-':<12}{iso_utc(s.started_s)} - "
+        f"{iso_utc(s.stopped_s) if s.stopped_s else 'open'}  {s.rows} rows, {s.markers} markers"
+        for s in found
+    ]
+    _lines(found, as_json, text, "no sessions")
+
+
+def _retry(path: Path, selection: Selection, *, as_json: bool) -> None:
+    count = inspect.retry_dead_letters(path, selection.sink)
+    print(json.dumps({"requeued": count}) if as_json else f"re-queued {count} dead letters")
+
+
+def _dead_letters(path: Path, selection: Selection, *, as_json: bool) -> None:
+    letters = inspect.dead_letters(path, selection.sink)
+    text = [
+        f"{d.sink:<14}{d.record_id:>10}  {d.device_id:<14}{d.stream:<16}"
+        f"{iso_utc(d.t0_s)}  attempts {d.attempts}: {d.error}"
+        for d in letters
+    ]
+    _lines(letters, as_json, text, "no dead letters")
+
+
+def _stats(path: Path, selection: Selection, *, as_json: bool) -> None:
+    report = inspect.report(path, participant=selection.participant, session=selection.session)
     if as_json:
         print(json.dumps(dataclasses.asdict(report)))
-        return 0
-    print(f"outbox {path}: {report.rows} rows")
+        return
+    chosen = (("participant", selection.participant), ("session", selection.session))
+    selected = "".join(f", {name} {value}" for name, value in chosen if value is not None)
+    print(f"outbox {path}: {report.rows} rows{selected}")
     print(f"{'sink':<16}{'backlog':>10}{'bytes':>12}{'oldest':>10}{'dead':>8}")
     for s in report.sinks:
-        if sink and s.sink != sink:
+        if selection.sink and s.sink != selection.sink:
             continue
         age = f"{s.oldest_age_s:.0f} s" if s.oldest_age_s is not None else "-"
         print(f"{s.sink:<16}{s.pending_rows:>10}{s.pending_bytes:>12}{age:>10}{s.dead_letters:>8}")
@@ -53,4 +92,3 @@ def run_queue(path: Path, action: str, sink: str | None, *, as_json: bool) -> in
     print(f"evicted: {evicted}")
     if report.corrupt_recoveries:
         print(f"recovered from a corrupt file {report.corrupt_recoveries} time(s)")
-    return 0

@@ -124,6 +124,18 @@ async def test_sessions_markers_and_a_reassignment_label_rows_messages_and_uploa
     assert in_session == {session["id"]}
     by_seq = {m["seq"]: m for m in messages}
     assert {(m["participant_id"], m["session_id"]) for m in by_seq.values()} == set(labels)
+    code, out, err = await run_wgw("queue", "sessions", *cli)
+    assert code == 0, err
+    assert f"{session['id']:>5}  P017" in out
+    assert "night" in out
+    assert "1 markers" in out
+    code, out, err = await run_wgw("queue", "--participant", "P018", "--json", *cli)
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "wgw.sqlite") as db:
+        (p018_rows,) = db.execute(
+            "SELECT COUNT(*) FROM records WHERE participant_id = 'P018'"
+        ).fetchone()
+    assert json.loads(out)["rows"] == p018_rows > 0
     uploaded = emulator.app[STATE_KEY].records["s1"]
     assert {(r["participant_id"], r["session_id"]) for r in uploaded} <= set(labels)
     assert ("P017", session["id"]) in {(r["participant_id"], r["session_id"]) for r in uploaded}
