@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from buffers import schema
+from buffers.records import OutboxRecord
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -200,3 +201,71 @@ def sessions(path: Path, participant: str | None = None) -> list[SessionReport]:
             (participant, participant),
         ).fetchall()
     return [SessionReport(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """Which rows an export takes: one device, a time range, a participant or a session."""
+
+    device_id: str
+    from_s: float = float("-inf")
+    to_s: float = float("inf")
+    participant: str | None = None
+    session: int | None = None
+
+
+def selected_records(path: Path, sel: Selected) -> list[OutboxRecord]:
+    """The device's rows in the range, in time order (payloads still packed)."""
+    with contextlib.closing(_connect(path)) as db:
+        rows = db.execute(
+            "SELECT kind, device_id, stream, seq, t0_s, payload, sample_rate_hz, dtype, shape,"  # noqa: S608
+            " encoding, participant_id, session_id FROM records r"
+            " WHERE device_id = ? AND t0_s >= ? AND t0_s < ?"
+            f" AND {_SELECTED} ORDER BY t0_s, id",
+            (sel.device_id, sel.from_s, sel.to_s, *_selection(sel)),
+        ).fetchall()
+    return [
+        OutboxRecord(
+            kind,
+            device,
+            stream,
+            seq,
+            t0,
+            bytes(payload),
+            sample_rate_hz=rate,
+            dtype=dtype,
+            shape=tuple(json.loads(shape)) if shape else None,
+            encoding=encoding,
+            participant_id=participant,
+            session_id=session,
+        )
+        for (
+            kind,
+            device,
+            stream,
+            seq,
+            t0,
+            payload,
+            rate,
+            dtype,
+            shape,
+            encoding,
+            participant,
+            session,
+        ) in rows
+    ]
+
+
+def selected_markers(path: Path, sel: Selected) -> list[tuple[float, str]]:
+    """Markers in the range (of the participant or session if selected): (time, text)."""
+    with contextlib.closing(_connect(path)) as db:
+        rows = db.execute(
+            "SELECT t_s, text FROM markers r WHERE t_s >= ? AND t_s < ?"  # noqa: S608
+            f" AND {_SELECTED} ORDER BY t_s",
+            (sel.from_s, sel.to_s, *_selection(sel)),
+        ).fetchall()
+    return [(float(t), str(text)) for t, text in rows]
+
+
+def _selection(sel: Selected) -> tuple[object, ...]:
+    return (sel.participant, sel.participant, sel.session, sel.session)

@@ -110,6 +110,27 @@ def _add_study_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     assign.set_defaults(handler=_assign)
 
 
+def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``export`` and ``plot``: what the outbox holds, for researchers."""
+    export = commands.add_parser("export", help="stored waveforms, vitals, markers: csv|wfdb|edf")
+    export.add_argument("--device", required=True)
+    export.add_argument("--from", dest="from_time", default=None, help="ISO 8601 or epoch s")
+    export.add_argument("--to", dest="to_time", default=None, help="ISO 8601 or epoch s")
+    export.add_argument("--participant", default=None)
+    export.add_argument("--session", type=int, default=None)
+    export.add_argument("--format", choices=("csv", "wfdb", "edf"), default="csv")
+    export.add_argument("--out", type=Path, required=True, help="folder for the files")
+    export.add_argument("--config", type=Path, default=Path("config.yaml"))
+    export.set_defaults(handler=_export)
+
+    plot = commands.add_parser("plot", help="draw a stored 12-lead result (PNG, clinical layout)")
+    plot.add_argument("--device", required=True, help="device id")
+    plot.add_argument("--at", default=None, help="the result at or before this time (ISO 8601)")
+    plot.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    plot.add_argument("--config", type=Path, default=Path("config.yaml"))
+    plot.set_defaults(handler=_plot)
+
+
 def _add_offline_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``process``, ``diagnose`` and ``emulator``: tools beside the daemon."""
     process = commands.add_parser(
@@ -132,12 +153,7 @@ def _add_offline_commands(commands: argparse._SubParsersAction[argparse.Argument
     ecg.add_argument("--config", type=Path, default=Path("config.yaml"))
     ecg.set_defaults(handler=_ecg)
 
-    plot = commands.add_parser("plot", help="draw a stored 12-lead result (PNG, clinical layout)")
-    plot.add_argument("--device", required=True, help="device id")
-    plot.add_argument("--at", default=None, help="the result at or before this time (ISO 8601)")
-    plot.add_argument("--out", type=Path, required=True, help="the PNG to write")
-    plot.add_argument("--config", type=Path, default=Path("config.yaml"))
-    plot.set_defaults(handler=_plot)
+    _add_data_commands(commands)
 
     diffusets = commands.add_parser("diffusets", help="12-lead ECG images for a clinical text")
     diffusets.add_argument("--text", required=True, help="diagnoses joined by |")
@@ -359,6 +375,24 @@ def _ecg(args: argparse.Namespace) -> int:
     from gateway.ecg_cli import run_ecg  # noqa: PLC0415
 
     return asyncio.run(run_ecg(settings, args.source, args.rate, args.out, twelve=args.twelve_lead))
+
+
+def _export(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from buffers.inspect import Selected  # noqa: PLC0415
+    from gateway.export.cli import run_export  # noqa: PLC0415
+    from gateway.plot_cli import parse_time  # noqa: PLC0415
+
+    try:
+        start = parse_time(args.from_time) if args.from_time else float("-inf")
+        end = parse_time(args.to_time) if args.to_time else float("inf")
+    except ValueError:
+        print("error: --from/--to take ISO 8601 or epoch seconds", file=sys.stderr)
+        return 2
+    selection = Selected(args.device, start, end, args.participant, args.session)
+    return run_export(settings.storage.path, selection, args.format, args.out)
 
 
 def _plot(args: argparse.Namespace) -> int:

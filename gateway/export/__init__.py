@@ -1,0 +1,1 @@
+"""``wgw export``: stored waveforms, vitals and markers in formats researchers load directly."""
