@@ -83,6 +83,7 @@ CREATE TABLE assignments (
     participant_id TEXT,
     site TEXT,
     study TEXT,
+    source TEXT NOT NULL DEFAULT 'api',
     PRIMARY KEY (device_id, from_s)
 ) WITHOUT ROWID;
 CREATE TABLE sessions (

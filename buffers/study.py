@@ -23,6 +23,7 @@ class Assignment:
     participant_id: str | None
     site: str | None = None
     study: str | None = None
+    source: str = "api"  # or "config": where the assignment came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class Marker:
 async def assignments(outbox: Outbox) -> list[Assignment]:
     """Every assignment, per device oldest first."""
     rows = await outbox.query(
-        "SELECT device_id, from_s, participant_id, site, study FROM assignments"
+        "SELECT device_id, from_s, participant_id, site, study, source FROM assignments"
         " ORDER BY device_id, from_s"
     )
     return [Assignment(*row) for row in rows]
@@ -60,9 +61,9 @@ async def add_assignment(outbox: Outbox, a: Assignment) -> None:
     """Record an assignment (one at the same moment for the same device is replaced)."""
     async with outbox.transaction() as db:
         await db.execute(
-            "INSERT OR REPLACE INTO assignments (device_id, from_s, participant_id, site, study)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (a.device_id, a.from_s, a.participant_id, a.site, a.study),
+            "INSERT OR REPLACE INTO assignments"
+            " (device_id, from_s, participant_id, site, study, source) VALUES (?, ?, ?, ?, ?, ?)",
+            (a.device_id, a.from_s, a.participant_id, a.site, a.study, a.source),
         )
 
 

@@ -46,13 +46,23 @@ class StudyContext:
         for a in await study_store.assignments(self._outbox):
             self._assignments.setdefault(a.device_id, []).append(a)
         for d in devices:
-            latest = self._latest(d.id)
+            history = self._assignments.get(d.id, [])
+            from_config = [a for a in history if a.source == "config"]
             wanted = (d.participant, d.site, d.study)
-            if latest is None and d.participant is None:
+            last = from_config[-1] if from_config else None
+            if last is None and d.participant is None:
                 continue
-            if latest is None or (latest.participant_id, latest.site, latest.study) != wanted:
-                from_s = 0.0 if latest is None else self._now()
-                await self.assign(d.id, d.participant, from_s=from_s, site=d.site, study=d.study)
+            # Config applies when it changed since it was last applied: an assignment made over
+            # the API in between stands until config says something new.
+            if last is None or (last.participant_id, last.site, last.study) != wanted:
+                await self.assign(
+                    d.id,
+                    d.participant,
+                    from_s=self._now() if history else 0.0,
+                    site=d.site,
+                    study=d.study,
+                    source="config",
+                )
         opened = await study_store.sessions(self._outbox, open_only=True)
         self._open = {s.participant_id: s for s in opened}
 
@@ -77,6 +87,7 @@ class StudyContext:
         from_s: float | None = None,
         site: str | None = None,
         study: str | None = None,
+        source: str = "api",
     ) -> Assignment:
         """``device_id`` is worn by ``participant_id`` from ``from_s`` (default now).
 
@@ -88,7 +99,7 @@ class StudyContext:
         if latest is not None and start < latest.from_s:
             msg = f"{device_id} is assigned from {latest.from_s}: a new assignment starts later"
             raise StudyError(msg)
-        a = Assignment(device_id, start, participant_id, site, study)
+        a = Assignment(device_id, start, participant_id, site, study, source)
         await study_store.add_assignment(self._outbox, a)
         history = self._assignments.setdefault(device_id, [])
         history[:] = [x for x in history if x.from_s != start] + [a]

@@ -141,30 +141,49 @@ async def test_sessions_markers_and_a_reassignment_label_rows_messages_and_uploa
     assert ("P017", session["id"]) in {(r["participant_id"], r["session_id"]) for r in uploaded}
 
 
-async def test_an_open_session_survives_a_restart(tmp_path: Path, emulator: TestServer) -> None:
-    """Test the session still open (and labelling rows) after the daemon starts again."""
-    raw = daemon_config(
-        tmp_path,
-        str(emulator.make_url("")),
-        [{"model": "strap", "address": "5A:00:00:00:00:01"}],
-        [{"id": "s1", "address": "5A:00:00:00:00:01", "participant": "P017"}],
-    )
-    first = Daemon(Settings.model_validate(raw))
-    runner = asyncio.create_task(first.run())
-    await first.wait_ready()
-    session = await first.study_context().start_session("P017", "night")
-    first.stop()
-    await runner
-    second = Daemon(Settings.model_validate(raw))
-    runner = asyncio.create_task(second.run())
-    try:
-        await second.wait_ready()
-        state = second.study_context().state()
-    finally:
-        second.stop()
-        await runner
-    assert [s["id"] for s in state["open_sessions"]] == [session.id]
-    assert len(state["assignments"]["s1"]) == 1
+async def test_sessions_and_api_assignments_survive_a_restart_config_changes_apply(
+    tmp_path: Path, emulator: TestServer
+) -> None:
+    """Test a restart: the open session and an assignment made over the API stand; a changed
+    participant in config then applies from that start on.
+    """
+
+    def raw(participant: str) -> dict[str, Any]:
+        return daemon_config(
+            tmp_path,
+            str(emulator.make_url("")),
+            [{"model": "strap", "address": "5A:00:00:00:00:01"}],
+            [{"id": "s1", "address": "5A:00:00:00:00:01", "participant": participant}],
+        )
+
+    async def run(participant: str, then: Any = None) -> dict[str, Any]:
+        daemon = Daemon(Settings.model_validate(raw(participant)))
+        runner = asyncio.create_task(daemon.run())
+        try:
+            await daemon.wait_ready()
+            if then is not None:
+                await then(daemon.study_context())
+            return daemon.study_context().state()
+        finally:
+            daemon.stop()
+            await runner
+
+    async def first(study: Any) -> None:
+        await study.start_session("P017", "night")
+        await study.assign("s1", "P018")
+
+    await run("P017", first)
+    again = await run("P017")
+    changed = await run("P019")
+    assert [s["participant_id"] for s in again["open_sessions"]] == ["P017"]
+    assert [a["participant_id"] for a in again["assignments"]["s1"]] == ["P017", "P018"]
+    history = changed["assignments"]["s1"]
+    assert [(a["participant_id"], a["source"]) for a in history] == [
+        ("P017", "config"),
+        ("P018", "api"),
+        ("P019", "config"),
+    ]
+    assert history[0]["from_s"] == 0.0 < history[1]["from_s"] < history[2]["from_s"]
 
 
 async def test_study_commands_over_mqtt_are_answered_with_their_id(
