@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
+from buffers.errors import StorageError
 from buffers.outbox import Outbox
 from buffers.records import ClockStamp
 from drivers.ble.backends import PLATFORM, simulated
@@ -31,7 +32,7 @@ from gateway.simulation import build_world
 from gateway.sinks import conversion, health_upload, mqtt
 from gateway.status_api import serve_status
 from gateway.study import StudyContext, perform, vars_of
-from gateway.wallclock import ClockWatch, ShiftedClock, SystemClock, WallClock
+from gateway.wallclock import ClockJump, ClockWatch, ShiftedClock, SystemClock, WallClock
 
 if TYPE_CHECKING:
     from buffers.records import OutboxStatistics
@@ -293,28 +294,40 @@ class Daemon:
     async def _watch_clock(self, outbox: Outbox) -> None:
         """Read the wall clock every second; on a jump, correct the untrusted rows."""
         watch = ClockWatch(self._clock_now, self.settings.clock.jump_threshold_s)
+        owed: ClockJump | None = None  # a correction the outbox could not make yet
         while True:
             await asyncio.sleep(self.settings.clock.check_interval_s)
             reading = self.wallclock.read()
             jump = watch.check(reading)
             self._clock_now = reading
             self._cross_check_devices()
-            if jump is None:
+            if jump is not None:
+                self._clock_jumps += 1
+                owed = (
+                    jump
+                    if owed is None
+                    else dataclasses.replace(jump, offset_before_s=owed.offset_before_s)
+                )
+            if owed is None:
                 continue
-            self._clock_jumps += 1
-            moved = await outbox.correct_clock(
-                self.wallclock.boot_id,
-                reading.offset_s,
-                at_mono_s=jump.at_mono_s,
-                offset_before_s=jump.offset_before_s,
-                synced=reading.synced,
-            )
+            try:
+                moved = await outbox.correct_clock(
+                    self.wallclock.boot_id,
+                    reading.offset_s,
+                    at_mono_s=owed.at_mono_s,
+                    offset_before_s=owed.offset_before_s,
+                    synced=reading.synced,
+                )
+            except StorageError as exc:  # a full disk: tried again at the next check
+                log.error("clock correction postponed: %s", exc)
+                continue
             log.warning(
                 "the wall clock jumped by %+.3f s (synchronised: %s): %d untrusted rows corrected",
-                jump.delta_s,
+                reading.offset_s - owed.offset_before_s,
                 reading.synced,
                 moved,
             )
+            owed = None
 
     def _cross_check_devices(self) -> None:
         """Compare each device's own clock with ours; say when one starts to disagree.
