@@ -19,7 +19,7 @@ import aiohttp
 from buffers.errors import StorageError
 from buffers.outbox import Outbox
 from buffers.records import ClockStamp
-from drivers.ble.backends import PLATFORM, simulated
+from drivers.ble.backends import PLATFORM, BleBackends, simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
 from drivers.frames import GapMarker, VitalReading
 from drivers.polar.pmd import StreamSettings
@@ -28,6 +28,7 @@ from gateway.clients.heartvoice import HeartVoiceClient
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
 from gateway.rate_limits import PLANS
+from gateway.sdnotify import Notifier
 from gateway.simulation import build_world
 from gateway.sinks import conversion, health_upload, mqtt
 from gateway.status_api import serve_status
@@ -160,23 +161,8 @@ class Daemon:
     async def run(self) -> None:
         """Run until :meth:`stop`, then drain within ``shutdown_timeout_s``."""
         s = self.settings
-        subscriptions = {health_upload.SINK: health_upload.wants}
-        if s.mqtt.enabled:
-            subscriptions[mqtt.SINK] = mqtt.wants
-        if s.conversion.enabled:
-            subscriptions[conversion.SINK] = conversion.wants
         async with AsyncExitStack() as stack:
-            outbox = await stack.enter_async_context(
-                Outbox(
-                    s.storage.path,
-                    subscriptions,
-                    flush_interval_ms=s.storage.flush_interval_ms,
-                    flush_max_rows=s.storage.flush_max_rows,
-                    queue_max_rows=s.storage.queue_max_rows,
-                    synchronous=s.storage.synchronous,
-                    max_db_mb=s.storage.max_db_mb,
-                )
-            )
+            outbox = await stack.enter_async_context(self._outbox_for_sinks())
             self._outbox = outbox
             self._study = StudyContext(outbox, now=self._utc_now, stamp=self._clock_stamp)
             await self._study.load(s.devices)
@@ -187,27 +173,7 @@ class Daemon:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             self._build_sinks(outbox, session)
             assert self._upload is not None
-            timings = LinkTimings(
-                scan_timeout_s=s.ble.scan_timeout_s,
-                connect_timeout_s=s.ble.connect_timeout_s,
-                gatt_timeout_s=s.ble.gatt_timeout_s,
-                reconnect_min_s=s.ble.reconnect_min_s,
-                reconnect_max_s=s.ble.reconnect_max_s,
-                notification_queue_max=s.ble.notification_queue_max,
-                stream_silence_s=s.ble.stream_silence_s,
-            )
-            slots = asyncio.Semaphore(s.ble.max_connections)
-            self._links = [
-                DeviceLink(
-                    _device_spec(d),
-                    backends,
-                    self._frames.put,
-                    timings,
-                    clock=self.wallclock.mono,  # UTC at storage: see _store_frames
-                    connection_slots=slots,
-                )
-                for d in s.devices
-            ]
+            self._links = self._build_links(backends)
             if s.http.enabled:
                 self.status_url = await serve_status(stack, self, s.http.host, s.http.port)
             async with asyncio.TaskGroup() as tg:
@@ -224,7 +190,12 @@ class Daemon:
                 ]
                 self._ready.set()
                 log.info("gateway %s running with %d devices", s.gateway_id, len(self._links))
+                notifier = Notifier()
+                notifier.ready(await self._summary())
+                systemd = tg.create_task(self._tell_systemd(notifier), name="wgw.systemd")
                 await self._stop.wait()
+                notifier.stopping()
+                systemd.cancel()
                 log.info("stopping: draining links, pipeline and outbox")
                 try:
                     async with asyncio.timeout(s.shutdown_timeout_s):
@@ -242,6 +213,49 @@ class Daemon:
                 self._frames_stored,
                 self._final.outbox.total_rows,
             )
+
+    def _outbox_for_sinks(self) -> Outbox:
+        """The outbox, with a backlog for each sink the config switches on."""
+        s = self.settings
+        subscriptions = {health_upload.SINK: health_upload.wants}
+        if s.mqtt.enabled:
+            subscriptions[mqtt.SINK] = mqtt.wants
+        if s.conversion.enabled:
+            subscriptions[conversion.SINK] = conversion.wants
+        return Outbox(
+            s.storage.path,
+            subscriptions,
+            flush_interval_ms=s.storage.flush_interval_ms,
+            flush_max_rows=s.storage.flush_max_rows,
+            queue_max_rows=s.storage.queue_max_rows,
+            synchronous=s.storage.synchronous,
+            max_db_mb=s.storage.max_db_mb,
+        )
+
+    def _build_links(self, backends: BleBackends) -> list[DeviceLink]:
+        """One supervised link per configured device, sharing the adapter's connection slots."""
+        s = self.settings
+        timings = LinkTimings(
+            scan_timeout_s=s.ble.scan_timeout_s,
+            connect_timeout_s=s.ble.connect_timeout_s,
+            gatt_timeout_s=s.ble.gatt_timeout_s,
+            reconnect_min_s=s.ble.reconnect_min_s,
+            reconnect_max_s=s.ble.reconnect_max_s,
+            notification_queue_max=s.ble.notification_queue_max,
+            stream_silence_s=s.ble.stream_silence_s,
+        )
+        slots = asyncio.Semaphore(s.ble.max_connections)
+        return [
+            DeviceLink(
+                _device_spec(d),
+                backends,
+                self._frames.put,
+                timings,
+                clock=self.wallclock.mono,  # UTC at storage: see _store_frames
+                connection_slots=slots,
+            )
+            for d in s.devices
+        ]
 
     def _build_sinks(self, outbox: Outbox, session: aiohttp.ClientSession) -> None:
         """The sinks the config asks for, over ``outbox`` and one HTTP session."""
@@ -276,6 +290,30 @@ class Daemon:
         except ValueError as exc:  # StudyError included
             return {"error": str(exc)}
         return {"result": vars_of(item)}
+
+    async def _summary(self) -> str:
+        """One line for ``systemctl status``."""
+        stats = await self.statistics()
+        connected = sum(d.connected for d in stats.devices)
+        backlog = ", ".join(f"{k} {v.pending}" for k, v in stats.outbox.backlog.items())
+        return (
+            f"{connected}/{len(stats.devices)} devices connected, {stats.frames_stored} frames"
+            f" stored; backlog {backlog}"
+        )
+
+    async def _tell_systemd(self, notifier: Notifier) -> None:
+        """WATCHDOG=1 from this event loop at half the watchdog timeout; STATUS= every 10 s."""
+        if not notifier.enabled:
+            return
+        interval = min(notifier.watchdog_interval_s or 10.0, 10.0)
+        last_status = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(interval)
+            if notifier.watchdog_interval_s is not None:
+                notifier.watchdog()
+            if asyncio.get_running_loop().time() - last_status >= 10.0:
+                notifier.status(await self._summary())
+                last_status = asyncio.get_running_loop().time()
 
     def _utc_now(self) -> float:
         """Now, on the same time line as the stored samples."""
