@@ -112,6 +112,10 @@ class Daemon:
         """Ask for a drained shutdown (safe from a signal handler)."""
         self._stop.set()
 
+    def is_ready(self) -> bool:
+        """Sources and sinks are running, and no stop was asked for."""
+        return self._ready.is_set() and not self._stop.is_set()
+
     async def wait_ready(self) -> None:
         """Return once the outbox is open and every task has started."""
         await self._ready.wait()

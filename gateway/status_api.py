@@ -1,10 +1,12 @@
-"""The local status API on 127.0.0.1: health, status, ``wgw sync``, and the study context.
+"""The local status API on 127.0.0.1: health, status, metrics, ``wgw sync``, study context.
 
-``GET /healthz``, ``GET /api/status`` (JSON); ``POST /api/sync`` (``{"full": bool}``) starts a
-sync now, ``GET /api/sync`` follows its progress. ``GET /api/study``; ``POST /api/session/start``
-(``participant``, ``label``), ``/api/session/stop`` (``participant``), ``/api/mark`` (``text``,
-``participant``), ``/api/assign`` (``device``, ``participant``, ``from``, ``site``, ``study``):
-201 with what was stored, 400 for a bad body, 409 when the study refuses.
+``GET /healthz`` (alive), ``GET /readyz`` (sources and sinks up: 200, else 503),
+``GET /metrics`` (Prometheus), ``GET /api/status``, ``/api/devices``, ``/api/queue`` (JSON).
+``POST /api/sync`` (``{"full": bool}``) starts a sync now, ``GET /api/sync`` follows it.
+``GET /api/study``; ``POST /api/session/start`` (``participant``, ``label``),
+``/api/session/stop`` (``participant``), ``/api/mark`` (``text``, ``participant``),
+``/api/assign`` (``device``, ``participant``, ``from``, ``site``, ``study``): 201 with what was
+stored, 400 for a bad body, 409 when the study refuses.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.study import StudyError, perform, vars_of
 
 if TYPE_CHECKING:
@@ -34,6 +37,8 @@ class _HasStatistics(Protocol):
 
     def study_context(self) -> StudyContext: ...
 
+    def is_ready(self) -> bool: ...
+
 
 _SOURCE_KEY: Final = web.AppKey("source", _HasStatistics)
 
@@ -44,6 +49,10 @@ async def serve_status(stack: AsyncExitStack, source: _HasStatistics, host: str,
     app[_SOURCE_KEY] = source
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/status", _status)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/api/devices", _devices)
+    app.router.add_get("/api/queue", _queue)
     app.router.add_post("/api/sync", _start_sync)
     app.router.add_get("/api/sync", _sync_progress)
     app.router.add_get("/api/study", _study_state)
@@ -70,6 +79,43 @@ async def _healthz(request: web.Request) -> web.Response:
 async def _status(request: web.Request) -> web.Response:
     stats = await request.app[_SOURCE_KEY].statistics()
     return web.json_response(dataclasses.asdict(stats))
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    """200 while sources and sinks run (with their state), 503 before and while stopping."""
+    source = request.app[_SOURCE_KEY]
+    if not source.is_ready():
+        return web.json_response({"ready": False}, status=503)
+    stats = await source.statistics()
+    return web.json_response(
+        {
+            "ready": True,
+            "devices": {d.device_id: d.connected for d in stats.devices},
+            "mqtt": None if stats.mqtt is None else stats.mqtt.connected,
+            "health_upload": {"last_error": stats.health_upload.last_error},
+            "storage_full": stats.outbox.storage_full,
+        }
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = metrics.render(await request.app[_SOURCE_KEY].statistics())
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def _devices(request: web.Request) -> web.Response:
+    stats = await request.app[_SOURCE_KEY].statistics()
+    return web.json_response([dataclasses.asdict(d) for d in stats.devices])
+
+
+async def _queue(request: web.Request) -> web.Response:
+    stats = await request.app[_SOURCE_KEY].statistics()
+    return web.json_response(
+        {
+            "outbox": dataclasses.asdict(stats.outbox),
+            "health_upload_drain_eta_s": stats.health_upload_drain_eta_s,
+        }
+    )
 
 
 async def _start_sync(request: web.Request) -> web.Response:

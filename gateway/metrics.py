@@ -1,0 +1,130 @@
+"""``GET /metrics``: the daemon's statistics in the Prometheus text format (prometheus-client).
+
+Built from one statistics snapshot per scrape, so every figure of a scrape belongs together.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from prometheus_client.core import Metric
+
+    from gateway.daemon import DaemonStatistics
+
+
+class _Snapshot(Collector):
+    def __init__(self, stats: DaemonStatistics) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _devices(self._stats)
+        yield from _sinks(self._stats)
+        yield from _gateway(self._stats)
+
+
+def render(stats: DaemonStatistics) -> bytes:
+    """The exposition text of one snapshot."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(stats))
+    return generate_latest(registry)
+
+
+def _devices(stats: DaemonStatistics) -> Iterator[Metric]:
+    per_device = {
+        "samples": CounterMetricFamily(
+            "wgw_device_samples", "waveform samples received", labels=["device"]
+        ),
+        "readings": CounterMetricFamily(
+            "wgw_device_readings", "vitals readings received", labels=["device"]
+        ),
+        "decode_errors": CounterMetricFamily(
+            "wgw_device_decode_errors", "malformed packets counted and dropped", labels=["device"]
+        ),
+        "connects": CounterMetricFamily(
+            "wgw_device_connects", "connections made", labels=["device"]
+        ),
+        "links_lost": CounterMetricFamily(
+            "wgw_device_links_lost", "connections lost", labels=["device"]
+        ),
+    }
+    connected = GaugeMetricFamily("wgw_device_connected", "1 while connected", labels=["device"])
+    battery = GaugeMetricFamily("wgw_device_battery_percent", "battery level", labels=["device"])
+    rssi = GaugeMetricFamily("wgw_device_rssi_dbm", "signal strength", labels=["device"])
+    for d in stats.devices:
+        for name, family in per_device.items():
+            family.add_metric([d.device_id], getattr(d, name))
+        connected.add_metric([d.device_id], float(d.connected))
+        if d.battery_pct is not None:
+            battery.add_metric([d.device_id], d.battery_pct)
+        if d.rssi_dbm is not None:
+            rssi.add_metric([d.device_id], d.rssi_dbm)
+    yield from per_device.values()
+    yield from (connected, battery, rssi)
+
+
+def _sinks(stats: DaemonStatistics) -> Iterator[Metric]:
+    backlog = GaugeMetricFamily("wgw_sink_backlog_rows", "rows waiting for a sink", labels=["sink"])
+    size = GaugeMetricFamily("wgw_sink_backlog_bytes", "payload bytes waiting", labels=["sink"])
+    age = GaugeMetricFamily(
+        "wgw_sink_backlog_oldest_seconds", "age of the oldest waiting row", labels=["sink"]
+    )
+    dead = GaugeMetricFamily("wgw_sink_dead_letters", "rows parked for a person", labels=["sink"])
+    for sink, b in stats.outbox.backlog.items():
+        backlog.add_metric([sink], b.pending)
+        size.add_metric([sink], b.pending_bytes)
+        dead.add_metric([sink], b.dead_letters)
+        if b.oldest_age_s is not None:
+            age.add_metric([sink], b.oldest_age_s)
+    yield from (backlog, size, age, dead)
+    upload = stats.health_upload
+    yield CounterMetricFamily(
+        "wgw_upload_requests", "health upload requests", value=upload.requests
+    )
+    yield CounterMetricFamily(
+        "wgw_upload_records", "health records accepted", value=upload.records_uploaded
+    )
+    yield CounterMetricFamily("wgw_upload_retries", "health upload retries", value=upload.retries)
+    yield GaugeMetricFamily(
+        "wgw_upload_drain_eta_seconds",
+        "estimated time to upload the backlog",
+        value=stats.health_upload_drain_eta_s,
+    )
+    if stats.mqtt is not None:
+        yield GaugeMetricFamily(
+            "wgw_mqtt_connected", "1 while connected", value=float(stats.mqtt.connected)
+        )
+        yield CounterMetricFamily(
+            "wgw_mqtt_published", "messages the broker confirmed", value=stats.mqtt.published
+        )
+
+
+def _gateway(stats: DaemonStatistics) -> Iterator[Metric]:
+    evicted = CounterMetricFamily(
+        "wgw_outbox_evicted", "rows evicted by retention", labels=["kind"]
+    )
+    for kind, count in stats.outbox.evicted.items():
+        evicted.add_metric([kind], count)
+    yield evicted
+    yield GaugeMetricFamily(
+        "wgw_outbox_used_bytes", "bytes of data in the outbox", value=stats.outbox.used_bytes
+    )
+    yield GaugeMetricFamily(
+        "wgw_outbox_storage_full",
+        "1 while the disk is full",
+        value=float(stats.outbox.storage_full),
+    )
+    yield GaugeMetricFamily(
+        "wgw_clock_synchronised",
+        "1 while the kernel says the clock is synchronised",
+        value=float(bool(stats.clock_synced)),
+    )
+    yield CounterMetricFamily(
+        "wgw_clock_jumps", "wall-clock jumps since start", value=stats.clock_jumps
+    )

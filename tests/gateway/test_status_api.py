@@ -1,0 +1,92 @@
+"""The local API's operational routes against a running daemon: readiness, metrics, devices,
+queue; and readiness refused before the daemon is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.config import Settings
+from gateway.daemon import Daemon
+from gateway.status_api import serve_status
+from tests.support import daemon_config, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aiohttp.test_utils import TestServer
+
+
+async def get(url: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        if response.content_type == "application/json":
+            return response.status, await response.json()
+        return response.status, await response.text()
+
+
+async def test_readiness_metrics_devices_and_queue(tmp_path: Path, emulator: TestServer) -> None:
+    """Test each route on a daemon with one streaming armband."""
+    ppg = {"measurement": "ppg", "sample_rate_hz": 135, "resolution_bits": 22, "channels": 4}
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "armband", "address": "5A:00:00:00:00:01"}],
+        [{"id": "arm", "address": "5A:00:00:00:00:01", "pmd": [ppg]}],
+        http={"enabled": True, "port": 0},
+    )
+    daemon = Daemon(Settings.model_validate(raw))
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await daemon.wait_ready()
+        base = daemon.status_url
+        assert base is not None
+
+        async def streaming() -> bool:
+            return (await daemon.statistics()).devices[0].samples > 500
+
+        await wait_for(streaming)
+        ready_status, ready = await get(f"{base}/readyz")
+        metrics_status, text = await get(f"{base}/metrics")
+        devices_status, devices = await get(f"{base}/api/devices")
+        queue_status, queue = await get(f"{base}/api/queue")
+    finally:
+        daemon.stop()
+        await runner
+    assert ready_status == 200
+    assert ready["ready"] is True
+    assert ready["devices"] == {"arm": True}
+    assert metrics_status == 200
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("device") == "arm" or s.labels.get("sink") == "health_upload"
+    }
+    assert samples["wgw_device_samples_total"] > 500
+    assert samples["wgw_device_connected"] == 1.0
+    assert "wgw_sink_backlog_rows" in samples
+    assert devices_status == 200
+    assert devices[0]["device_id"] == "arm"
+    assert queue_status == 200
+    assert "health_upload" in queue["outbox"]["backlog"]
+
+
+class NotYet:
+    """A daemon that has not started: only readiness is asked."""
+
+    def is_ready(self) -> bool:
+        return False
+
+
+async def test_readiness_is_refused_until_the_daemon_is_up() -> None:
+    """Test 503 from /readyz while the daemon is not ready."""
+    async with AsyncExitStack() as stack:
+        url = await serve_status(stack, NotYet(), "127.0.0.1", 0)  # type: ignore[arg-type]
+        status, body = await get(f"{url}/readyz")
+    assert status == 503
+    assert body == {"ready": False}
