@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(handler=_queue)
 
+    status = commands.add_parser("status", help="the running daemon's state as tables")
+    status.add_argument("--config", type=Path, default=Path("config.yaml"))
+    status.add_argument("--json", action="store_true", help="the raw /api/status")
+    status.set_defaults(handler=_status)
+
     sync = commands.add_parser(
         "sync", help="upload what is waiting now (or --full: the retained history), with progress"
     )
@@ -260,6 +265,15 @@ def _queue(args: argparse.Namespace) -> int:
 
     selection = Selection(args.sink, args.participant, args.session)
     return run_queue(settings.storage.path, args.action, selection, as_json=args.json)
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    if settings is None:
+        return EX_CONFIG
+    from gateway.status_cli import main_status  # noqa: PLC0415
+
+    return main_status(settings.http, as_json=args.json)
 
 
 def _sync(args: argparse.Namespace) -> int:

@@ -5,16 +5,18 @@ queue; and readiness refused before the daemon is up.
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.status_api import serve_status
-from tests.support import daemon_config, wait_for
+from tests.support import daemon_config, free_port, run_wgw, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -90,3 +92,40 @@ async def test_readiness_is_refused_until_the_daemon_is_up() -> None:
         status, body = await get(f"{url}/readyz")
     assert status == 503
     assert body == {"ready": False}
+
+
+async def test_wgw_status_prints_the_tables(tmp_path: Path, emulator: TestServer) -> None:
+    """Test `wgw status` as a process against a running daemon, and without one."""
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "strap", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 100}],
+        [{"id": "s1", "address": "5A:00:00:00:00:01"}],
+        http={"enabled": True, "port": free_port()},
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    daemon = Daemon(Settings.model_validate(raw))
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await daemon.wait_ready()
+
+        async def reading() -> bool:
+            return (await daemon.statistics()).devices[0].readings > 3
+
+        await wait_for(reading)
+        code, out, err = await run_wgw("status", "--config", str(config))
+        json_code, json_out, _ = await run_wgw("status", "--json", "--config", str(config))
+    finally:
+        daemon.stop()
+        await runner
+    assert code == 0, err
+    assert "s1" in out
+    assert "heart_rate" in out
+    assert "health_upload" in out
+    assert "clock:" in out
+    assert json_code == 0
+    assert json.loads(json_out)["devices"][0]["device_id"] == "s1"
+    code, out, err = await run_wgw("status", "--config", str(config))  # the daemon is gone
+    assert code == 1
+    assert "no daemon answers" in err

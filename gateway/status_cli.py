@@ -1,0 +1,110 @@
+"""``wgw status``: the running daemon's state as terminal tables (rich), or its JSON.
+
+Devices (connection, battery, signal, and per stream the data age and samples against nominal),
+the sinks' backlogs, uploads with the drain estimate, and the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+from gateway.sync_cli import base_url
+
+if TYPE_CHECKING:
+    from gateway.config import HttpConfig
+
+
+async def fetch(url: str) -> dict[str, Any] | None:
+    """``/api/status`` of the daemon at ``url``, or None (said on stderr) if nothing answers."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(f"{url}/api/status") as response,
+        ):
+            response.raise_for_status()
+            body: dict[str, Any] = await response.json()
+            return body
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        print(f"error: no daemon answers at {url} ({exc}); is `wgw run` running?", file=sys.stderr)
+        return None
+
+
+def _age(last_s: float | None, now: float) -> str:
+    return "-" if last_s is None else f"{max(0.0, now - last_s):.1f} s"
+
+
+def render(status: dict[str, Any], console: Console) -> None:
+    """Print the tables."""
+    now = time.time()
+    devices = Table(title="devices")
+    for column in (
+        "device",
+        "connected",
+        "battery",
+        "RSSI",
+        "stream",
+        "data age",
+        "of nominal",
+        "gaps",
+    ):
+        devices.add_column(column)
+    for d in status["devices"]:
+        battery = f"{d['battery_pct']} %" if d["battery_pct"] is not None else "-"
+        rssi = f"{d['rssi_dbm']} dBm" if d["rssi_dbm"] is not None else "-"
+        head = [d["device_id"], "yes" if d["connected"] else "NO", battery, rssi]
+        for i, s in enumerate(d["streams"] or [{"stream": "-", "last_time_s": None}]):
+            expected = s.get("expected_units")
+            nominal = f"{s['units'] / expected:.0%}" if expected else "-"
+            cells = head if i == 0 else ["", "", "", ""]
+            devices.add_row(
+                *cells, s["stream"], _age(s["last_time_s"], now), nominal, str(s.get("gaps", "-"))
+            )
+    console.print(devices)
+    sinks = Table(title="outbox")
+    for column in ("sink", "backlog", "oldest", "dead letters"):
+        sinks.add_column(column)
+    for name, b in status["outbox"]["backlog"].items():
+        oldest = f"{b['oldest_age_s']:.0f} s" if b["oldest_age_s"] is not None else "-"
+        sinks.add_row(name, str(b["pending"]), oldest, str(b["dead_letters"]))
+    console.print(sinks)
+    upload = status["health_upload"]
+    console.print(
+        f"upload: {upload['requests']} requests, {upload['records_uploaded']} records, "
+        f"{upload['retries']} retries; backlog drains in about "
+        f"{status['health_upload_drain_eta_s']:.0f} s"
+        + (f"; last error: {upload['last_error']}" if upload["last_error"] else "")
+    )
+    synced = {True: "synchronised", False: "NOT synchronised", None: "sync unknown"}
+    console.print(
+        f"clock: {synced[status['clock_synced']]}, {status['clock_jumps']} jumps"
+        + "".join(
+            f"; {device} disagrees by {offset:+.1f} s"
+            for device, offset in status["clock_disagreements_s"].items()
+        )
+    )
+
+
+def main_status(http: HttpConfig, *, as_json: bool) -> int:
+    """Entry for the CLI."""
+    if not http.enabled:
+        print(
+            "error: http.enabled is false: `wgw status` reads the daemon over it", file=sys.stderr
+        )
+        return 1
+    status = asyncio.run(fetch(base_url(http)))
+    if status is None:
+        return 1
+    if as_json:
+        print(json.dumps(status))
+    else:
+        # piped (a log, a test), rich would assume 80 columns and fold the stream names
+        render(status, Console() if sys.stdout.isatty() else Console(width=140))
+    return 0
