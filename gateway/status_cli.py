@@ -12,29 +12,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from rich.console import Console
 from rich.table import Table
 
-from gateway.sync_cli import base_url
+from gateway import daemon_api
 
 if TYPE_CHECKING:
     from gateway.config import HttpConfig
-
-
-async def fetch(url: str) -> dict[str, Any] | None:
-    """``/api/status`` of the daemon at ``url``, or None (said on stderr) if nothing answers."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.get(f"{url}/api/status") as response,
-        ):
-            response.raise_for_status()
-            body: dict[str, Any] = await response.json()
-            return body
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        print(f"error: no daemon answers at {url} ({exc}); is `wgw run` running?", file=sys.stderr)
-        return None
 
 
 def _age(last_s: float | None, now: float) -> str:
@@ -93,15 +77,14 @@ def render(status: dict[str, Any], console: Console) -> None:
 
 
 def main_status(http: HttpConfig, *, as_json: bool) -> int:
-    """Entry for the CLI."""
-    if not http.enabled:
-        print(
-            "error: http.enabled is false: `wgw status` reads the daemon over it", file=sys.stderr
-        )
+    """Entry for the CLI; 1 when the API is off or nothing answers."""
+    url = daemon_api.url_of(http)
+    if url is None:
         return 1
-    status = asyncio.run(fetch(base_url(http)))
-    if status is None:
+    answered = asyncio.run(daemon_api.request(url, "GET", "/api/status"))
+    if answered is None:
         return 1
+    _, status = answered
     if as_json:
         print(json.dumps(status))
     else:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gateway import daemon_api
 
 if TYPE_CHECKING:
     from gateway.config import HttpConfig
@@ -16,18 +17,12 @@ if TYPE_CHECKING:
 _POLL_S: Final = 0.5
 
 
-def base_url(http: HttpConfig) -> str:
-    """Where the daemon's status API answers (a wildcard bind is reached on loopback)."""
-    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host  # noqa: S104
-    return f"http://{host}:{http.port}"
-
-
 async def run_sync(url: str, *, full: bool, timeout_s: float | None) -> int:
     """Start the sync, draw its progress on stderr, print the outcome; the exit status."""
     err = Console(stderr=True)
     kind = "full resend" if full else "incremental batch"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with aiohttp.ClientSession(timeout=daemon_api.TIMEOUT) as session:
             async with session.post(f"{url}/api/sync", json={"full": full}) as response:
                 started: dict[str, Any] = await response.json()
                 if response.status != 202:
@@ -41,7 +36,7 @@ async def run_sync(url: str, *, full: bool, timeout_s: float | None) -> int:
         )
         return 2
     except aiohttp.ClientError as exc:
-        err.print(f"error: no daemon answers at {url} ({exc}); is `wgw run` running?")
+        daemon_api.say_no_daemon(url, exc)
         return 1
     print(
         f"{kind}: {last['done_rows']} readings in {last['records']} records,"
@@ -79,9 +74,7 @@ async def _follow(
 
 def main_sync(http: HttpConfig, *, full: bool, timeout_s: float | None) -> int:
     """Entry for the CLI; 1 when the status API is switched off in config."""
-    if not http.enabled:
-        print(
-            "error: http.enabled is false: `wgw sync` talks to the daemon over it", file=sys.stderr
-        )
+    url = daemon_api.url_of(http)
+    if url is None:
         return 1
-    return asyncio.run(run_sync(base_url(http), full=full, timeout_s=timeout_s))
+    return asyncio.run(run_sync(url, full=full, timeout_s=timeout_s))
