@@ -81,6 +81,14 @@ class BleConfig(_Section):
     notification_queue_max: int = Field(1000, ge=1)
     stream_silence_s: PositiveSeconds = 10.0
     max_connections: int = Field(5, ge=1, le=32, description="BlueZ adapters hold only a few")
+    adapter: str = Field("hci0", pattern=r"^hci\d{1,2}$", description="the adapter to recover")
+    adapter_recovery: bool = Field(True, description="power-cycle a stalled adapter (BlueZ)")
+    adapter_silence_s: PositiveSeconds = Field(
+        90.0, description="scanning without any advertisement for this long: a stall"
+    )
+    adapter_recovery_interval_s: PositiveSeconds = Field(
+        300.0, description="least time between recoveries; doubles while they do not help"
+    )
     discovery: DiscoveryConfig = DiscoveryConfig()
     sim: SimConfig = SimConfig()
 

@@ -19,6 +19,7 @@ import aiohttp
 from buffers.errors import StorageError
 from buffers.outbox import Outbox
 from buffers.records import ClockStamp
+from drivers.ble.adapter import AdapterStatistics, AdapterWatch
 from drivers.ble.backends import PLATFORM, BleBackends, simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
 from drivers.frames import GapMarker, VitalReading
@@ -66,6 +67,7 @@ class DaemonStatistics:
     # devices whose own clock (PMD timestamps) disagrees with ours beyond
     # clock.device_disagreement_s: our UTC minus theirs, in seconds
     clock_disagreements_s: dict[str, float]
+    adapter: AdapterStatistics | None  # None until the links are built
 
 
 class Daemon:
@@ -101,6 +103,7 @@ class Daemon:
         self._stored_by_device: Counter[str] = Counter()
         self._outbox: Outbox | None = None
         self._links: list[DeviceLink] = []
+        self._adapter: AdapterWatch | None = None
         self._upload: health_upload.HealthUploadSink | None = None
         self._mqtt: mqtt.MqttSink | None = None
         self._conversion: conversion.ConversionSink | None = None
@@ -142,6 +145,7 @@ class Daemon:
             clock_synced=self._clock_now.synced,
             clock_jumps=self._clock_jumps,
             clock_disagreements_s=dict(self._disagreements),
+            adapter=self._adapter.statistics() if self._adapter else None,
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
@@ -188,6 +192,8 @@ class Daemon:
                     sinks.append(tg.create_task(self._conversion.run(), name="wgw.sink.conversion"))
                 pipeline = tg.create_task(self._store_frames(outbox), name="wgw.pipeline")
                 clock_watch = tg.create_task(self._watch_clock(outbox), name="wgw.clock")
+                assert self._adapter is not None
+                adapter = tg.create_task(self._adapter.run(), name="wgw.adapter")
                 links = [
                     tg.create_task(link.run(), name=f"wgw[{link.spec.device_id}].link")
                     for link in self._links
@@ -208,7 +214,7 @@ class Daemon:
                         await pipeline
                         await outbox.flush()
                 finally:
-                    await _cancel_and_wait([*sinks, pipeline, clock_watch])
+                    await _cancel_and_wait([*sinks, pipeline, clock_watch, adapter])
             async with asyncio.timeout(s.shutdown_timeout_s):
                 await outbox.flush()  # the sinks' last acks
             self._final = await self.statistics()
@@ -249,6 +255,12 @@ class Daemon:
             stream_silence_s=s.ble.stream_silence_s,
         )
         slots = asyncio.Semaphore(s.ble.max_connections)
+        self._adapter = AdapterWatch(
+            s.ble.adapter,
+            backends.recover_adapter if s.ble.adapter_recovery else None,
+            silence_s=s.ble.adapter_silence_s,
+            recovery_interval_s=s.ble.adapter_recovery_interval_s,
+        )
         return [
             DeviceLink(
                 _device_spec(d),
@@ -257,6 +269,7 @@ class Daemon:
                 timings,
                 clock=self.wallclock.mono,  # UTC at storage: see _store_frames
                 connection_slots=slots,
+                adapter=self._adapter,
             )
             for d in s.devices
         ]

@@ -128,3 +128,21 @@ def _gateway(stats: DaemonStatistics) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "wgw_clock_jumps", "wall-clock jumps since start", value=stats.clock_jumps
     )
+    if stats.adapter is not None:
+        a = stats.adapter
+        yield CounterMetricFamily(
+            "wgw_adapter_stalls", "times the adapter looked stalled", value=a.stalls
+        )
+        yield CounterMetricFamily(
+            "wgw_adapter_recoveries", "adapter recoveries that worked", value=a.recoveries
+        )
+        yield CounterMetricFamily(
+            "wgw_adapter_recovery_failures",
+            "adapter recoveries that did not",
+            value=a.recovery_failures,
+        )
+        yield GaugeMetricFamily(
+            "wgw_adapter_silent_scan_seconds",
+            "scanning time since the last advertisement",
+            value=a.silent_scan_s,
+        )

@@ -74,6 +74,13 @@ def render(status: dict[str, Any], console: Console) -> None:
             for device, offset in status["clock_disagreements_s"].items()
         )
     )
+    adapter = status.get("adapter")
+    if adapter:
+        console.print(
+            f"adapter {adapter['adapter']}: {adapter['stalls']} stalls, "
+            f"{adapter['recoveries']} recoveries, {adapter['recovery_failures']} failed"
+            + (f"; last: {adapter['last_stall_reason']}" if adapter["last_stall_reason"] else "")
+        )
 
 
 def main_status(http: HttpConfig, *, as_json: bool) -> int:

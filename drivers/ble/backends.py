@@ -1,11 +1,15 @@
-"""Which bleak backend classes to pass as ``backend=``: ``None`` means the platform's own."""
+"""Which bleak backends to build with (``None``: the platform's own), and their adapter recovery."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from drivers.ble import bluez
+
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from bleak.backends.client import BaseBleakClient
     from bleak.backends.scanner import BaseBleakScanner
 
@@ -18,9 +22,10 @@ class BleBackends:
 
     scanner: type[BaseBleakScanner] | None = None
     client: type[BaseBleakClient] | None = None
+    recover_adapter: Callable[[str], Awaitable[bool]] | None = None
 
 
-PLATFORM = BleBackends()
+PLATFORM = BleBackends(recover_adapter=bluez.recover_adapter)
 
 
 def simulated(world: SimWorld) -> BleBackends:
@@ -30,4 +35,4 @@ def simulated(world: SimWorld) -> BleBackends:
 
     scanner = type("SimScanner", (SimScanner,), {"world": world})
     client = type("SimClient", (SimClient,), {"world": world})
-    return BleBackends(scanner, client)
+    return BleBackends(scanner, client, world.reset_adapter)

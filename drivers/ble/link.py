@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from bleak.backends.device import BLEDevice
     from bleak.backends.scanner import AdvertisementData
 
+    from drivers.ble.adapter import AdapterWatch
     from drivers.ble.backends import BleBackends
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ class DeviceLink:
         timings: Timeouts, backoff and watchdog settings.
         clock: UTC epoch seconds now (injectable: tests and clock-trust checks).
         connection_slots: Shared by every link of one adapter; a session holds one slot.
+        adapter: The adapter's watch, told of every scan and advertisement (stall recovery).
     """
 
     def __init__(
@@ -156,6 +158,7 @@ class DeviceLink:
         *,
         clock: Callable[[], float] = time.time,
         connection_slots: asyncio.Semaphore | None = None,
+        adapter: AdapterWatch | None = None,
     ) -> None:
         self.spec = spec
         self._backends = backends
@@ -163,6 +166,7 @@ class DeviceLink:
         self._timings = timings or LinkTimings()
         self._clock = clock
         self._slots = connection_slots
+        self._adapter = adapter
         self._queue: asyncio.Queue[_Notification | _Event] = asyncio.Queue(
             self._timings.notification_queue_max
         )
@@ -298,17 +302,28 @@ class DeviceLink:
         wanted = self.spec.address.upper()
 
         def on_advert(device: BLEDevice, adv: AdvertisementData) -> None:
+            if self._adapter is not None:
+                self._adapter.advert_seen()
             if device.address.upper() == wanted and not found.done():
                 self._rssi_dbm = adv.rssi
                 found.set_result(device)
 
         timeout_s = self._timings.scan_timeout_s
+        watch = self._adapter.scanning() if self._adapter else contextlib.nullcontext()
+        scanner = BleakScanner(on_advert, backend=self._backends.scanner)
         try:
-            async with (
-                BleakScanner(on_advert, backend=self._backends.scanner),
-                asyncio.timeout(timeout_s),
-            ):
-                return await found
+            with watch:
+                try:
+                    await scanner.start()
+                except (BleakError, OSError):
+                    if self._adapter is not None:
+                        self._adapter.scan_failed()
+                    raise
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        return await found
+                finally:
+                    await scanner.stop()
         except TimeoutError:
             raise DeviceNotFound(self.spec.address, timeout_s) from None
 

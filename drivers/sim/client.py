@@ -63,6 +63,10 @@ class SimClient(BaseBleakClient):
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
         """Connect, after the peripheral's connect delay, and discover its services."""
+        if self.world.adapter_stalled:
+            # What a wedged BlueZ controller answers to a connection request.
+            msg = f"{self.address}: org.bluez.Error.Failed: le-connection-abort-by-local"
+            raise BleakError(msg)
         peripheral = self.world.peripheral(self.address)
         if peripheral is None or (self._hint is not None and peripheral is not self._hint):
             raise BleakDeviceNotFoundError(

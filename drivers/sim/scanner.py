@@ -41,7 +41,7 @@ class SimScanner(BaseBleakScanner):
 
     def _advertise(self) -> None:
         for p in self.world.peripherals.values():
-            if not p.in_range or p.connected:
+            if not p.in_range or p.connected or self.world.adapter_stalled:
                 continue
             service_uuids = p.advertised_service_uuids()
             if not self.is_allowed_uuid(service_uuids):

@@ -33,12 +33,33 @@ class SimWorld:
         self.peripherals = {p.address: p for p in peripherals}
         self.advert_interval_s = advert_interval_s
         self.clock = SimClock(speed)
+        self.adapter_stalled = False
+        self.adapter_resets = 0
+        self.adapter_reset_s = 0.05
         self._running = False
 
     def peripheral(self, address: str) -> SimPeripheral | None:
         """The peripheral at ``address`` if it exists and is in range."""
         found = self.peripherals.get(address.upper())
         return found if found is not None and found.in_range else None
+
+    def stall_adapter(self) -> None:
+        """Fault: the adapter wedges as BlueZ controllers do, until :meth:`reset_adapter`.
+
+        Every link drops; scans "succeed" but report no advertisement; connects are aborted.
+        """
+        self.adapter_stalled = True
+        for p in self.peripherals.values():
+            p.drop_link()
+
+    async def reset_adapter(self, adapter: str) -> bool:
+        """Power-cycle the adapter: links drop, advertisements come back; True (it worked)."""
+        await asyncio.sleep(self.adapter_reset_s)
+        for p in self.peripherals.values():
+            p.drop_link()
+        self.adapter_stalled = False
+        self.adapter_resets += 1
+        return True
 
     async def __aenter__(self) -> Self:
         if self._running:

@@ -78,6 +78,48 @@ async def test_readiness_metrics_devices_and_queue(tmp_path: Path, emulator: Tes
     assert "health_upload" in queue["outbox"]["backlog"]
 
 
+async def test_a_stalled_adapter_is_recovered_and_counted(
+    tmp_path: Path, emulator: TestServer
+) -> None:
+    """Test the daemon's adapter watch: a wedged adapter is reset, the device streams again."""
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "strap", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 100}],
+        [{"id": "s1", "address": "5A:00:00:00:00:01"}],
+        http={"enabled": True, "port": 0},
+    )
+    raw["ble"] |= {
+        "scan_timeout_s": 0.3,
+        "reconnect_max_s": 0.1,
+        "adapter_silence_s": 0.5,
+        "adapter_recovery_interval_s": 1,
+    }
+    daemon = Daemon(Settings.model_validate(raw))
+    world = daemon.sim_world
+    assert world is not None
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await daemon.wait_ready()
+
+        async def connected(times: int) -> bool:
+            device = (await daemon.statistics()).devices[0]
+            return device.connected and device.connects == times
+
+        await wait_for(lambda: connected(1))
+        world.stall_adapter()
+        await wait_for(lambda: world.adapter_resets == 1, timeout_s=15)
+        await wait_for(lambda: connected(2))
+        _, text = await get(f"{daemon.status_url}/metrics")
+    finally:
+        daemon.stop()
+        await runner
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["wgw_adapter_stalls_total"] == 1
+    assert samples["wgw_adapter_recoveries_total"] == 1
+    assert samples["wgw_adapter_recovery_failures_total"] == 0
+
+
 class NotYet:
     """A daemon that has not started: only readiness is asked."""
 
