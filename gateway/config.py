@@ -320,11 +320,16 @@ class ClockConfig(_Section):
 
 
 class HttpConfig(_Section):
-    """The local status API."""
+    """The local status API and live page.
+
+    With ``token`` set, every route but ``/healthz`` asks for it (``Authorization: Bearer``,
+    or the page's cookie from ``/?token=``).
+    """
 
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8321, ge=0, le=65_535)
+    token: SecretStr | None = Field(None, description="set it from WGW_HTTP__TOKEN")
 
 
 class Settings(BaseSettings):

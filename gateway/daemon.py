@@ -183,7 +183,7 @@ class Daemon:
             assert self._upload is not None
             self._links = self._build_links(backends)
             if s.http.enabled:
-                self.status_url = await serve_status(stack, self, s.http.host, s.http.port)
+                self.status_url = await self._serve_http(stack)
             async with asyncio.TaskGroup() as tg:
                 sinks = [tg.create_task(self._upload.run(), name="wgw.sink.health_upload")]
                 if self._mqtt is not None:
@@ -223,6 +223,12 @@ class Daemon:
                 self._frames_stored,
                 self._final.outbox.total_rows,
             )
+
+    async def _serve_http(self, stack: AsyncExitStack) -> str:
+        """The local API and live page, until ``stack`` closes; their base URL."""
+        http = self.settings.http
+        token = http.token.get_secret_value() if http.token else None
+        return await serve_status(stack, self, http.host, http.port, token=token)
 
     def _outbox_for_sinks(self) -> Outbox:
         """The outbox, with a backlog for each sink the config switches on."""

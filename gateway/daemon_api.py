@@ -1,4 +1,4 @@
-"""The command line's side of the daemon's local API: its address, one request, two errors.
+"""The command line's side of the daemon's local API: its address and token, one request, errors.
 
 Every command reports the same way that config switched the API off or that no daemon runs.
 """
@@ -6,6 +6,7 @@ Every command reports the same way that config switched the API off or that no d
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -16,7 +17,20 @@ if TYPE_CHECKING:
 TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
 
 
-def url_of(http: HttpConfig) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """The daemon's API as the command line reaches it."""
+
+    url: str
+    token: str | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """A session that sends the token, if config has one."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        return aiohttp.ClientSession(timeout=TIMEOUT, headers=headers)
+
+
+def endpoint_of(http: HttpConfig) -> Endpoint | None:
     """Where the daemon's API answers (a wildcard bind is reached on loopback).
 
     None, said on stderr, when config switches the API off.
@@ -25,7 +39,8 @@ def url_of(http: HttpConfig) -> str | None:
         print("error: http.enabled is false: this command needs the daemon's API", file=sys.stderr)
         return None
     host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host  # noqa: S104
-    return f"http://{host}:{http.port}"
+    token = http.token.get_secret_value() if http.token else None
+    return Endpoint(f"http://{host}:{http.port}", token)
 
 
 def say_no_daemon(url: str, exc: BaseException) -> None:
@@ -34,16 +49,16 @@ def say_no_daemon(url: str, exc: BaseException) -> None:
 
 
 async def request(
-    url: str, method: str, path: str, body: dict[str, Any] | None = None
+    api: Endpoint, method: str, path: str, body: dict[str, Any] | None = None
 ) -> tuple[int, dict[str, Any]] | None:
     """One request: (status, JSON answer), or None (said on stderr) when nothing answers."""
     try:
         async with (
-            aiohttp.ClientSession(timeout=TIMEOUT) as session,
-            session.request(method, f"{url}{path}", json=body) as response,
+            api.session() as session,
+            session.request(method, f"{api.url}{path}", json=body) as response,
         ):
-            answer: dict[str, Any] = await response.json()
+            answer: dict[str, Any] = await response.json(content_type=None)
             return response.status, answer
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        say_no_daemon(url, exc)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        say_no_daemon(api.url, exc)
         return None

@@ -12,6 +12,7 @@ stored, 400 for a bad body, 409 when the study refuses.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aiohttp import web
@@ -43,9 +44,57 @@ class _HasStatistics(Protocol):
 _SOURCE_KEY: Final = web.AppKey("source", _HasStatistics)
 
 
-async def serve_status(stack: AsyncExitStack, source: _HasStatistics, host: str, port: int) -> str:
-    """Serve until ``stack`` closes; return the base URL (port 0 picks a free port)."""
-    app = web.Application()
+_COOKIE: Final = "wgw_token"
+_OPEN_PATHS: Final = frozenset({"/healthz"})
+
+
+def _bearer_guard(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware: 401 unless the request carries ``token`` (header, or the page's cookie).
+
+    ``GET /?token=...`` answers with the cookie and a redirect to ``/``, so a browser can open
+    the live page (EventSource cannot send headers).
+    """
+    expected = token.encode()
+
+    def matches(candidate: str | None) -> bool:
+        return candidate is not None and hmac.compare_digest(candidate.encode(), expected)
+
+    @web.middleware
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path in _OPEN_PATHS:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if (scheme.lower() == "bearer" and matches(given)) or matches(request.cookies.get(_COOKIE)):
+            return await handler(request)
+        if request.path == "/" and matches(request.query.get("token")):
+            response = web.HTTPFound("/")
+            response.set_cookie(_COOKIE, token, httponly=True, samesite="Strict")
+            raise response
+        return web.json_response(
+            {"error": "this API asks for its bearer token (http.token)"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="wgw"'},
+        )
+
+    return guard
+
+
+async def serve_status(
+    stack: AsyncExitStack,
+    source: _HasStatistics,
+    host: str,
+    port: int,
+    *,
+    token: str | None = None,
+) -> str:
+    """Serve until ``stack`` closes; return the base URL (port 0 picks a free port).
+
+    With ``token``, every route but ``/healthz`` asks for it.
+    """
+    app = web.Application(middlewares=[_bearer_guard(token)] if token else [])
     app[_SOURCE_KEY] = source
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/status", _status)

@@ -85,13 +85,16 @@ def render(status: dict[str, Any], console: Console) -> None:
 
 def main_status(http: HttpConfig, *, as_json: bool) -> int:
     """Entry for the CLI; 1 when the API is off or nothing answers."""
-    url = daemon_api.url_of(http)
-    if url is None:
+    api = daemon_api.endpoint_of(http)
+    if api is None:
         return 1
-    answered = asyncio.run(daemon_api.request(url, "GET", "/api/status"))
+    answered = asyncio.run(daemon_api.request(api, "GET", "/api/status"))
     if answered is None:
         return 1
-    _, status = answered
+    code, status = answered
+    if code != 200:
+        print(f"error: the daemon answered {code}: {status.get('error')}", file=sys.stderr)
+        return 1
     if as_json:
         print(json.dumps(status))
     else:

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from gateway.config import HttpConfig
 
 
-async def _post(url: str, path: str, body: dict[str, Any]) -> int:
-    answered = await daemon_api.request(url, "POST", path, body)
+async def _post(api: daemon_api.Endpoint, path: str, body: dict[str, Any]) -> int:
+    answered = await daemon_api.request(api, "POST", path, body)
     if answered is None:
         return 1
     status, answer = answered
@@ -30,7 +30,7 @@ async def _post(url: str, path: str, body: dict[str, Any]) -> int:
 
 def post(http: HttpConfig, path: str, body: dict[str, Any]) -> int:
     """POST ``body`` to the daemon's ``path``; the exit status."""
-    url = daemon_api.url_of(http)
-    if url is None:
+    api = daemon_api.endpoint_of(http)
+    if api is None:
         return 1
-    return asyncio.run(_post(url, path, body))
+    return asyncio.run(_post(api, path, body))

@@ -17,26 +17,26 @@ if TYPE_CHECKING:
 _POLL_S: Final = 0.5
 
 
-async def run_sync(url: str, *, full: bool, timeout_s: float | None) -> int:
+async def run_sync(api: daemon_api.Endpoint, *, full: bool, timeout_s: float | None) -> int:
     """Start the sync, draw its progress on stderr, print the outcome; the exit status."""
     err = Console(stderr=True)
     kind = "full resend" if full else "incremental batch"
     try:
-        async with aiohttp.ClientSession(timeout=daemon_api.TIMEOUT) as session:
-            async with session.post(f"{url}/api/sync", json={"full": full}) as response:
+        async with api.session() as session:
+            async with session.post(f"{api.url}/api/sync", json={"full": full}) as response:
                 started: dict[str, Any] = await response.json()
                 if response.status != 202:
                     err.print(f"error: the daemon refused the sync: {started.get('error')}")
                     return 1
             async with asyncio.timeout(timeout_s):
-                last = await _follow(session, url, started, kind, err)
+                last = await _follow(session, api.url, started, kind, err)
     except TimeoutError:
         err.print(
             f"error: the sync did not finish within {timeout_s:g} s; it goes on in the daemon"
         )
         return 2
     except aiohttp.ClientError as exc:
-        daemon_api.say_no_daemon(url, exc)
+        daemon_api.say_no_daemon(api.url, exc)
         return 1
     print(
         f"{kind}: {last['done_rows']} readings in {last['records']} records,"
@@ -74,7 +74,7 @@ async def _follow(
 
 def main_sync(http: HttpConfig, *, full: bool, timeout_s: float | None) -> int:
     """Entry for the CLI; 1 when the status API is switched off in config."""
-    url = daemon_api.url_of(http)
-    if url is None:
+    api = daemon_api.endpoint_of(http)
+    if api is None:
         return 1
-    return asyncio.run(run_sync(url, full=full, timeout_s=timeout_s))
+    return asyncio.run(run_sync(api, full=full, timeout_s=timeout_s))

@@ -120,6 +120,35 @@ async def test_a_stalled_adapter_is_recovered_and_counted(
     assert samples["wgw_adapter_recovery_failures_total"] == 0
 
 
+async def test_a_token_guards_every_route_but_liveness() -> None:
+    """Test 401 without the token, the header and the page's cookie, and open /healthz."""
+    token = "t0ken-for-the-clinic"
+    async with AsyncExitStack() as stack:
+        url = await serve_status(stack, NotYet(), "127.0.0.1", 0, token=token)  # type: ignore[arg-type]
+        async with aiohttp.ClientSession() as anonymous:
+            async with anonymous.get(f"{url}/healthz") as r:
+                assert r.status == 200
+            for path in ("/readyz", "/metrics", "/api/status", "/"):
+                async with anonymous.get(f"{url}{path}") as r:
+                    assert r.status == 401, path
+                    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+            wrong = {"Authorization": "Bearer t0ken-for-the-clinix"}
+            async with anonymous.get(f"{url}/readyz", headers=wrong) as r:
+                assert r.status == 401
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with (
+            aiohttp.ClientSession(headers=bearer) as client,
+            client.get(f"{url}/readyz") as r,
+        ):
+            assert r.status == 503  # through the guard: the daemon is not ready
+        # aiohttp keeps no cookie of a bare IP address unless told to; browsers do
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.get(f"{url}/?token={token}", allow_redirects=False) as r:
+                assert r.status == 302
+            async with browser.get(f"{url}/readyz") as r:  # the cookie it was given
+                assert r.status == 503
+
+
 class NotYet:
     """A daemon that has not started: only readiness is asked."""
 
@@ -143,7 +172,7 @@ async def test_wgw_status_prints_the_tables(tmp_path: Path, emulator: TestServer
         str(emulator.make_url("")),
         [{"model": "strap", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 100}],
         [{"id": "s1", "address": "5A:00:00:00:00:01"}],
-        http={"enabled": True, "port": free_port()},
+        http={"enabled": True, "port": free_port(), "token": "field-token-1"},
     )
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
@@ -158,6 +187,10 @@ async def test_wgw_status_prints_the_tables(tmp_path: Path, emulator: TestServer
         await wait_for(reading)
         code, out, err = await run_wgw("status", "--config", str(config))
         json_code, json_out, _ = await run_wgw("status", "--json", "--config", str(config))
+        raw["http"].pop("token")
+        tokenless = tmp_path / "tokenless.yaml"
+        tokenless.write_text(yaml.safe_dump(raw))
+        refused_code, _, refused_err = await run_wgw("status", "--config", str(tokenless))
     finally:
         daemon.stop()
         await runner
@@ -168,6 +201,8 @@ async def test_wgw_status_prints_the_tables(tmp_path: Path, emulator: TestServer
     assert "clock:" in out
     assert json_code == 0
     assert json.loads(json_out)["devices"][0]["device_id"] == "s1"
+    assert refused_code == 1
+    assert "answered 401" in refused_err
     code, out, err = await run_wgw("status", "--config", str(config))  # the daemon is gone
     assert code == 1
     assert "no daemon answers" in err
