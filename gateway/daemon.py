@@ -28,6 +28,7 @@ from gateway import codec
 from gateway.clients.heartvoice import HeartVoiceClient
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
+from gateway.loop_lag import LoopLag
 from gateway.rate_limits import PLANS
 from gateway.sdnotify import Notifier
 from gateway.simulation import build_world
@@ -68,6 +69,8 @@ class DaemonStatistics:
     # clock.device_disagreement_s: our UTC minus theirs, in seconds
     clock_disagreements_s: dict[str, float]
     adapter: AdapterStatistics | None  # None until the links are built
+    loop_lag_s: float  # how late the event loop ran a timer, latest
+    loop_lag_max_s: float  # and the worst of the last minute
 
 
 class Daemon:
@@ -104,6 +107,7 @@ class Daemon:
         self._outbox: Outbox | None = None
         self._links: list[DeviceLink] = []
         self._adapter: AdapterWatch | None = None
+        self._loop_lag = LoopLag()
         self._upload: health_upload.HealthUploadSink | None = None
         self._mqtt: mqtt.MqttSink | None = None
         self._conversion: conversion.ConversionSink | None = None
@@ -146,6 +150,8 @@ class Daemon:
             clock_jumps=self._clock_jumps,
             clock_disagreements_s=dict(self._disagreements),
             adapter=self._adapter.statistics() if self._adapter else None,
+            loop_lag_s=self._loop_lag.last_s,
+            loop_lag_max_s=self._loop_lag.max_s,
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
@@ -180,20 +186,12 @@ class Daemon:
                 backends = simulated(self.sim_world)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             self._build_sinks(outbox, session)
-            assert self._upload is not None
             self._links = self._build_links(backends)
             if s.http.enabled:
                 self.status_url = await self._serve_http(stack)
             async with asyncio.TaskGroup() as tg:
-                sinks = [tg.create_task(self._upload.run(), name="wgw.sink.health_upload")]
-                if self._mqtt is not None:
-                    sinks.append(tg.create_task(self._mqtt.run(), name="wgw.sink.mqtt"))
-                if self._conversion is not None:
-                    sinks.append(tg.create_task(self._conversion.run(), name="wgw.sink.conversion"))
+                background = self._start_background(tg, outbox)
                 pipeline = tg.create_task(self._store_frames(outbox), name="wgw.pipeline")
-                clock_watch = tg.create_task(self._watch_clock(outbox), name="wgw.clock")
-                assert self._adapter is not None
-                adapter = tg.create_task(self._adapter.run(), name="wgw.adapter")
                 links = [
                     tg.create_task(link.run(), name=f"wgw[{link.spec.device_id}].link")
                     for link in self._links
@@ -214,7 +212,7 @@ class Daemon:
                         await pipeline
                         await outbox.flush()
                 finally:
-                    await _cancel_and_wait([*sinks, pipeline, clock_watch, adapter])
+                    await _cancel_and_wait([*background, pipeline])
             async with asyncio.timeout(s.shutdown_timeout_s):
                 await outbox.flush()  # the sinks' last acks
             self._final = await self.statistics()
@@ -223,6 +221,20 @@ class Daemon:
                 self._frames_stored,
                 self._final.outbox.total_rows,
             )
+
+    def _start_background(self, tg: asyncio.TaskGroup, outbox: Outbox) -> list[asyncio.Task[None]]:
+        """The sinks and the watchers (clock, adapter, loop lag), cancelled last at shutdown."""
+        assert self._upload is not None
+        assert self._adapter is not None
+        tasks = [tg.create_task(self._upload.run(), name="wgw.sink.health_upload")]
+        if self._mqtt is not None:
+            tasks.append(tg.create_task(self._mqtt.run(), name="wgw.sink.mqtt"))
+        if self._conversion is not None:
+            tasks.append(tg.create_task(self._conversion.run(), name="wgw.sink.conversion"))
+        tasks.append(tg.create_task(self._watch_clock(outbox), name="wgw.clock"))
+        tasks.append(tg.create_task(self._adapter.run(), name="wgw.adapter"))
+        tasks.append(tg.create_task(self._loop_lag.run(), name="wgw.loop_lag"))
+        return tasks
 
     async def _serve_http(self, stack: AsyncExitStack) -> str:
         """The local API and live page, until ``stack`` closes; their base URL."""

@@ -96,6 +96,21 @@ def _sinks(stats: DaemonStatistics) -> Iterator[Metric]:
         "estimated time to upload the backlog",
         value=stats.health_upload_drain_eta_s,
     )
+    if stats.health_upload.quota is not None:
+        limit, remaining, reset_s = stats.health_upload.quota
+        yield GaugeMetricFamily(
+            "wgw_upload_quota_remaining",
+            "requests left in the plan's tightest window",
+            value=remaining,
+        )
+        yield GaugeMetricFamily(
+            "wgw_upload_quota_limit", "that window's request limit", value=limit
+        )
+        yield GaugeMetricFamily(
+            "wgw_upload_quota_reset_timestamp_seconds",
+            "when that window starts afresh (epoch)",
+            value=reset_s,
+        )
     if stats.mqtt is not None:
         yield GaugeMetricFamily(
             "wgw_mqtt_connected", "1 while connected", value=float(stats.mqtt.connected)
@@ -146,3 +161,11 @@ def _gateway(stats: DaemonStatistics) -> Iterator[Metric]:
             "scanning time since the last advertisement",
             value=a.silent_scan_s,
         )
+    yield GaugeMetricFamily(
+        "wgw_loop_lag_seconds", "how late the event loop ran a timer", value=stats.loop_lag_s
+    )
+    yield GaugeMetricFamily(
+        "wgw_loop_lag_max_seconds",
+        "the worst event loop lag of the last minute",
+        value=stats.loop_lag_max_s,
+    )

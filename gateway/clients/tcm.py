@@ -83,6 +83,10 @@ class TcmClient:
         """The gap between requests at which the plan's every quota lasts (0: no limiter)."""
         return self._limiter.sustainable_interval_s() if self._limiter else 0.0
 
+    def quota(self) -> tuple[int, int, float] | None:
+        """(limit, remaining, reset epoch s) of the plan's tightest window (None: no limiter)."""
+        return self._limiter.remaining() if self._limiter else None
+
     async def upload_health(
         self,
         device_id: str,

@@ -73,6 +73,8 @@ class HealthUploadStatistics:
     sync: SyncProgress | None  # the latest requested sync
     backfilling: bool  # a backlog drains on its own lane beside live data
     backfills: int  # how often that started
+    # the plan's tightest quota window as the client counts it: (limit, remaining, reset epoch s)
+    quota: tuple[int, int, float] | None
 
 
 @dataclass(slots=True)
@@ -130,6 +132,7 @@ class HealthUploadSink:
             self._sync,
             self._backfill is not None,
             self._backfills,
+            self._client.quota(),
         )
 
     def drain_eta_s(self, pending_rows: int, devices: int) -> float:

@@ -72,6 +72,11 @@ async def test_readiness_metrics_devices_and_queue(tmp_path: Path, emulator: Tes
     assert samples["wgw_device_samples_total"] > 500
     assert samples["wgw_device_connected"] == 1.0
     assert "wgw_sink_backlog_rows" in samples
+    gateway = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert 0 <= gateway["wgw_loop_lag_seconds"] <= gateway["wgw_loop_lag_max_seconds"] < 1
+    limit = gateway["wgw_upload_quota_limit"]
+    assert 0 <= gateway["wgw_upload_quota_remaining"] <= limit
+    assert gateway["wgw_upload_quota_reset_timestamp_seconds"] > 1.7e9
     assert devices_status == 200
     assert devices[0]["device_id"] == "arm"
     assert queue_status == 200
