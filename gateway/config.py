@@ -319,6 +319,19 @@ class ClockConfig(_Section):
     )
 
 
+class AlertsConfig(_Section):
+    """When the gateway raises an alert (status API, metrics, retained on MQTT)."""
+
+    check_interval_s: PositiveSeconds = 5.0
+    rate_window_s: PositiveSeconds = Field(30.0, description="samples/s is measured over this")
+    stream_stall_s: PositiveSeconds = Field(
+        60.0, description="a waveform or heart-rate stream without data this long: stalled"
+    )
+    backlog_growing_s: PositiveSeconds = Field(
+        1800.0, description="a sink's backlog that has not shrunk for this long: growing"
+    )
+
+
 class HttpConfig(_Section):
     """The local status API and live page.
 
@@ -350,6 +363,7 @@ class Settings(BaseSettings):
     dsp: DspConfig = DspConfig()
     conversion: ConversionConfig = ConversionConfig()
     clock: ClockConfig = ClockConfig()
+    alerts: AlertsConfig = AlertsConfig()
     http: HttpConfig = HttpConfig()
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
 from drivers.frames import GapMarker, VitalReading
 from drivers.polar.pmd import StreamSettings
 from gateway import codec
+from gateway.alerts import Alert, FieldWatch, StreamRate
 from gateway.clients.heartvoice import HeartVoiceClient
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
@@ -71,6 +72,8 @@ class DaemonStatistics:
     adapter: AdapterStatistics | None  # None until the links are built
     loop_lag_s: float  # how late the event loop ran a timer, latest
     loop_lag_max_s: float  # and the worst of the last minute
+    rates: tuple[StreamRate, ...]  # per device and stream: recent samples/s against nominal
+    alerts: tuple[Alert, ...]  # active: stalled streams, growing backlogs
 
 
 class Daemon:
@@ -108,6 +111,7 @@ class Daemon:
         self._links: list[DeviceLink] = []
         self._adapter: AdapterWatch | None = None
         self._loop_lag = LoopLag()
+        self._field = FieldWatch(settings.alerts)
         self._upload: health_upload.HealthUploadSink | None = None
         self._mqtt: mqtt.MqttSink | None = None
         self._conversion: conversion.ConversionSink | None = None
@@ -152,6 +156,8 @@ class Daemon:
             adapter=self._adapter.statistics() if self._adapter else None,
             loop_lag_s=self._loop_lag.last_s,
             loop_lag_max_s=self._loop_lag.max_s,
+            rates=self._field.rates(),
+            alerts=self._field.alerts(),
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
@@ -234,7 +240,15 @@ class Daemon:
         tasks.append(tg.create_task(self._watch_clock(outbox), name="wgw.clock"))
         tasks.append(tg.create_task(self._adapter.run(), name="wgw.adapter"))
         tasks.append(tg.create_task(self._loop_lag.run(), name="wgw.loop_lag"))
+        tasks.append(tg.create_task(self._watch_field(outbox), name="wgw.alerts"))
         return tasks
+
+    async def _watch_field(self, outbox: Outbox) -> None:
+        """Evaluate rates and alerts every ``alerts.check_interval_s``."""
+        while True:
+            await asyncio.sleep(self.settings.alerts.check_interval_s)
+            backlogs = {sink: b.pending for sink, b in (await outbox.statistics()).backlog.items()}
+            self._field.evaluate(self._device_states(), backlogs, self._utc_now())
 
     async def _serve_http(self, stack: AsyncExitStack) -> str:
         """The local API and live page, until ``stack`` closes; their base URL."""
@@ -311,6 +325,7 @@ class Daemon:
                 s.mqtt,
                 s.gateway_id,
                 device_states=self._device_states,
+                alerts=self._field.alerts,
                 on_command=self._study_command,
             )
         if s.conversion.enabled:

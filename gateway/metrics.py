@@ -27,6 +27,7 @@ class _Snapshot(Collector):
         yield from _devices(self._stats)
         yield from _sinks(self._stats)
         yield from _gateway(self._stats)
+        yield from _field(self._stats)
 
 
 def render(stats: DaemonStatistics) -> bytes:
@@ -118,6 +119,31 @@ def _sinks(stats: DaemonStatistics) -> Iterator[Metric]:
         yield CounterMetricFamily(
             "wgw_mqtt_published", "messages the broker confirmed", value=stats.mqtt.published
         )
+
+
+def _field(stats: DaemonStatistics) -> Iterator[Metric]:
+    labels = ["device", "stream"]
+    rate = GaugeMetricFamily(
+        "wgw_stream_rate_hz", "samples (readings) per second, recent", labels=labels
+    )
+    nominal = GaugeMetricFamily(
+        "wgw_stream_nominal_hz", "the configured sample rate", labels=labels
+    )
+    age = GaugeMetricFamily(
+        "wgw_stream_data_age_seconds", "since the stream's last sample", labels=labels
+    )
+    for r in stats.rates:
+        key = [r.device_id, r.stream]
+        if r.rate_hz is not None:
+            rate.add_metric(key, r.rate_hz)
+        if r.nominal_hz is not None:
+            nominal.add_metric(key, r.nominal_hz)
+        if r.data_age_s is not None:
+            age.add_metric(key, r.data_age_s)
+    alert = GaugeMetricFamily("wgw_alert_active", "1 per active alert", labels=["kind", "subject"])
+    for a in stats.alerts:
+        alert.add_metric([a.kind, a.subject], 1.0)
+    yield from (rate, nominal, age, alert)
 
 
 def _gateway(stats: DaemonStatistics) -> Iterator[Metric]:

@@ -25,6 +25,13 @@ def _age(last_s: float | None, now: float) -> str:
     return "-" if last_s is None else f"{max(0.0, now - last_s):.1f} s"
 
 
+def _rate(rate: dict[str, Any] | None) -> str:
+    if rate is None or rate["rate_hz"] is None:
+        return "-"
+    nominal = f" ({rate['nominal_hz']:g})" if rate["nominal_hz"] is not None else ""
+    return f"{rate['rate_hz']:.1f}{nominal}"
+
+
 def render(status: dict[str, Any], console: Console) -> None:
     """Print the tables."""
     now = time.time()
@@ -36,10 +43,12 @@ def render(status: dict[str, Any], console: Console) -> None:
         "RSSI",
         "stream",
         "data age",
+        "per s (nominal)",
         "of nominal",
         "gaps",
     ):
         devices.add_column(column)
+    rates = {(r["device_id"], r["stream"]): r for r in status.get("rates", [])}
     for d in status["devices"]:
         battery = f"{d['battery_pct']} %" if d["battery_pct"] is not None else "-"
         rssi = f"{d['rssi_dbm']} dBm" if d["rssi_dbm"] is not None else "-"
@@ -49,7 +58,12 @@ def render(status: dict[str, Any], console: Console) -> None:
             nominal = f"{s['units'] / expected:.0%}" if expected else "-"
             cells = head if i == 0 else ["", "", "", ""]
             devices.add_row(
-                *cells, s["stream"], _age(s["last_time_s"], now), nominal, str(s.get("gaps", "-"))
+                *cells,
+                s["stream"],
+                _age(s["last_time_s"], now),
+                _rate(rates.get((d["device_id"], s["stream"]))),
+                nominal,
+                str(s.get("gaps", "-")),
             )
     console.print(devices)
     sinks = Table(title="outbox")
@@ -74,6 +88,8 @@ def render(status: dict[str, Any], console: Console) -> None:
             for device, offset in status["clock_disagreements_s"].items()
         )
     )
+    for alert in status.get("alerts", []):
+        console.print(f"[bold red]ALERT[/] {alert['kind']} {alert['subject']}: {alert['detail']}")
     adapter = status.get("adapter")
     if adapter:
         console.print(

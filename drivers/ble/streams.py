@@ -22,6 +22,7 @@ class StreamStatistics:
     gaps: int
     decode_errors: int
     last_time_s: float | None
+    nominal_hz: float | None = None  # waveforms: the configured sample rate
 
 
 class StreamTracker:
@@ -112,4 +113,5 @@ class StreamTracker:
             self.gaps,
             self.decode_errors,
             self._last_end_s,
+            self.rate_hz,
         )

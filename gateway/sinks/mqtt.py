@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import ssl
@@ -29,11 +30,12 @@ from gateway.retry import Backoff
 from gateway.sinks import homeassistant
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
     from buffers.outbox import Outbox
     from buffers.records import OutboxRecord
     from drivers.ble.link import LinkStatistics
+    from gateway.alerts import Alert
     from gateway.config import MqttConfig, MqttTlsConfig
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,10 @@ class MqttSink:
         outbox: Outbox,
         config: MqttConfig,
         gateway_id: str,
+        *,
         device_states: Callable[[], Iterable[LinkStatistics]] | None = None,
         on_command: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+        alerts: Callable[[], Sequence[Alert]] | None = None,
     ) -> None:
         self._outbox = outbox
         self._config = config
@@ -86,6 +90,8 @@ class MqttSink:
         self._by_device: Counter[str] = Counter()
         self._errors = 0
         self._device_states = device_states
+        self._alerts = alerts
+        self._alerts_topic = f"{config.topic_prefix}/{gateway_id}/alerts"
         self._on_command = on_command if config.commands else None
         self._command_topic = f"{config.topic_prefix}/{gateway_id}/cmd"
         # Live lane: frames as they arrive, before their commit. Full policy: drop the newest,
@@ -231,12 +237,15 @@ class MqttSink:
             await self._update_homeassistant(client, r)
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
-        """Each device's state, retained, whenever it changed (checked every few seconds)."""
-        if self._device_states is None:
-            return
+        """Each device's state and the gateway's alerts, retained, whenever they changed."""
         last: dict[str, bytes] = {}
         while True:
-            for state in self._device_states():
+            if self._alerts is not None:
+                body = json.dumps([dataclasses.asdict(a) for a in self._alerts()]).encode()
+                if last.get(self._alerts_topic) != body:
+                    await client.publish(self._alerts_topic, body, qos=1, retain=True)
+                    last[self._alerts_topic] = body
+            for state in self._device_states() if self._device_states else ():
                 payload = mqtt_state_payload(state)
                 if last.get(state.device_id) != payload:
                     await client.publish(
