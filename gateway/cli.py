@@ -217,11 +217,13 @@ def _add_offline_commands(commands: argparse._SubParsersAction[argparse.Argument
 def _load(args: argparse.Namespace) -> Settings | None:
     configure_logging(args.log_level)
     try:
-        return load_settings(args.config)
+        settings = load_settings(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return None
+    configure_logging(args.log_level, settings.logging.format)
+    return settings
 
 
 def _run(args: argparse.Namespace) -> int:

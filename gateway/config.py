@@ -332,6 +332,12 @@ class AlertsConfig(_Section):
     )
 
 
+class LoggingConfig(_Section):
+    """How the daemon's log lines look on stderr (journald keeps them either way)."""
+
+    format: Literal["text", "json"] = Field("text", description="json: one object per line")
+
+
 class HttpConfig(_Section):
     """The local status API and live page.
 
@@ -364,6 +370,7 @@ class Settings(BaseSettings):
     conversion: ConversionConfig = ConversionConfig()
     clock: ClockConfig = ClockConfig()
     alerts: AlertsConfig = AlertsConfig()
+    logging: LoggingConfig = LoggingConfig()
     http: HttpConfig = HttpConfig()
 
     @model_validator(mode="after")

@@ -65,6 +65,7 @@ class AdapterWatch:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.adapter = adapter
+        self._log = logging.LoggerAdapter(log, {"adapter": adapter})
         self._recover = recover
         self._silence_s = silence_s
         self._base_interval_s = recovery_interval_s
@@ -147,24 +148,23 @@ class AdapterWatch:
         self._next_recovery_at = self._clock() + self._interval_s
         self._interval_s = min(self._interval_s * 2, self._max_interval_s)
         if self._recover is None:
-            log.warning(
+            self._log.warning(
                 "adapter %s looks stalled (%s); no recovery on this platform", self.adapter, reason
             )
             self._forget_stall()
             return
-        log.warning("adapter %s looks stalled (%s); recovering it", self.adapter, reason)
+        self._log.warning("adapter %s looks stalled (%s); recovering it", self.adapter, reason)
         try:
             ok = await self._recover(self.adapter)
-        except Exception:
-            # A recovery that raises must not take the gateway's links down with it.
-            log.exception("adapter %s: recovery raised", self.adapter)
+        except Exception:  # noqa: BLE001 - a recovery that raises must not stop the links
+            self._log.exception("adapter %s: recovery raised", self.adapter)
             ok = False
         if ok:
             self._recoveries += 1
-            log.warning("adapter %s recovered", self.adapter)
+            self._log.warning("adapter %s recovered", self.adapter)
         else:
             self._failures += 1
-            log.warning("adapter %s: recovery did not succeed", self.adapter)
+            self._log.warning("adapter %s: recovery did not succeed", self.adapter)
         self._forget_stall()
 
     def _forget_stall(self) -> None:

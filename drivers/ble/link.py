@@ -161,6 +161,7 @@ class DeviceLink:
         adapter: AdapterWatch | None = None,
     ) -> None:
         self.spec = spec
+        self._log = logging.LoggerAdapter(log, {"device_id": spec.device_id})
         self._backends = backends
         self._emit = emit
         self._timings = timings or LinkTimings()
@@ -235,7 +236,7 @@ class DeviceLink:
                 attempt = 0
             except (BleakError, DeviceNotFound, TimeoutError, OSError) as exc:
                 # OSError: bleak's BlueZ backend raises FileNotFoundError without D-Bus.
-                log.warning("%s: %s", self.spec.device_id, exc or type(exc).__name__)
+                self._log.warning("%s: %s", self.spec.device_id, exc or type(exc).__name__)
             attempt += 1
             await asyncio.sleep(self._backoff_s(attempt))
 
@@ -262,7 +263,7 @@ class DeviceLink:
             try:
                 self._connected = True
                 self._connects += 1
-                log.info("%s: connected to %s", self.spec.device_id, self.spec.address)
+                self._log.info("%s: connected to %s", self.spec.device_id, self.spec.address)
                 async with asyncio.timeout(t.gatt_timeout_s):
                     await self._subscribe(client)
                 async with asyncio.TaskGroup() as tg:
@@ -273,14 +274,14 @@ class DeviceLink:
                     watchdog.cancel()
                 if self._session.stalled is not None:
                     self._watchdog_reconnects += 1
-                    log.warning(
+                    self._log.warning(
                         "%s: %s stayed silent after a new subscription; reconnecting",
                         self.spec.device_id,
                         self._session.stalled,
                     )
                 else:
                     self._links_lost += 1
-                    log.warning("%s: link lost", self.spec.device_id)
+                    self._log.warning("%s: link lost", self.spec.device_id)
             finally:
                 self._connected = False
                 self._end_session()
@@ -386,7 +387,7 @@ class DeviceLink:
                     return
                 retried_at[stream] = now
                 self._resubscribes += 1
-                log.warning(
+                self._log.warning(
                     "%s: %s silent for %.1f s; subscribing again",
                     self.spec.device_id,
                     stream,
@@ -451,7 +452,7 @@ class DeviceLink:
         now = time.monotonic()
         if now - self._last_decode_log_s >= _DECODE_LOG_INTERVAL_S:
             self._last_decode_log_s = now
-            log.warning("%s: dropped a malformed notification: %s", self.spec.device_id, exc)
+            self._log.warning("%s: dropped a malformed notification: %s", self.spec.device_id, exc)
 
     def _decode(self, note: _Notification) -> list[Frame]:
         stream = VITAL_STREAMS.get(note.uuid)
@@ -462,7 +463,7 @@ class DeviceLink:
         if note.uuid == pmd.PMD_CONTROL_POINT:
             response = pmd.decode_control_point_response(note.data)
             if not response.ok and response.status != pmd.STATUS_ALREADY_IN_STATE:
-                log.error(
+                self._log.error(
                     "%s: device refused PMD %s (op %d): %s",
                     self.spec.device_id,
                     response.measurement,

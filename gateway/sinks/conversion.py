@@ -182,25 +182,27 @@ class ConversionSink:
         """The result streams of one window; empty when the API refused it for good."""
         rate = w.rate_hz
         if w.stream == "ppg":
-            ecg = await self._call(lambda: self._client.ppg_to_ecg(w.samples[:, 0].tolist(), rate))
+            ppg = w.samples[:, 0].tolist()
+            ecg = await self._call(w.device_id, lambda: self._client.ppg_to_ecg(ppg, rate))
             if ecg is None:
                 return []
             out = [(codec.ECG_FROM_PPG, np.asarray([ecg]))]
             if self._config.twelve_lead:
-                twelve = await self._call(lambda: self._client.twelve_leads(ecg, rate))
+                twelve = await self._call(w.device_id, lambda: self._client.twelve_leads(ecg, rate))
                 if twelve is not None:
                     out.append((codec.ECG_12, np.asarray(twelve)))
             return out
         if w.samples.shape[1] >= 3:
             leads = [w.samples[:, i].tolist() for i in range(3)]
-            twelve = await self._call(lambda: self._client.twelve_from_three(leads, rate))
-        else:
             twelve = await self._call(
-                lambda: self._client.twelve_leads(w.samples[:, 0].tolist(), rate)
+                w.device_id, lambda: self._client.twelve_from_three(leads, rate)
             )
+        else:
+            lead = w.samples[:, 0].tolist()
+            twelve = await self._call(w.device_id, lambda: self._client.twelve_leads(lead, rate))
         return [] if twelve is None else [(codec.ECG_12, np.asarray(twelve))]
 
-    async def _call(self, request: Callable[[], Awaitable[T]]) -> T | None:
+    async def _call(self, device_id: str, request: Callable[[], Awaitable[T]]) -> T | None:
         """One API call, paced, retried while the error table says so; None: refused."""
         attempt = 0
         while True:
@@ -216,9 +218,18 @@ class ConversionSink:
                 attempt += 1
                 decision = classify(exc, attempt, self._backoff)
                 if isinstance(decision, DeadLetter):
-                    log.error("conversion refused: %s", self._last_error)
+                    log.error(
+                        "conversion refused: %s",
+                        self._last_error,
+                        extra={"device_id": device_id, "request_id": exc.request_id},
+                    )
                     self._failed += 1
                     return None
                 self._retries += 1
-                log.warning("conversion failed, retry in %.1f s: %s", decision.after_s, exc)
+                log.warning(
+                    "conversion failed, retry in %.1f s: %s",
+                    decision.after_s,
+                    exc,
+                    extra={"device_id": device_id, "request_id": exc.request_id},
+                )
                 await asyncio.sleep(decision.after_s)

@@ -445,13 +445,21 @@ class HealthUploadSink:
             self._attempt += 1
             decision = classify(exc, self._attempt, self._backoff)
             if isinstance(decision, DeadLetter):
-                log.error("health upload refused %d records: %s", len(records), self._last_error)
+                log.error(
+                    "health upload refused %d records: %s",
+                    len(records),
+                    self._last_error,
+                    extra={"device_id": device_id, "request_id": exc.request_id},
+                )
                 self._dead += len(ids)
                 if ids:
                     await self._outbox.dead_letter(SINK, ids, decision.reason)
                 return 0.0
             log.warning(
-                "health upload failed, retry in %.1f s: %s", decision.after_s, self._last_error
+                "health upload failed, retry in %.1f s: %s",
+                decision.after_s,
+                self._last_error,
+                extra={"device_id": device_id, "request_id": exc.request_id},
             )
             self._retries += 1
             if ids:
