@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MOSQUITTO := /usr/sbin/mosquitto
 
-.PHONY: demo test bench check lint format typecheck importlint pytest mosquitto clean
+.PHONY: demo test bench check lint format typecheck importlint pytest mosquitto chromium clean
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/wgw demo
@@ -32,7 +32,7 @@ typecheck: $(VENV)/.installed-test
 importlint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
-pytest: $(VENV)/.installed-test mosquitto
+pytest: $(VENV)/.installed-test mosquitto chromium
 	$(BIN)/pytest
 
 # Debian's python3 needs the python3-venv package for `-m venv`; install it when we can.
@@ -64,6 +64,16 @@ mosquitto:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
 	  else \
 	    echo "the tests need Mosquitto: run 'sudo apt-get install mosquitto', then make test again"; exit 1; \
+	  fi; \
+	fi
+
+# The live page's test drives a real headless Chromium through its driver.
+chromium:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "the tests need Chromium: run 'sudo apt-get install chromium chromium-driver', then make test again"; exit 1; \
 	  fi; \
 	fi
 

@@ -29,6 +29,7 @@ from gateway.alerts import Alert, FieldWatch, StreamRate
 from gateway.clients.heartvoice import HeartVoiceClient
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
+from gateway.live_feed import LiveFeed
 from gateway.loop_lag import LoopLag
 from gateway.rate_limits import PLANS
 from gateway.sdnotify import Notifier
@@ -111,6 +112,7 @@ class Daemon:
         self._links: list[DeviceLink] = []
         self._adapter: AdapterWatch | None = None
         self._loop_lag = LoopLag()
+        self._live = LiveFeed()
         self._field = FieldWatch(settings.alerts)
         self._upload: health_upload.HealthUploadSink | None = None
         self._mqtt: mqtt.MqttSink | None = None
@@ -122,6 +124,10 @@ class Daemon:
     def stop(self) -> None:
         """Ask for a drained shutdown (safe from a signal handler)."""
         self._stop.set()
+
+    def live_feed(self) -> LiveFeed:
+        """Frames as they arrive, for the live page."""
+        return self._live
 
     def is_ready(self) -> bool:
         """Sources and sinks are running, and no stop was asked for."""
@@ -444,7 +450,9 @@ class Daemon:
         study = self.study_context()
         while (frame := await self._frames.get()) is not None:
             now = self._clock_now
-            record = codec.to_record(_in_utc(frame, now.offset_s))
+            utc = _in_utc(frame, now.offset_s)
+            self._live.offer(utc)
+            record = codec.to_record(utc)
             participant = study.participant_for(record.device_id, record.t0_s)
             record = dataclasses.replace(
                 record,

@@ -1,4 +1,7 @@
-"""The local status API on 127.0.0.1: health, status, metrics, ``wgw sync``, study context.
+"""The local status API on 127.0.0.1: live page, health, status, metrics, ``wgw sync``, study.
+
+``GET /`` (the live page), ``GET /api/live`` (its server-sent events: waveform chunks and
+vitals as they arrive).
 
 ``GET /healthz`` (alive), ``GET /readyz`` (sources and sinks up: 200, else 503),
 ``GET /metrics`` (Prometheus), ``GET /api/status``, ``/api/devices``, ``/api/queue`` (JSON).
@@ -11,8 +14,11 @@ stored, 400 for a bad body, 409 when the study refuses.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
+import json
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aiohttp import web
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
     from contextlib import AsyncExitStack
 
     from gateway.daemon import DaemonStatistics
+    from gateway.live_feed import LiveFeed
     from gateway.sinks.health_upload import SyncProgress
     from gateway.study import StudyContext
 
@@ -40,8 +47,13 @@ class _HasStatistics(Protocol):
 
     def is_ready(self) -> bool: ...
 
+    def live_feed(self) -> LiveFeed: ...
+
 
 _SOURCE_KEY: Final = web.AppKey("source", _HasStatistics)
+_CLOSING_KEY: Final = web.AppKey("closing", asyncio.Event)
+_KEEPALIVE_S: Final = 15.0
+_POLL_S: Final = 0.5  # how soon an open event stream notices a shutdown
 
 
 _COOKIE: Final = "wgw_token"
@@ -96,6 +108,10 @@ async def serve_status(
     """
     app = web.Application(middlewares=[_bearer_guard(token)] if token else [])
     app[_SOURCE_KEY] = source
+    app[_CLOSING_KEY] = asyncio.Event()
+    app.on_shutdown.append(_closing)
+    app.router.add_get("/", _page)
+    app.router.add_get("/api/live", _live)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/status", _status)
     app.router.add_get("/readyz", _readyz)
@@ -119,6 +135,41 @@ async def serve_status(
     await site.start()
     bound_port = runner.addresses[0][1]
     return f"http://{host}:{bound_port}"
+
+
+async def _closing(app: web.Application) -> None:
+    app[_CLOSING_KEY].set()  # open event streams end, so shutdown does not wait for them
+
+
+async def _page(request: web.Request) -> web.Response:
+    page = resources.files("gateway").joinpath("static/live.html").read_text(encoding="utf-8")
+    return web.Response(text=page, content_type="text/html")
+
+
+async def _live(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the newest vitals first, then every frame as it arrives."""
+    feed = request.app[_SOURCE_KEY].live_feed()
+    closing = request.app[_CLOSING_KEY]
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    with feed.subscribe() as queue:
+        for event in feed.latest_vitals():
+            await response.write(f"data: {json.dumps(event)}\n\n".encode())
+        quiet_s = 0.0
+        while not closing.is_set():
+            try:
+                event = await asyncio.wait_for(queue.get(), _POLL_S)
+            except TimeoutError:
+                quiet_s += _POLL_S
+                if quiet_s >= _KEEPALIVE_S:
+                    await response.write(b": keep-alive\n\n")
+                    quiet_s = 0.0
+                continue
+            quiet_s = 0.0
+            await response.write(f"data: {json.dumps(event)}\n\n".encode())
+    return response
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -1,0 +1,82 @@
+"""The live page's feed: frames as they arrive, fanned out to every open page, never waiting.
+
+Each page gets a bounded queue; a page that cannot keep up loses events (counted), the
+gateway never slows down for it. Waveforms go out as their first channel (what the page draws),
+vitals as their values; the newest vitals per device are kept for a page that opens late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any, Final
+
+from drivers.frames import VitalReading, WaveformChunk
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from drivers.frames import Frame
+
+_QUEUE_MAX: Final = 500
+
+Event = dict[str, Any]
+
+
+class LiveFeed:
+    """Subscribers are asyncio queues of JSON-ready events."""
+
+    def __init__(self, queue_max: int = _QUEUE_MAX) -> None:
+        self._queue_max = queue_max
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._latest: dict[tuple[str, str], Event] = {}
+        self.dropped = 0
+
+    @property
+    def subscribers(self) -> int:
+        """Open pages."""
+        return len(self._subscribers)
+
+    def latest_vitals(self) -> list[Event]:
+        """The newest reading of every device's vitals streams."""
+        return list(self._latest.values())
+
+    def offer(self, frame: Frame) -> None:
+        """A frame (times in UTC) just arrived."""
+        if isinstance(frame, WaveformChunk):
+            if not self._subscribers:
+                return
+            event: Event = {
+                "type": "wave",
+                "device_id": frame.device_id,
+                "stream": frame.stream,
+                "rate_hz": frame.sample_rate_hz,
+                "t0_s": frame.t0_s,
+                "samples": frame.samples[:, 0].tolist(),
+            }
+        elif isinstance(frame, VitalReading):
+            event = {
+                "type": "vital",
+                "device_id": frame.device_id,
+                "stream": frame.kind,
+                "time_s": frame.time_s,
+                "values": frame.values,
+            }
+            self._latest[(frame.device_id, frame.kind)] = event
+        else:
+            return
+        for queue in self._subscribers:
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self.dropped += 1
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[asyncio.Queue[Event]]:
+        """A queue of events for one page, while the ``with`` lasts."""
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_max)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)

@@ -1,0 +1,113 @@
+"""The live page in a real headless Chromium: it loads behind the token, a device appears with
+its state and vitals, and its PPG trace moves between two screenshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from gateway.config import Settings
+from gateway.daemon import Daemon
+from tests.support import daemon_config, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aiohttp.test_utils import TestServer
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+TOKEN = "live-page-token"
+
+
+def browse(base: str, folder: Path) -> dict[str, object]:
+    """What the page shows, read through the browser (blocking: runs in a thread)."""
+    options = Options()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        driver.get(f"{base}/?token={TOKEN}")  # sets the cookie, redirects to the page
+        wait = WebDriverWait(driver, 20)
+        card = 'section.device[data-device="watch-01"]'
+        canvas = wait.until(
+            lambda d: d.find_element(By.CSS_SELECTOR, f'{card} canvas[data-trace="watch-01/ppg"]')
+        )
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"{card} .state").text == "connected")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'{card} [data-vital="heart_rate"]'))
+        wait.until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, '#sinks tr[data-sink="health_upload"]')
+        )
+        first = canvas.screenshot_as_png
+        time.sleep(1.0)
+        second = canvas.screenshot_as_png
+        driver.save_screenshot(str(folder / "page.png"))
+        return {
+            "first": first,
+            "second": second,
+            "heart_rate": driver.find_element(
+                By.CSS_SELECTOR, f'{card} [data-vital="heart_rate"]'
+            ).text,
+            "url": driver.current_url,
+        }
+    finally:
+        driver.quit()
+
+
+async def test_the_live_page_shows_a_device_and_a_moving_trace(
+    tmp_path: Path, emulator: TestServer
+) -> None:
+    """Test the page end to end: daemon -> SSE -> canvas, in Chromium."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.fail(
+            "this test needs Debian's chromium and chromium-driver: `make test` installs them"
+        )
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "watch", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 200}],
+        [
+            {
+                "id": "watch-01",
+                "address": "5A:00:00:00:00:01",
+                "pmd": [
+                    {
+                        "measurement": "ppg",
+                        "sample_rate_hz": 55,
+                        "resolution_bits": 22,
+                        "channels": 4,
+                    }
+                ],
+            }
+        ],
+        http={"enabled": True, "port": 0, "token": TOKEN},
+    )
+    daemon = Daemon(Settings.model_validate(raw))
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await daemon.wait_ready()
+
+        async def streaming() -> bool:
+            return (await daemon.statistics()).devices[0].samples > 50
+
+        await wait_for(streaming)
+        assert daemon.status_url is not None
+        seen = await asyncio.to_thread(browse, daemon.status_url, tmp_path)
+    finally:
+        daemon.stop()
+        await runner
+    assert seen["url"] == f"{daemon.status_url}/"
+    assert str(seen["heart_rate"]).endswith("bpm")
+    assert seen["first"] != seen["second"]  # the trace scrolled
+    assert daemon.live_feed().subscribers == 0  # the page's stream ended with it
