@@ -177,8 +177,9 @@ class Fleet:
 async def hour(
     folder: Path, models: list[str], seconds: int, flush_s: int = 1
 ) -> tuple[float, int, int]:
-    """Bytes written per payload byte with one commit every ``flush_s`` seconds (1: the
-    default flush interval) and two sinks (MQTT and upload) acknowledging every vitals row.
+    """Bytes written per payload byte with one group commit every ``flush_s`` simulated seconds
+    (1: the default flush interval), the index committing every 60 simulated seconds (the
+    default), and two sinks (MQTT and upload) acknowledging every vitals row.
     """
     fleet = Fleet(models)
     path = folder / f"hour-{len(models)}-{flush_s}.sqlite"
@@ -187,16 +188,18 @@ async def hour(
         "health_upload": lambda r: r.kind == "vital",
     }
     payload = 0
+    now = [0.0]  # simulated monotonic seconds
     before = write_bytes()
-    async with Outbox(path, wants) as outbox:
+    async with Outbox(path, wants, clock=lambda: now[0]) as outbox:
         for s in range(seconds):
             size, records = fleet.second(s)
             payload += size
             for r in records:
                 await outbox.put(r)
+            now[0] += 1.0
             if (s + 1) % flush_s:
                 continue
-            await outbox.flush()
+            await outbox.flush(index=False)  # what the writer's timer does every interval
             for sink in wants:
                 rows = await outbox.lease(sink, 10_000)
                 await outbox.ack(sink, [r.id for r in rows])

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 from buffers import schema
 from buffers.records import OutboxRecord
+from buffers.segments import SegmentLog, folder_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,6 +76,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         )
         raise FileNotFoundError(msg)
     return db
+
+
+def _log(path: Path) -> SegmentLog:
+    return SegmentLog(folder_for(path))
 
 
 _SELECTED: Final = "(? IS NULL OR r.participant_id = ?) AND (? IS NULL OR r.session_id = ?)"
@@ -138,11 +143,18 @@ def latest_vitals(path: Path, device_id: str) -> dict[str, tuple[float, bytes, s
     """The newest vitals reading of each stream of ``device_id``: (t0_s, payload, encoding)."""
     with contextlib.closing(_connect(path)) as db:
         rows = db.execute(
-            "SELECT stream, t0_s, payload, encoding FROM records WHERE id IN"
+            "SELECT stream, t0_s, payload, seg, seg_offset, size, encoding FROM records WHERE id IN"
             " (SELECT MAX(id) FROM records WHERE device_id = ? AND kind = 'vital' GROUP BY stream)",
             (device_id,),
         ).fetchall()
-    return {stream: (t0, bytes(payload), encoding) for stream, t0, payload, encoding in rows}
+    log = _log(path)
+    try:
+        return {
+            stream: (t0, log.payload(inline, seg, offset, size), encoding)
+            for stream, t0, inline, seg, offset, size, encoding in rows
+        }
+    finally:
+        log.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,15 +178,21 @@ def waveform_at(
     """
     with contextlib.closing(_connect(path)) as db:
         row = db.execute(
-            "SELECT t0_s, sample_rate_hz, dtype, shape, encoding, payload FROM records"
+            "SELECT t0_s, sample_rate_hz, dtype, shape, encoding, payload, seg, seg_offset, size"
+            " FROM records"
             " WHERE device_id = ? AND stream = ? AND kind = 'waveform' AND t0_s <= ?"
             " ORDER BY t0_s DESC LIMIT 1",
             (device_id, stream, float("inf") if at_s is None else at_s),
         ).fetchone()
     if row is None:
         return None
-    t0, rate, dtype, shape, encoding, payload = row
-    return StoredWaveform(t0, rate, dtype, tuple(json.loads(shape)), encoding, bytes(payload))
+    t0, rate, dtype, shape, encoding, inline, seg, offset, size = row
+    log = _log(path)
+    try:
+        payload = log.payload(inline, seg, offset, size)
+    finally:
+        log.close()
+    return StoredWaveform(t0, rate, dtype, tuple(json.loads(shape)), encoding, payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,42 +236,49 @@ def selected_records(path: Path, sel: Selected) -> list[OutboxRecord]:
     """The device's rows in the range, in time order (payloads still packed)."""
     with contextlib.closing(_connect(path)) as db:
         rows = db.execute(
-            "SELECT kind, device_id, stream, seq, t0_s, payload, sample_rate_hz, dtype, shape,"  # noqa: S608
-            " encoding, participant_id, session_id FROM records r"
+            "SELECT kind, device_id, stream, seq, t0_s, sample_rate_hz, dtype, shape,"  # noqa: S608
+            " encoding, participant_id, session_id, payload, seg, seg_offset, size FROM records r"
             " WHERE device_id = ? AND t0_s >= ? AND t0_s < ?"
             f" AND {_SELECTED} ORDER BY t0_s, id",
             (sel.device_id, sel.from_s, sel.to_s, *_selection(sel)),
         ).fetchall()
-    return [
-        OutboxRecord(
-            kind,
-            device,
-            stream,
-            seq,
-            t0,
-            bytes(payload),
-            sample_rate_hz=rate,
-            dtype=dtype,
-            shape=tuple(json.loads(shape)) if shape else None,
-            encoding=encoding,
-            participant_id=participant,
-            session_id=session,
-        )
-        for (
-            kind,
-            device,
-            stream,
-            seq,
-            t0,
-            payload,
-            rate,
-            dtype,
-            shape,
-            encoding,
-            participant,
-            session,
-        ) in rows
-    ]
+    log = _log(path)
+    try:
+        return [
+            OutboxRecord(
+                kind,
+                device,
+                stream,
+                seq,
+                t0,
+                log.payload(inline, seg, offset, size),
+                sample_rate_hz=rate,
+                dtype=dtype,
+                shape=tuple(json.loads(shape)) if shape else None,
+                encoding=encoding,
+                participant_id=participant,
+                session_id=session,
+            )
+            for (
+                kind,
+                device,
+                stream,
+                seq,
+                t0,
+                rate,
+                dtype,
+                shape,
+                encoding,
+                participant,
+                session,
+                inline,
+                seg,
+                offset,
+                size,
+            ) in rows
+        ]
+    finally:
+        log.close()
 
 
 def selected_markers(path: Path, sel: Selected) -> list[tuple[float, str]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import shutil
@@ -30,6 +31,7 @@ from buffers import retention
 from buffers.errors import StorageError
 from buffers.records import OutboxRecord, OutboxStatistics, SinkBacklog, StoredRecord
 from buffers.recovery import OpenReport, prepare
+from buffers.segments import SEGMENT_MAX_BYTES, Placed, SegmentLog, folder_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
@@ -38,14 +40,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_INSERT_RECORD: Final = (
-    "INSERT INTO records (id, kind, device_id, stream, seq, t0_s, sample_rate_hz, dtype, shape,"
-    " payload, stored_s, encoding, size, sinks, boot_id, clock_offset_s, clock_synced,"
-    " participant_id, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ITEM: Final = (
+    "INSERT INTO items (id, ctx, seq, t0_s, shape, size, sinks, stored_s, seg, seg_offset)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_CONTEXT_FIELDS: Final = (
+    "kind, device_id, stream, sample_rate_hz, dtype, encoding, boot_id, clock_offset_s,"
+    " clock_synced, participant_id, session_id"
+)
+_SAVEPOINT: Final = "wgw_batch"
 _SELECT_RECORD: Final = (
     "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
-    " r.payload, r.encoding, r.participant_id, r.session_id"
+    " r.payload, r.encoding, r.participant_id, r.session_id, r.seg, r.seg_offset, r.size"
 )
 _LOW_WATER: Final = 0.9  # evict down to this fraction of the cap
 _RECOVER_BYTES: Final = 1 << 20  # room needed before raw waveforms are accepted again
@@ -75,9 +81,17 @@ class ClockCorrection:
     done: asyncio.Future[int]  # resolved with the number of rows corrected
 
 
-# A record to store, acks to apply, a clock correction, a flush request (resolved once
-# committed), or None: close.
-_QueueItem = OutboxRecord | _Ack | ClockCorrection | asyncio.Future[None] | None
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    """Commit what was accepted before; with ``index``, also commit the SQLite index."""
+
+    done: asyncio.Future[None]
+    index: bool
+
+
+# A record to store, acks to apply, a clock correction, a flush request, or None: close.
+_QueueItem = OutboxRecord | _Ack | ClockCorrection | _Flush | None
+_ContextKey = tuple[object, ...]
 
 
 class Outbox:
@@ -89,9 +103,12 @@ class Outbox:
         flush_interval_ms: Longest time an accepted record waits for its commit.
         flush_max_rows: A commit happens as soon as this many records wait.
         queue_max_rows: Bound of the in-memory queue; ``put`` waits when it is full.
-        synchronous: SQLite's ``synchronous`` pragma: ``normal`` survives a crash of the
-            process, ``full`` also a power loss, at the cost of an fsync per commit.
-        max_db_mb: Size cap of the data in the file; ``None``: no cap but the disk.
+        synchronous: ``normal`` survives a crash of the process, ``full`` also a power loss,
+            at the cost of an fsync per commit (SQLite's pragma, and the segment log's).
+        max_db_mb: Size cap of the data (file and segments); ``None``: no cap but the disk.
+        index_interval_s: How often the SQLite index of what the segment log holds commits
+            (a crash in between rebuilds it from the log); ``flush(index=True)`` forces it.
+        clock: Monotonic seconds for ``index_interval_s`` (a benchmark's simulated time).
     """
 
     def __init__(
@@ -105,8 +122,18 @@ class Outbox:
         synchronous: Synchronous = "normal",
         busy_timeout_ms: int = 5000,
         max_db_mb: float | None = None,
+        index_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
+        self._index_interval_s = index_interval_s
+        self._clock = clock
+        self._index_open = False
+        self._index_opened_at = 0.0
+        self._reindex = False
+        self._contexts: dict[_ContextKey, int] = {}
+        self._budget_bytes: int | None = None
+        self._replayed = 0
         self._subscriptions = dict(subscriptions)
         self._flush_interval_s = flush_interval_ms / 1000.0
         self._flush_max_rows = flush_max_rows
@@ -114,6 +141,9 @@ class Outbox:
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._cap_bytes = int(max_db_mb * 1024 * 1024) if max_db_mb else None
+        segment_bytes = min(SEGMENT_MAX_BYTES, self._cap_bytes // 8) if self._cap_bytes else None
+        self._segment_max_bytes = segment_bytes or SEGMENT_MAX_BYTES
+        self._segments: SegmentLog | None = None
         self._lock = asyncio.Lock()
         self._stack: AsyncExitStack | None = None
         self._db: aiosqlite.Connection | None = None
@@ -144,6 +174,9 @@ class Outbox:
         stack = AsyncExitStack()
         try:
             self.opened = await asyncio.to_thread(prepare, self.path)
+            segments = SegmentLog(folder_for(self.path), max_bytes=self._segment_max_bytes)
+            self._segments = segments
+            stack.callback(segments.close)
             self._db = await self._open()
             stack.push_async_callback(self._db.close)
             tg = await stack.enter_async_context(asyncio.TaskGroup())
@@ -153,6 +186,7 @@ class Outbox:
         except BaseException:
             await stack.aclose()
             self._db = None
+            self._segments = None
             self._lock.release()
             raise
         self._stack = stack
@@ -170,7 +204,9 @@ class Outbox:
         finally:
             self._stack = None
             self._db = None
+            self._segments = None
             self._writer = None
+            self._index_open = False
             self._lock.release()
 
     async def _open(self) -> aiosqlite.Connection:
@@ -179,13 +215,105 @@ class Outbox:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
             await db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            async with db.execute("SELECT COALESCE(MAX(id), 0) FROM records") as cur:
-                row = await cur.fetchone()
-            self._next_id = (row[0] if row else 0) + 1
+            self._db = db
+            await self._load_contexts(db)
+            self._replayed = await self._replay(db)
         except BaseException:
+            self._db = None
             await db.close()
             raise
         return db
+
+    async def _load_contexts(self, db: aiosqlite.Connection) -> None:
+        self._contexts.clear()
+        async with db.execute(f"SELECT id, {_CONTEXT_FIELDS} FROM contexts") as cur:  # noqa: S608
+            for row in await cur.fetchall():
+                self._contexts[tuple(row[1:])] = row[0]
+
+    async def _replay(self, db: aiosqlite.Connection) -> int:
+        """Put what the segment log holds beyond the index into it (after a crash); how many."""
+        async with db.execute("SELECT COALESCE(MAX(id), 0) FROM items") as cur:
+            row = await cur.fetchone()
+        indexed = row[0] if row else 0
+        replayed = await asyncio.to_thread(lambda: list(self._require_segments().replay(indexed)))
+        # the same id twice: a batch appended again after the index refused it the first time
+        by_id = {r.id: r for r in replayed}
+        self._next_id = max([indexed, *by_id]) + 1
+        if not by_id:
+            return 0
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._insert(db, [(r.id, r.record, r.stored_s, r.placed) for r in by_id.values()])
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.OperationalError):
+                await db.execute("ROLLBACK")
+            await self._load_contexts(db)
+            raise
+        log.warning("outbox: %d rows since the last index commit rebuilt from the log", len(by_id))
+        return len(by_id)
+
+    async def _context(self, db: aiosqlite.Connection, record_id: int, r: OutboxRecord) -> int:
+        """The id of the row holding what ``r`` shares with its neighbours (created if new)."""
+        c = r.clock
+        key: _ContextKey = (
+            r.kind,
+            r.device_id,
+            r.stream,
+            r.sample_rate_hz,
+            r.dtype,
+            r.encoding,
+            c.boot_id if c else None,
+            c.offset_s if c else None,
+            (int(c.synced) if c.synced is not None else None) if c else None,
+            r.participant_id,
+            r.session_id,
+        )
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            cur = await db.execute(
+                f"INSERT INTO contexts ({_CONTEXT_FIELDS}, first_id)"  # noqa: S608 - constants
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, record_id),
+            )
+            assert cur.lastrowid is not None
+            ctx = self._contexts[key] = cur.lastrowid
+        return ctx
+
+    async def _insert(
+        self,
+        db: aiosqlite.Connection,
+        rows: Sequence[tuple[int, OutboxRecord, float, Placed]],
+    ) -> None:
+        """Index rows (id, record, stored at, where its payload lies) and their pending rows."""
+        items: list[tuple[object, ...]] = []
+        pending: list[tuple[str, int]] = []
+        for record_id, r, stored_s, placed in rows:
+            ctx = await self._context(db, record_id, r)
+            shape = json.dumps(list(r.shape)) if r.shape is not None else None
+            sinks = [sink for sink, wants in self._subscriptions.items() if wants(r)]
+            items.append(
+                (
+                    record_id,
+                    ctx,
+                    r.seq,
+                    r.t0_s,
+                    shape,
+                    len(r.payload),
+                    len(sinks),
+                    stored_s,
+                    placed.seg,
+                    placed.offset,
+                )
+            )
+            pending.extend((sink, record_id) for sink in sinks)
+        await db.executemany(_INSERT_ITEM, items)
+        await db.executemany("INSERT INTO pending (sink, record_id) VALUES (?, ?)", pending)
+
+    @property
+    def replayed(self) -> int:
+        """Rows rebuilt from the segment log at open (the index had not committed them)."""
+        return self._replayed
 
     @property
     def last_id(self) -> int:
@@ -195,12 +323,17 @@ class Outbox:
     async def limit_pages(self, max_pages: int) -> None:
         """Cap the file at ``max_pages`` pages (``PRAGMA max_page_count``).
 
-        SQLite then answers SQLITE_FULL exactly as on a full card: this is how tests make the
-        disk full, and how a deployment that shares a small disk keeps a hard ceiling.
+        SQLite then answers SQLITE_FULL exactly as on a full card, and the segment log ENOSPC
+        once the file's pages and its bytes together pass the same size: this is how tests
+        make the disk full, and how a deployment that shares a small disk keeps a ceiling.
         """
         db = self._require_db()
         async with self._tx:
+            await self._commit_index()
             await db.execute(f"PRAGMA max_page_count={int(max_pages)}")
+            page_size = (await retention.usage(db)).page_size
+        # the segment log shares the budget: pages in use plus segment bytes
+        self._budget_bytes = int(max_pages) * page_size
 
     async def _stop_writer(self) -> None:
         """Let the writer commit everything accepted, then end."""
@@ -225,8 +358,12 @@ class Outbox:
         await self._queue.put(record)
         self._accepted += 1
 
-    async def flush(self) -> None:
+    async def flush(self, *, index: bool = True) -> None:
         """Commit everything accepted so far, now.
+
+        ``index``: also commit the SQLite index, so that other connections (``wgw queue``,
+        ``wgw export``) see the rows; without it, the rows are in the segment log (durable)
+        and visible to this outbox's own reads.
 
         Raises:
             StorageError: The outbox is closed or its writer has failed (nothing would ever
@@ -237,7 +374,7 @@ class Outbox:
             msg = "outbox is not writing (closed, or its writer failed)"
             raise StorageError(msg)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(done)
+        await self._queue.put(_Flush(done, index))
         await asyncio.wait([done, writer], return_when=asyncio.FIRST_COMPLETED)
         if not done.done():
             msg = "the outbox writer stopped before committing"
@@ -253,29 +390,47 @@ class Outbox:
     async def _write_loop(self) -> None:
         while True:
             batch, flushes, closing = await self._gather()
-            if batch or self._acks:
+            if batch or self._acks or self._reindex:
                 await self._commit_with_room(batch)
             while self._corrections:
                 await self._correct_clock(self._corrections.pop(0))
-            for done in flushes:
-                if not done.done():
-                    done.set_result(None)
+            if closing or any(f.index for f in flushes) or self._index_due():
+                async with self._tx:
+                    await self._commit_index()
+            for f in flushes:
+                if not f.done.done():
+                    f.done.set_result(None)
             if closing:
                 return
 
-    async def _gather(self) -> tuple[list[OutboxRecord], list[asyncio.Future[None]], bool]:
+    def _index_due(self) -> bool:
+        return self._index_open and (
+            self._clock() - self._index_opened_at >= self._index_interval_s
+        )
+
+    async def _gather(self) -> tuple[list[OutboxRecord], list[_Flush], bool]:
         """The next group to commit.
 
         A group ends when the interval ends, the group is full, a flush is asked for, or the
-        outbox closes (FIFO, so nothing accepted before either is left out).
+        outbox closes (FIFO, so nothing accepted before either is left out). An idle writer
+        still wakes to commit the index when it is due.
         """
         batch: list[OutboxRecord] = []
-        item = await self._queue.get()
-        deadline = asyncio.get_running_loop().time() + self._flush_interval_s
+        loop = asyncio.get_running_loop()
+        if self._index_open:
+            wait_s = max(0.0, self._index_opened_at + self._index_interval_s - self._clock())
+            try:
+                async with asyncio.timeout(min(wait_s, self._flush_interval_s) + 0.001):
+                    item = await self._queue.get()
+            except TimeoutError:
+                return batch, [], False
+        else:
+            item = await self._queue.get()
+        deadline = loop.time() + self._flush_interval_s
         while True:
             if item is None:
                 return batch, [], True
-            if isinstance(item, asyncio.Future):
+            if isinstance(item, _Flush):
                 return batch, [item], False
             if isinstance(item, ClockCorrection):
                 self._corrections.append(item)  # after the rows queued before it
@@ -311,13 +466,8 @@ class Outbox:
                 batch = self._refuse_waveforms(batch)
         steps = iter(("evict", "refuse_waveforms", "evict_vitals"))
         while True:
-            try:
-                if batch or self._acks:
-                    await self._commit(batch)
+            if await self._commit_unless_full(batch):
                 break
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != _SQLITE_FULL:
-                    raise
             if not self._full:
                 self._full = True
                 log.error("storage is full: evicting, refusing raw waveforms until room returns")
@@ -328,15 +478,30 @@ class Outbox:
             else:
                 batch = await self._make_room(step, batch)
         if self._cap_bytes is not None:
-            usage = await retention.usage(self._require_db())
-            if usage.used_bytes > self._cap_bytes:
+            used = await retention.used_bytes(self._require_db(), self._segments)
+            if used > self._cap_bytes:
                 await self._evict(int(self._cap_bytes * _LOW_WATER), len(retention.TIERS))
+
+    async def _commit_unless_full(self, batch: list[OutboxRecord]) -> bool:
+        """Commit; False when SQLite or the segment log found the disk (or budget) full."""
+        try:
+            if batch or self._acks or self._reindex:
+                await self._commit(batch)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != _SQLITE_FULL:
+                raise
+            return False
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            return False
+        return True
 
     async def _make_room(self, step: str, batch: list[OutboxRecord]) -> list[OutboxRecord]:
         if step == "refuse_waveforms":
             return self._refuse_waveforms(batch)
         need = max(2 * sum(len(r.payload) for r in batch), 64 * 1024)
-        target = (await retention.usage(self._require_db())).used_bytes - need
+        target = await retention.used_bytes(self._require_db(), self._segments) - need
         tiers = retention.WAVEFORM_TIERS if step == "evict" else len(retention.TIERS)
         await self._evict(target, tiers)
         return batch
@@ -352,13 +517,21 @@ class Outbox:
     async def _room_returned(self) -> bool:
         usage = await retention.usage(self._require_db())
         disk_free = shutil.disk_usage(self.path.parent).free
-        return usage.room_bytes >= _RECOVER_BYTES and disk_free >= _RECOVER_BYTES
+        room = usage.room_bytes
+        if self._budget_bytes is not None:
+            used = usage.used_bytes + self._require_segments().total_bytes()
+            room = min(room, self._budget_bytes - used)
+        return room >= _RECOVER_BYTES and disk_free >= _RECOVER_BYTES
 
     async def _evict(self, target_used_bytes: int, tiers: int) -> None:
         async with self._tx:
+            await self._commit_index()
             try:
                 evicted = await retention.evict(
-                    self._require_db(), target_used_bytes=target_used_bytes, tiers=tiers
+                    self._require_db(),
+                    target_used_bytes=target_used_bytes,
+                    tiers=tiers,
+                    segments=self._require_segments(),
                 )
             except sqlite3.OperationalError as exc:
                 log.error("eviction failed: %s", exc)
@@ -367,54 +540,41 @@ class Outbox:
             log.warning("retention: evicted %d %s rows", count, key)
 
     async def _commit(self, batch: Sequence[OutboxRecord]) -> None:
+        """One group commit: the batch to the segment log, then into the open index transaction.
+
+        All of it or none: a savepoint, and the log cut back on failure.
+        """
         db = self._require_db()
+        segments = self._require_segments()
         now = time.time()
-        rows: list[tuple[object, ...]] = []
-        pending: list[tuple[str, int]] = []
-        for offset, r in enumerate(batch):
-            record_id = self._next_id + offset
-            shape = json.dumps(list(r.shape)) if r.shape is not None else None
-            sinks = [sink for sink, wants in self._subscriptions.items() if wants(r)]
-            rows.append(
-                (
-                    record_id,
-                    r.kind,
-                    r.device_id,
-                    r.stream,
-                    r.seq,
-                    r.t0_s,
-                    r.sample_rate_hz,
-                    r.dtype,
-                    shape,
-                    r.payload,
-                    now,
-                    r.encoding,
-                    len(r.payload),
-                    len(sinks),
-                    r.clock.boot_id if r.clock else None,
-                    r.clock.offset_s if r.clock else None,
-                    r.clock.synced if r.clock else None,
-                    r.participant_id,
-                    r.session_id,
-                )
-            )
-            pending.extend((sink, record_id) for sink in sinks)
+        numbered = [(self._next_id + offset, r) for offset, r in enumerate(batch)]
         acks, self._acks = self._acks, []
         async with self._tx:
-            await db.execute("BEGIN IMMEDIATE")
+            if self._reindex:
+                self._replayed += await self._replay(db)
+                self._reindex = False
+            await self._open_index(db)
+            await db.execute(f"SAVEPOINT {_SAVEPOINT}")
+            mark: Placed | None = None
             try:
-                await db.executemany(_INSERT_RECORD, rows)
-                await db.executemany("INSERT INTO pending (sink, record_id) VALUES (?, ?)", pending)
+                if numbered:
+                    if self._budget_bytes is not None:
+                        room = self._budget_bytes - (await retention.usage(db)).used_bytes
+                        segments.limit_bytes(room)
+                    mark, placed = segments.append(numbered, now)
+                    rows = [(i, r, now, p) for (i, r), p in zip(numbered, placed, strict=True)]
+                    await self._insert(db, rows)
                 await db.executemany(
                     "DELETE FROM pending WHERE sink = ? AND record_id = ?",
                     [(a.sink, rid) for a in acks for rid in a.record_ids],
                 )
-                await db.execute("COMMIT")
+                await db.execute(f"RELEASE {_SAVEPOINT}")
             except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    await db.execute("ROLLBACK")
+                await self._undo_batch(db, mark)
                 self._acks[:0] = acks  # applied with the next attempt
                 raise
+            if self._synchronous == "full":
+                segments.sync()
         for a in acks:
             self._leased[a.sink].difference_update(a.record_ids)
         self._next_id += len(batch)
@@ -422,6 +582,39 @@ class Outbox:
         self._commits += 1
         event, self._committed_event = self._committed_event, asyncio.Event()
         event.set()
+
+    async def _undo_batch(self, db: aiosqlite.Connection, mark: Placed | None) -> None:
+        """Take a failed batch back out of the index and the log."""
+        if mark is not None:
+            self._require_segments().undo(mark)
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.OperationalError):
+                await db.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                await db.execute(f"RELEASE {_SAVEPOINT}")
+        else:
+            # SQLite rolled the whole index transaction back (it may, on a full disk): what
+            # it held is still in the log; the next commit replays it.
+            self._index_open = False
+            self._reindex = True
+            await self._load_contexts(db)
+
+    async def _open_index(self, db: aiosqlite.Connection) -> None:
+        if not self._index_open:
+            await db.execute("BEGIN IMMEDIATE")
+            self._index_open = True
+            self._index_opened_at = self._clock()
+
+    async def _commit_index(self) -> None:
+        """Commit the index transaction, after the log it points into is on disk.
+
+        The caller holds ``_tx``.
+        """
+        if not self._index_open:
+            return
+        db = self._require_db()
+        self._require_segments().sync()
+        await db.execute("COMMIT")
+        self._index_open = False
 
     async def correct_clock(
         self,
@@ -449,17 +642,10 @@ class Outbox:
         db = self._require_db()
         try:
             async with self._tx:
+                await self._commit_index()
                 await db.execute("BEGIN IMMEDIATE")
                 try:
-                    cur = await db.execute(
-                        "UPDATE records SET t0_s = t0_s + (? - clock_offset_s),"
-                        " clock_corrected_s = clock_corrected_s + (? - clock_offset_s),"
-                        " clock_offset_s = ?"
-                        " WHERE boot_id = ? AND clock_synced IS NOT 1"
-                        " AND abs(clock_offset_s - ?) > 0.001",
-                        (c.offset_s, c.offset_s, c.offset_s, c.boot_id, c.offset_s),
-                    )
-                    moved = cur.rowcount
+                    moved = await self._move_untrusted(db, c)
                     await db.execute(
                         "UPDATE markers SET t_s = t_s + (? - clock_offset_s), clock_offset_s = ?"
                         " WHERE boot_id = ? AND clock_synced IS NOT 1"
@@ -483,6 +669,7 @@ class Outbox:
                 except BaseException:
                     with contextlib.suppress(sqlite3.OperationalError):
                         await db.execute("ROLLBACK")
+                    await self._load_contexts(db)
                     raise
         except sqlite3.OperationalError as exc:  # a full disk: the rows stay, the caller hears
             if not c.done.done():
@@ -491,11 +678,45 @@ class Outbox:
         if not c.done.done():
             c.done.set_result(moved)
 
+    async def _move_untrusted(self, db: aiosqlite.Connection, c: ClockCorrection) -> int:
+        """Move this boot's untrusted rows of another offset onto the new one; how many.
+
+        Each such context's rows get a context with the new offset and their times shifted by
+        the difference.
+        """
+        async with db.execute(
+            f"SELECT id, first_id, {_CONTEXT_FIELDS} FROM contexts"  # noqa: S608 - constants
+            " WHERE boot_id = ? AND clock_synced IS NOT 1 AND abs(clock_offset_s - ?) > 0.001",
+            (c.boot_id, c.offset_s),
+        ) as cur:
+            stale = list(await cur.fetchall())
+        moved = 0
+        for old_ctx, first_id, *fields in stale:
+            key: _ContextKey = (*fields[:7], c.offset_s, *fields[8:])
+            new_ctx = self._contexts.get(key)
+            if new_ctx is None:
+                cur = await db.execute(
+                    f"INSERT INTO contexts ({_CONTEXT_FIELDS}, first_id)"  # noqa: S608
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*key, first_id),
+                )
+                assert cur.lastrowid is not None
+                new_ctx = self._contexts[key] = cur.lastrowid
+            shift = c.offset_s - fields[7]
+            cur = await db.execute(
+                "UPDATE items SET t0_s = t0_s + ?, clock_corrected_s = clock_corrected_s + ?,"
+                " ctx = ? WHERE id >= ? AND ctx = ?",
+                (shift, shift, new_ctx, first_id, old_ctx),
+            )
+            moved += cur.rowcount
+        return moved
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction beside the writer's, for rare writes (the study context)."""
         db = self._require_db()
         async with self._tx:
+            await self._commit_index()
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -538,15 +759,17 @@ class Outbox:
         ) as cur:
             rows = await cur.fetchall()
         now = time.time()
-        out: list[StoredRecord] = []
+        taken: list[sqlite3.Row] = []
         size = 0
         for row in rows:
             if row[0] in excluded:
                 continue
-            size += len(row[9])
-            if row[13] > now or len(out) == max_rows or (out and max_bytes and size > max_bytes):
+            size += row[15]
+            full = len(taken) == max_rows or (taken and max_bytes and size > max_bytes)
+            if row[16] > now or full:
                 break
-            out.append(StoredRecord(row[0], _record(row)))
+            taken.append(row)
+        out = self._records(taken)
         leased.update(r.id for r in out)
         if out:
             self._resume_after[(sink, after_id)] = out[-1].id
@@ -565,8 +788,7 @@ class Outbox:
             (after_id, max_rows),
         ) as cur:
             rows = await cur.fetchall()
-        records = (StoredRecord(row[0], _record(row)) for row in rows)
-        return [r for r in records if wants(r.record)]
+        return [r for r in self._records(list(rows)) if wants(r.record)]
 
     async def count_retained(self, kind: str, streams: Collection[str]) -> int:
         """How many rows of ``kind`` and ``streams`` the file holds, delivered or not."""
@@ -621,6 +843,7 @@ class Outbox:
     ) -> None:
         db = self._require_db()
         async with self._tx:
+            await self._commit_index()
             await db.execute("BEGIN IMMEDIATE")
             try:
                 await db.executemany(sql, [(*params, sink, rid) for rid in record_ids])
@@ -679,7 +902,7 @@ class Outbox:
             row = await cur.fetchone()
         async with db.execute("SELECT name, value FROM counters") as cur:
             counters: dict[str, int] = {str(row[0]): int(row[1]) for row in await cur.fetchall()}
-        usage = await retention.usage(db)
+        used = await retention.used_bytes(db, self._segments)
         return OutboxStatistics(
             accepted=self._accepted,
             committed=self._committed,
@@ -694,9 +917,30 @@ class Outbox:
             },
             discarded=dict(self._discarded),
             storage_full=self._full,
-            used_bytes=usage.used_bytes,
+            used_bytes=used,
             corrupt_recoveries=counters.get("corrupt_recoveries", 0),
         )
+
+    def _records(self, rows: Sequence[Sequence[Any]]) -> list[StoredRecord]:
+        """Records from ``_SELECT_RECORD`` rows, their payloads read from the log together."""
+        in_log = [row for row in rows if row[13] is not None]
+        payloads = dict(
+            zip(
+                (row[0] for row in in_log),
+                self._require_segments().read_many([(r[13], r[14], r[15]) for r in in_log]),
+                strict=True,
+            )
+        )
+        return [
+            StoredRecord(row[0], _record(row, payloads.get(row[0]) or bytes(row[9] or b"")))
+            for row in rows
+        ]
+
+    def _require_segments(self) -> SegmentLog:
+        if self._segments is None:
+            msg = "outbox is not open"
+            raise StorageError(msg)
+        return self._segments
 
     def _require_db(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -705,7 +949,7 @@ class Outbox:
         return self._db
 
 
-def _record(row: Sequence[Any]) -> OutboxRecord:
+def _record(row: Sequence[Any], payload: bytes) -> OutboxRecord:
     shape = tuple(json.loads(row[8])) if row[8] is not None else None
     return OutboxRecord(
         kind=row[1],
@@ -713,7 +957,7 @@ def _record(row: Sequence[Any]) -> OutboxRecord:
         stream=row[3],
         seq=row[4],
         t0_s=row[5],
-        payload=bytes(row[9]),
+        payload=payload,
         sample_rate_hz=row[6],
         dtype=row[7],
         shape=shape,

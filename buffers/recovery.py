@@ -36,7 +36,7 @@ def prepare(path: Path) -> OpenReport:
     if path.exists() and not _sound(path):
         moved = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
         path.rename(moved)
-        for suffix in ("-wal", "-shm"):
+        for suffix in ("-wal", "-shm", ".segments"):  # the segment log goes with its index
             side = path.with_name(path.name + suffix)
             if side.exists():
                 side.rename(moved.with_name(moved.name + suffix))

@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from buffers import segments as segment_log
+
 if TYPE_CHECKING:
     import aiosqlite
+
+    from buffers.segments import SegmentLog
 
 _BATCH_ROWS: Final = 500
 
@@ -63,16 +67,41 @@ async def usage(db: aiosqlite.Connection) -> Usage:
     return Usage(*values)
 
 
+async def used_bytes(db: aiosqlite.Connection, segments: SegmentLog | None) -> int:
+    """The file's data pages and the segment files together."""
+    return (await usage(db)).used_bytes + (segments.total_bytes() if segments else 0)
+
+
+async def drop_dead_segments(db: aiosqlite.Connection, segments: SegmentLog) -> int:
+    """Delete the segment files whose every row is gone; bytes freed."""
+    ranges: dict[tuple[int, int], bool] = {}
+    numbers = segments.numbers()
+    for seg, following in zip(numbers, [*numbers[1:], None], strict=True):
+        first = segments.first_id(seg)
+        last = segments.first_id(following) - 1 if following is not None else 2**62
+        async with db.execute(
+            "SELECT 1 FROM items WHERE id BETWEEN ? AND ? AND seg IS NOT NULL LIMIT 1",
+            (first, last),
+        ) as cur:
+            ranges[(first, last)] = await cur.fetchone() is not None
+    return segment_log.drop_dead(segments, lambda first, last: ranges.get((first, last), True))
+
+
 async def evict(
-    db: aiosqlite.Connection, *, target_used_bytes: int, tiers: int = len(TIERS)
+    db: aiosqlite.Connection,
+    *,
+    target_used_bytes: int,
+    tiers: int = len(TIERS),
+    segments: SegmentLog | None = None,
 ) -> dict[str, int]:
     """Delete rows tier by tier until the data fits in ``target_used_bytes``.
 
-    Runs its own transactions (one per batch); returns the counts per ``<tier>.<kind>``.
+    Runs its own transactions (one per batch); returns the counts per ``<tier>.<kind>``. A
+    segment file goes once none of its rows is left.
     """
     evicted: dict[str, int] = {}
     for tier, select in TIERS[:tiers]:
-        while (excess := (await usage(db)).used_bytes - target_used_bytes) > 0:
+        while (excess := await used_bytes(db, segments) - target_used_bytes) > 0:
             async with db.execute(select, (_BATCH_ROWS,)) as cur:
                 candidates = await cur.fetchall()
             if not candidates:
@@ -92,7 +121,7 @@ async def evict(
             await db.execute("BEGIN IMMEDIATE")
             try:
                 await db.executemany("DELETE FROM pending WHERE record_id = ?", ids)
-                await db.executemany("DELETE FROM records WHERE id = ?", ids)
+                await db.executemany("DELETE FROM items WHERE id = ?", ids)
                 await db.executemany(
                     "INSERT INTO counters (name, value) VALUES (?, ?)"
                     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
@@ -104,4 +133,6 @@ async def evict(
                 raise
             for key, count in batch.items():
                 evicted[key] = evicted.get(key, 0) + count
+            if segments is not None:
+                await drop_dead_segments(db, segments)
     return evicted

@@ -105,7 +105,69 @@ CREATE TABLE markers (
 );
 """
 
-MIGRATIONS: Final = (_V1, _V2, _V3, _V4)
+# Version 5: the SD card. Payloads move to the append-only segment log (buffers/segments.py);
+# what repeats from row to row (device, stream, rate, dtype, encoding, clock stamp, study
+# labels) moves to one ``contexts`` row, so that an ``items`` row is some 40 bytes; ``records``
+# becomes a view with the old columns; its ``payload`` is NULL where ``seg``/``seg_offset``/
+# ``size`` say where in the log it lies. Rows written before keep their payload inline.
+_CONTEXT_COLUMNS: Final = (
+    "kind, device_id, stream, sample_rate_hz, dtype, encoding, boot_id, clock_offset_s,"
+    " clock_synced, participant_id, session_id"
+)
+_V5: Final = f"""
+CREATE TABLE contexts (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    sample_rate_hz REAL,
+    dtype TEXT,
+    encoding TEXT NOT NULL,
+    boot_id TEXT,
+    clock_offset_s REAL,
+    clock_synced INTEGER,
+    participant_id TEXT,
+    session_id INTEGER,
+    first_id INTEGER NOT NULL
+);
+INSERT INTO contexts ({_CONTEXT_COLUMNS}, first_id)
+    SELECT {_CONTEXT_COLUMNS}, MIN(id) FROM records GROUP BY {_CONTEXT_COLUMNS};
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    ctx INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    t0_s REAL NOT NULL,
+    shape TEXT,
+    size INTEGER NOT NULL,
+    sinks INTEGER NOT NULL,
+    stored_s REAL NOT NULL,
+    clock_corrected_s REAL NOT NULL DEFAULT 0,
+    seg INTEGER,
+    seg_offset INTEGER,
+    payload BLOB
+);
+INSERT INTO items (id, ctx, seq, t0_s, shape, size, sinks, stored_s, clock_corrected_s, payload)
+    SELECT r.id, c.id, r.seq, r.t0_s, r.shape, r.size, r.sinks, r.stored_s, r.clock_corrected_s,
+        r.payload
+    FROM records r JOIN contexts c ON c.kind IS r.kind AND c.device_id IS r.device_id
+        AND c.stream IS r.stream AND c.sample_rate_hz IS r.sample_rate_hz
+        AND c.dtype IS r.dtype AND c.encoding IS r.encoding AND c.boot_id IS r.boot_id
+        AND c.clock_offset_s IS r.clock_offset_s AND c.clock_synced IS r.clock_synced
+        AND c.participant_id IS r.participant_id AND c.session_id IS r.session_id;
+DROP INDEX records_untrusted;
+DROP TABLE records;
+CREATE VIEW records AS SELECT
+    i.id AS id, c.kind AS kind, c.device_id AS device_id, c.stream AS stream, i.seq AS seq,
+    i.t0_s AS t0_s, c.sample_rate_hz AS sample_rate_hz, c.dtype AS dtype, i.shape AS shape,
+    i.payload AS payload,
+    i.stored_s AS stored_s, c.encoding AS encoding, i.size AS size, i.sinks AS sinks,
+    c.boot_id AS boot_id, c.clock_offset_s AS clock_offset_s, c.clock_synced AS clock_synced,
+    i.clock_corrected_s AS clock_corrected_s, c.participant_id AS participant_id,
+    c.session_id AS session_id, i.ctx AS ctx, i.seg AS seg, i.seg_offset AS seg_offset
+FROM items i JOIN contexts c ON c.id = i.ctx
+"""  # noqa: S608 - built from constants
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

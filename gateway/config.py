@@ -114,10 +114,12 @@ class DeviceConfig(_Section):
 
 
 class StorageConfig(_Section):
-    """The SQLite outbox.
+    """The outbox: a segment log (appended once a flush interval) and its SQLite index.
 
-    ``flush_interval_ms`` bounds what a crash can lose and sets how often the SD card is
-    written: each commit costs whole pages, so a shorter interval wears the card faster.
+    ``flush_interval_ms`` bounds what a crash of the process can lose. The index commits every
+    ``index_interval_s``; a crash in between rebuilds it from the log at the next start, and
+    other processes (``wgw queue``, ``wgw export``) see rows once it has committed. Each index
+    commit costs whole SQLite pages, so a shorter interval wears the card faster.
     """
 
     path: Path = Path("state/wgw.sqlite")
@@ -125,6 +127,9 @@ class StorageConfig(_Section):
     flush_max_rows: int = Field(500, ge=1, le=100_000)
     queue_max_rows: int = Field(10_000, ge=1)
     synchronous: Literal["normal", "full"] = "normal"
+    index_interval_s: PositiveSeconds = Field(
+        60.0, description="how often the SQLite index of the segment log commits"
+    )
     max_db_mb: float | None = Field(
         None, gt=0, description="cap on stored data; past it the retention policy evicts"
     )

@@ -278,6 +278,7 @@ class Daemon:
             queue_max_rows=s.storage.queue_max_rows,
             synchronous=s.storage.synchronous,
             max_db_mb=s.storage.max_db_mb,
+            index_interval_s=s.storage.index_interval_s,
         )
 
     def _build_links(self, backends: BleBackends) -> list[DeviceLink]:

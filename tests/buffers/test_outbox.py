@@ -40,16 +40,20 @@ def count_rows(path: Path) -> int:
 
 
 async def test_records_are_committed_in_groups_within_the_interval(tmp_path: Path) -> None:
-    """Test that 50 puts become few commits, all durable within the flush interval."""
+    """Test that 50 puts become few group commits, durable in the segment log within the flush
+    interval and visible to other connections once the index commits.
+    """
     path = tmp_path / "o.sqlite"
-    async with Outbox(path, SUBSCRIPTIONS, flush_interval_ms=50) as outbox:
+    async with Outbox(path, SUBSCRIPTIONS, flush_interval_ms=50, index_interval_s=0.5) as outbox:
         for i in range(50):
             await outbox.put(vital(i))
         await outbox.wait_committed(timeout_s=1.0)
         stats = await outbox.statistics()
         assert stats.committed == 50
         assert stats.commits <= 2
-        assert count_rows(path) == 50  # visible to another connection: committed
+        assert len(await outbox.lease("a", 100)) == 50  # the outbox's own reads see them now
+        assert count_rows(path) == 0  # the index has not committed yet
+        await wait_for(lambda: count_rows(path) == 50, timeout_s=3)  # without another put
 
 
 async def test_close_commits_everything_accepted(tmp_path: Path) -> None:

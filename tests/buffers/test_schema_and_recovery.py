@@ -111,3 +111,44 @@ async def test_a_corrupt_file_is_moved_aside_and_a_fresh_one_used(tmp_path: Path
     assert stats.corrupt_recoveries == 1
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+async def test_a_schema_4_database_moves_into_contexts_and_items(tmp_path: Path) -> None:
+    """Test v4 -> v5: rows keep their fields and inline payloads, share contexts, and a clock
+    correction still moves the untrusted ones.
+    """
+    path = tmp_path / "v4.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in schema.MIGRATIONS[:4]:
+        db.executescript(migration)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+    db.executemany(
+        "INSERT INTO records (id, kind, device_id, stream, seq, t0_s, sample_rate_hz, dtype,"
+        " shape, payload, stored_s, encoding, size, sinks, boot_id, clock_offset_s,"
+        " clock_synced, participant_id, session_id)"
+        " VALUES (?, ?, 'w', ?, ?, ?, ?, ?, ?, ?, 1.0, 'raw', ?, 1, 'boot-b', -10.0, 0, 'P1', 7)",
+        [
+            (1, "vital", "heart_rate", 0, 100.0, None, None, None, b'{"a":1}', 7),
+            (2, "waveform", "ecg", 0, 100.5, 130.0, "<i4", "[2, 1]", bytes(8), 8),
+            (3, "vital", "heart_rate", 1, 101.0, None, None, None, b'{"a":2}', 7),
+        ],
+    )
+    db.executemany("INSERT INTO pending (sink, record_id) VALUES ('s', ?)", [(1,), (2,), (3,)])
+    db.close()
+    async with Outbox(path, WANTS_ALL, flush_interval_ms=10) as outbox:
+        leased = await outbox.lease("s", 10)
+        moved = await outbox.correct_clock(
+            "boot-b", 0.0, at_mono_s=5.0, offset_before_s=-10.0, synced=True
+        )
+    assert [r.record.payload for r in leased] == [b'{"a":1}', bytes(8), b'{"a":2}']
+    assert leased[1].record.shape == (2, 1) and leased[1].record.participant_id == "P1"
+    assert moved == 3
+    with sqlite3.connect(path) as db:
+        assert db.execute(
+            "SELECT COUNT(*) FROM contexts WHERE clock_offset_s = -10"
+        ).fetchone() == (2,)
+        assert db.execute("SELECT t0_s, clock_corrected_s FROM records ORDER BY id").fetchall() == [
+            (110.0, 10.0),
+            (110.5, 10.0),
+            (111.0, 10.0),
+        ]

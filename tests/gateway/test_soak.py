@@ -9,6 +9,7 @@ import random
 import sqlite3
 from typing import TYPE_CHECKING
 
+from buffers.segments import SegmentLog, folder_for
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from tests.support import wait_for
@@ -104,10 +105,16 @@ async def test_five_devices_with_link_drops_lose_nothing_unaccounted(
 
     assert len(asyncio.all_tasks()) == tasks_before, "tasks leaked"
     assert not any(d.connected for d in devices), "a link outlived the daemon"
+    log = SegmentLog(folder_for(tmp_path / "wgw.sqlite"))  # where the payloads are
     with sqlite3.connect(tmp_path / "wgw.sqlite") as db:
-        rows = db.execute(
-            "SELECT kind, device_id, stream, shape, payload, t0_s, sample_rate_hz FROM records"
-        ).fetchall()
+        rows = [
+            (kind, device_id, stream, shape, log.payload(inline, seg, at, size), t0, rate)
+            for kind, device_id, stream, shape, inline, seg, at, size, t0, rate in db.execute(
+                "SELECT kind, device_id, stream, shape, payload, seg, seg_offset, size, t0_s,"
+                " sample_rate_hz FROM records"
+            )
+        ]
+    log.close()
     total_drops = total_gaps = 0
     for i, device in enumerate(devices):
         device_id = f"{DEVICES[i][0]}-{i}"
