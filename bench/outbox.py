@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -179,7 +180,8 @@ async def hour(
 ) -> tuple[float, int, int]:
     """Bytes written per payload byte with one group commit every ``flush_s`` simulated seconds
     (1: the default flush interval), the index committing every 60 simulated seconds (the
-    default), and two sinks (MQTT and upload) acknowledging every vitals row.
+    default; it fsyncs the segment log first, as the daemon does), and two sinks (MQTT and
+    upload) acknowledging every vitals row.
     """
     fleet = Fleet(models)
     path = folder / f"hour-{len(models)}-{flush_s}.sqlite"
@@ -217,15 +219,20 @@ async def main() -> None:
         vitals = [vital(i) for i in range(args.rows)]
         ecg = np.arange(130, dtype=np.int32).reshape(130, 1) * 7
         chunks = [waveform(i, ecg) for i in range(args.rows)]
-        ours_v = await ours(work, vitals)
-        naive_v = await naive(work, vitals)
-        pq_v = persist_queue(work, vitals)
+        # a few runs each, interleaved, the median kept: one run is a fraction of a second
+        runs: dict[str, list[float]] = {"ours": [], "naive": [], "pq": []}
+        for k in range(3):
+            run = work / f"run{k}"
+            run.mkdir()
+            runs["ours"].append(await ours(run, vitals))
+            runs["naive"].append(await naive(run, vitals))
+            runs["pq"].append(persist_queue(run, vitals))
+        ours_v, naive_v, pq_v = (statistics.median(runs[k]) for k in ("ours", "naive", "pq"))
         ours_w = await ours(work / "w", chunks) if (work / "w").mkdir() is None else 0.0
         naive_w = await naive(work / "w", chunks)
         seconds = int(args.hours * 3600)
         ratio10, written10, payload10 = await hour(work, FLEET, seconds)
         ratio1, _, _ = await hour(work, ["watch"], seconds)
-        ratio10_5s, _, _ = await hour(work, FLEET, seconds, flush_s=5)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{'throughput (append + lease + ack)':<40}{'rows/s':>12}")
@@ -241,7 +248,7 @@ async def main() -> None:
     print(
         f"disk: {args.hours:g} h of 10 devices: {written10 / 1e6:.1f} MB written for "
         f"{payload10 / 1e6:.1f} MB of payload = {ratio10:.2f} bytes per payload byte "
-        f"(one watch alone: {ratio1:.2f}; at a 5 s flush interval: {ratio10_5s:.2f})"
+        f"(one watch alone: {ratio1:.2f})"
     )
     print(
         json.dumps(
@@ -251,7 +258,6 @@ async def main() -> None:
                 "vs_naive": round(ours_v / naive_v, 2),
                 "bytes_written_per_payload_byte": round(ratio10, 3),
                 "bytes_written_per_payload_byte_one_device": round(ratio1, 3),
-                "bytes_written_per_payload_byte_flush_5s": round(ratio10_5s, 3),
             }
         )
     )
