@@ -57,6 +57,7 @@ _LOW_WATER: Final = 0.9  # evict down to this fraction of the cap
 _RECOVER_BYTES: Final = 1 << 20  # room needed before raw waveforms are accepted again
 _FULL_RETRY_S: Final = 1.0
 _SQLITE_FULL: Final = 13
+_SQLITE_IOERR: Final = 10  # what an ENOSPC while writing the WAL can also look like
 
 Synchronous = Literal["normal", "full"]
 
@@ -395,13 +396,27 @@ class Outbox:
             while self._corrections:
                 await self._correct_clock(self._corrections.pop(0))
             if closing or any(f.index for f in flushes) or self._index_due():
-                async with self._tx:
-                    await self._commit_index()
+                await self._commit_index_unless_full()
             for f in flushes:
                 if not f.done.done():
                     f.done.set_result(None)
             if closing:
                 return
+
+    async def _commit_index_unless_full(self) -> None:
+        """The writer's index commit: a full disk leaves the rows in the log, never raises."""
+        try:
+            async with self._tx:
+                await self._commit_index()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (_SQLITE_FULL, _SQLITE_IOERR):
+                raise
+            db = self._require_db()
+            if not db.in_transaction:  # rolled back: the log still has it all
+                self._index_open, self._reindex = False, True
+                await self._load_contexts(db)
+            self._full = True  # the next commit evicts first
+            log.error("the index could not commit (%s): it is retried; the log holds the rows", exc)
 
     def _index_due(self) -> bool:
         return self._index_open and (
