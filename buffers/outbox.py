@@ -242,15 +242,8 @@ class Outbox:
         self._next_id = max([indexed, *by_id]) + 1
         if not by_id:
             return 0
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._own_transaction():
             await self._insert(db, [(r.id, r.record, r.stored_s, r.placed) for r in by_id.values()])
-            await db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.OperationalError):
-                await db.execute("ROLLBACK")
-            await self._load_contexts(db)
-            raise
         log.warning("outbox: %d rows since the last index commit rebuilt from the log", len(by_id))
         return len(by_id)
 
@@ -270,12 +263,15 @@ class Outbox:
             r.participant_id,
             r.session_id,
         )
+        return await self._context_of(db, key, record_id)
+
+    async def _context_of(self, db: aiosqlite.Connection, key: _ContextKey, first_id: int) -> int:
         ctx = self._contexts.get(key)
         if ctx is None:
             cur = await db.execute(
                 f"INSERT INTO contexts ({_CONTEXT_FIELDS}, first_id)"  # noqa: S608 - constants
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*key, record_id),
+                (*key, first_id),
             )
             assert cur.lastrowid is not None
             ctx = self._contexts[key] = cur.lastrowid
@@ -654,12 +650,10 @@ class Outbox:
         return await done
 
     async def _correct_clock(self, c: ClockCorrection) -> None:
-        db = self._require_db()
         try:
             async with self._tx:
                 await self._commit_index()
-                await db.execute("BEGIN IMMEDIATE")
-                try:
+                async with self._own_transaction() as db:
                     moved = await self._move_untrusted(db, c)
                     await db.execute(
                         "UPDATE markers SET t_s = t_s + (? - clock_offset_s), clock_offset_s = ?"
@@ -680,12 +674,6 @@ class Outbox:
                             moved,
                         ),
                     )
-                    await db.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.OperationalError):
-                        await db.execute("ROLLBACK")
-                    await self._load_contexts(db)
-                    raise
         except sqlite3.OperationalError as exc:  # a full disk: the rows stay, the caller hears
             if not c.done.done():
                 c.done.set_exception(StorageError(f"clock correction failed: {exc}"))
@@ -708,15 +696,7 @@ class Outbox:
         moved = 0
         for old_ctx, first_id, *fields in stale:
             key: _ContextKey = (*fields[:7], c.offset_s, *fields[8:])
-            new_ctx = self._contexts.get(key)
-            if new_ctx is None:
-                cur = await db.execute(
-                    f"INSERT INTO contexts ({_CONTEXT_FIELDS}, first_id)"  # noqa: S608
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*key, first_id),
-                )
-                assert cur.lastrowid is not None
-                new_ctx = self._contexts[key] = cur.lastrowid
+            new_ctx = await self._context_of(db, key, first_id)
             shift = c.offset_s - fields[7]
             cur = await db.execute(
                 "UPDATE items SET t0_s = t0_s + ?, clock_corrected_s = clock_corrected_s + ?,"
@@ -729,17 +709,27 @@ class Outbox:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction beside the writer's, for rare writes (the study context)."""
-        db = self._require_db()
         async with self._tx:
             await self._commit_index()
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            async with self._own_transaction() as db:
                 yield db
-                await db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    await db.execute("ROLLBACK")
-                raise
+
+    @contextlib.asynccontextmanager
+    async def _own_transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; on failure a rollback, and the contexts read again.
+
+        The caller holds ``_tx`` and no index transaction is open.
+        """
+        db = self._require_db()
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.OperationalError):
+                await db.execute("ROLLBACK")
+            await self._load_contexts(db)
+            raise
 
     async def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         """Rows of one read (WAL: it does not wait for the writer)."""
@@ -856,16 +846,10 @@ class Outbox:
     async def _update(
         self, sink: str, record_ids: Sequence[int], sql: str, params: tuple[object, ...]
     ) -> None:
-        db = self._require_db()
         async with self._tx:
             await self._commit_index()
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            async with self._own_transaction() as db:
                 await db.executemany(sql, [(*params, sink, rid) for rid in record_ids])
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
         self._leased[sink].difference_update(record_ids)
         self._forget_resume(sink)
 
