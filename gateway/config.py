@@ -39,6 +39,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SimFaultConfig(_Section):
+    """A fault a simulated device plays on its own clock (simulated seconds from start)."""
+
+    kind: Literal["link_drop", "out_of_range", "malformed", "refuse_connects"]
+    at_s: float = Field(ge=0.0)
+    every_s: PositiveSeconds | None = None
+    duration_s: float = Field(0.0, ge=0.0)
+    rate: float = Field(0.2, ge=0.0, le=1.0, description="malformed: share of packets")
+    count: int = Field(3, ge=1, description="refuse_connects: how many")
+
+
 class SimDeviceConfig(_Section):
     """One simulated device (``ble.backend: sim``); unset fields take the model's defaults."""
 
@@ -51,6 +62,7 @@ class SimDeviceConfig(_Section):
     malformed_rate: float = Field(0.0, ge=0.0, le=1.0)
     battery_pct: float = Field(90.0, ge=0.0, le=100.0)
     clock_offset_s: float = 0.0
+    faults: tuple[SimFaultConfig, ...] = ()
 
 
 class SimConfig(_Section):

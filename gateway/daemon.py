@@ -33,7 +33,7 @@ from gateway.live_feed import LiveFeed
 from gateway.loop_lag import LoopLag
 from gateway.rate_limits import PLANS
 from gateway.sdnotify import Notifier
-from gateway.simulation import build_world
+from gateway.simulation import build_world, ground_truth
 from gateway.sinks import conversion, health_upload, mqtt
 from gateway.status_api import serve_status
 from gateway.study import StudyContext, perform, vars_of
@@ -124,6 +124,10 @@ class Daemon:
     def stop(self) -> None:
         """Ask for a drained shutdown (safe from a signal handler)."""
         self._stop.set()
+
+    def sim_truth(self) -> list[dict[str, object]] | None:
+        """The simulator's ground truth, or None on a real radio."""
+        return ground_truth(self.sim_world) if self.sim_world is not None else None
 
     def live_feed(self) -> LiveFeed:
         """Frames as they arrive, for the live page."""

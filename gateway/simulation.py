@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from drivers.sim.devices import SimDevice, preset
+from drivers.sim.devices import ScheduledFault, SimDevice, preset
 from drivers.sim.world import SimWorld
 
 if TYPE_CHECKING:
@@ -22,6 +22,34 @@ def build_world(config: SimConfig) -> SimWorld:
     )
 
 
+def ground_truth(world: SimWorld) -> list[dict[str, object]]:
+    """What each simulated device measured and what became of it (``/api/sim``)."""
+    out: list[dict[str, object]] = []
+    for p in world.peripherals.values():
+        counters = getattr(p, "counters", {})
+        out.append(
+            {
+                "address": p.address,
+                "connects": p.link.connects,
+                "link_drops": p.link.link_drops,
+                "refused": p.link.refused,
+                "faults_played": dict(getattr(p, "faults_played", {})),
+                "streams": {
+                    name: {
+                        "produced": c.produced,
+                        "sent": c.sent,
+                        "lost_link_down": c.lost_link_down,
+                        "lost_radio": c.lost_radio,
+                        "malformed": c.malformed,
+                        "stalled": c.stalled,
+                    }
+                    for name, c in counters.items()
+                },
+            }
+        )
+    return out
+
+
 def _spec(d: SimDeviceConfig) -> SimDeviceSpec:
     spec = preset(
         d.model,
@@ -31,6 +59,7 @@ def _spec(d: SimDeviceConfig) -> SimDeviceSpec:
         malformed_rate=d.malformed_rate,
         battery_pct=d.battery_pct,
         clock_offset_s=d.clock_offset_s,
+        faults=tuple(ScheduledFault(**f.model_dump()) for f in d.faults),
     )
     if d.heart_rate_interval_ms is not None:
         spec = replace(spec, heart_rate_interval_s=d.heart_rate_interval_ms / 1000.0)

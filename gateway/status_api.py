@@ -1,7 +1,8 @@
 """The local status API on 127.0.0.1: live page, health, status, metrics, ``wgw sync``, study.
 
 ``GET /`` (the live page), ``GET /api/live`` (its server-sent events: waveform chunks and
-vitals as they arrive).
+vitals as they arrive), ``GET /api/sim`` (with ``ble.backend: sim``: the simulator's ground
+truth, for benchmarks and tests).
 
 ``GET /healthz`` (alive), ``GET /readyz`` (sources and sinks up: 200, else 503),
 ``GET /metrics`` (Prometheus), ``GET /api/status``, ``/api/devices``, ``/api/queue`` (JSON).
@@ -48,6 +49,8 @@ class _HasStatistics(Protocol):
     def is_ready(self) -> bool: ...
 
     def live_feed(self) -> LiveFeed: ...
+
+    def sim_truth(self) -> list[dict[str, object]] | None: ...
 
 
 _SOURCE_KEY: Final = web.AppKey("source", _HasStatistics)
@@ -118,6 +121,7 @@ async def serve_status(
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/api/devices", _devices)
     app.router.add_get("/api/queue", _queue)
+    app.router.add_get("/api/sim", _sim)
     app.router.add_post("/api/sync", _start_sync)
     app.router.add_get("/api/sync", _sync_progress)
     app.router.add_get("/api/study", _study_state)
@@ -216,6 +220,14 @@ async def _queue(request: web.Request) -> web.Response:
             "health_upload_drain_eta_s": stats.health_upload_drain_eta_s,
         }
     )
+
+
+async def _sim(request: web.Request) -> web.Response:
+    """The simulator's ground truth (``ble.backend: sim`` only): what each device measured."""
+    truth = request.app[_SOURCE_KEY].sim_truth()
+    if truth is None:
+        return web.json_response({"error": "not running against the simulator"}, status=404)
+    return web.json_response(truth)
 
 
 async def _start_sync(request: web.Request) -> web.Response:

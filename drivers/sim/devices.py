@@ -62,6 +62,23 @@ class PmdStreamSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduledFault:
+    """A fault the device plays on its own clock, ``at_s`` after start, then every ``every_s``.
+
+    ``link_drop``: the link drops (supervision timeout); ``out_of_range``: the wearer walks away
+    for ``duration_s``; ``malformed``: a share ``rate`` of packets goes out corrupted for
+    ``duration_s``; ``refuse_connects``: the next ``count`` connection requests go unanswered.
+    """
+
+    kind: Literal["link_drop", "out_of_range", "malformed", "refuse_connects"]
+    at_s: float
+    every_s: float | None = None
+    duration_s: float = 0.0
+    rate: float = 0.2
+    count: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class SimDeviceSpec:
     """How a simulated device behaves; :func:`preset` fills in a model's defaults."""
 
@@ -78,6 +95,7 @@ class SimDeviceSpec:
     pmd: PmdStreamSpec | None = None
     malformed_rate: float = 0.0
     clock_offset_s: float = 0.0
+    faults: tuple[ScheduledFault, ...] = ()
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -115,6 +133,7 @@ class SimDevice(SimPeripheral):
         self.heart = signals.HeartModel(spec.seed)
         self.battery_pct = spec.battery_pct
         self.malformed_rate = spec.malformed_rate
+        self.faults_played: dict[str, int] = {}
         self.counters: dict[str, StreamCounters] = {}
         self._pmd = _PmdState(spec.pmd) if spec.pmd else None
         self.services = self._gatt_table()
@@ -187,6 +206,26 @@ class SimDevice(SimPeripheral):
         for interval_s, tick in ticks:
             if interval_s:
                 self.every(interval_s, tick)
+        for fault in s.faults:
+            self.after(fault.at_s, lambda f=fault: self._play(f))  # type: ignore[misc]
+
+    def _play(self, fault: ScheduledFault) -> None:
+        """One scheduled fault, and its next time."""
+        if fault.kind == "link_drop":
+            self.drop_link()
+        elif fault.kind == "out_of_range":
+            self.go_out_of_range(fault.duration_s)
+        elif fault.kind == "refuse_connects":
+            self.refuse_next_connects += fault.count
+        else:
+            self.malformed_rate = fault.rate
+            self.after(fault.duration_s, self._end_malformed)
+        self.faults_played[fault.kind] = self.faults_played.get(fault.kind, 0) + 1
+        if fault.every_s:
+            self.after(fault.every_s, lambda: self._play(fault))
+
+    def _end_malformed(self) -> None:
+        self.malformed_rate = self.spec.malformed_rate
 
     def _t(self, k: int, interval_s: float) -> float:
         return (k + 1) * interval_s
