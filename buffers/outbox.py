@@ -918,6 +918,11 @@ class Outbox:
             storage_full=self._full,
             used_bytes=used,
             corrupt_recoveries=counters.get("corrupt_recoveries", 0),
+            evicted_samples={
+                k.removeprefix("evicted_samples."): v
+                for k, v in counters.items()
+                if k.startswith("evicted_samples.")
+            },
         )
 
     def _records(self, rows: Sequence[Sequence[Any]]) -> list[StoredRecord]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 RecordKind = Literal["vital", "waveform", "gap"]
@@ -84,3 +84,4 @@ class OutboxStatistics:
     storage_full: bool
     used_bytes: int
     corrupt_recoveries: int
+    evicted_samples: dict[str, int] = field(default_factory=dict)  # waveform samples, per tier

@@ -7,6 +7,7 @@ and gap markers only as the very last resort.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -24,15 +25,15 @@ TIERS: Final = (
     (
         "delivered",
         (
-            "SELECT id, kind, size FROM records r WHERE sinks > 0 AND NOT EXISTS"
+            "SELECT id, kind, size, shape FROM records r WHERE sinks > 0 AND NOT EXISTS"
             " (SELECT 1 FROM pending p WHERE p.record_id = r.id) ORDER BY id LIMIT ?"
         ),
     ),
     (
         "undelivered",
-        "SELECT id, kind, size FROM records WHERE kind = 'waveform' ORDER BY id LIMIT ?",
+        "SELECT id, kind, size, shape FROM records WHERE kind = 'waveform' ORDER BY id LIMIT ?",
     ),
-    ("undelivered", "SELECT id, kind, size FROM records ORDER BY id LIMIT ?"),
+    ("undelivered", "SELECT id, kind, size, shape FROM records ORDER BY id LIMIT ?"),
 )
 WAVEFORM_TIERS: Final = 2  # the tiers that never touch an undelivered vital
 
@@ -116,8 +117,13 @@ async def evict(
                     break
             ids = [(row[0],) for row in victims]
             batch: dict[str, int] = {}
-            for _, kind, _ in victims:
-                batch[f"{tier}.{kind}"] = batch.get(f"{tier}.{kind}", 0) + 1
+            for _, kind, _, shape in victims:
+                batch[f"evicted.{tier}.{kind}"] = batch.get(f"evicted.{tier}.{kind}", 0) + 1
+                if kind == "waveform" and shape:  # samples too, for whoever balances the books
+                    samples = json.loads(shape)[0]
+                    batch[f"evicted_samples.{tier}"] = (
+                        batch.get(f"evicted_samples.{tier}", 0) + samples
+                    )
             await db.execute("BEGIN IMMEDIATE")
             try:
                 await db.executemany("DELETE FROM pending WHERE record_id = ?", ids)
@@ -125,14 +131,16 @@ async def evict(
                 await db.executemany(
                     "INSERT INTO counters (name, value) VALUES (?, ?)"
                     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    [(f"evicted.{key}", count) for key, count in batch.items()],
+                    list(batch.items()),
                 )
                 await db.execute("COMMIT")
             except BaseException:
                 await db.execute("ROLLBACK")
                 raise
             for key, count in batch.items():
-                evicted[key] = evicted.get(key, 0) + count
+                if key.startswith("evicted."):
+                    short = key.removeprefix("evicted.")
+                    evicted[short] = evicted.get(short, 0) + count
             if segments is not None:
                 await drop_dead_segments(db, segments)
     return evicted

@@ -129,6 +129,13 @@ class Daemon:
         """The simulator's ground truth, or None on a real radio."""
         return ground_truth(self.sim_world) if self.sim_world is not None else None
 
+    def sim_pause(self) -> bool:
+        """Stop the simulated devices measuring; False on a real radio."""
+        if self.sim_world is None:
+            return False
+        self.sim_world.pause()
+        return True
+
     def live_feed(self) -> LiveFeed:
         """Frames as they arrive, for the live page."""
         return self._live

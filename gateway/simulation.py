@@ -42,6 +42,7 @@ def ground_truth(world: SimWorld) -> list[dict[str, object]]:
                         "lost_radio": c.lost_radio,
                         "malformed": c.malformed,
                         "stalled": c.stalled,
+                        "bytes_sent": c.bytes_sent,
                     }
                     for name, c in counters.items()
                 },

@@ -52,6 +52,8 @@ class _HasStatistics(Protocol):
 
     def sim_truth(self) -> list[dict[str, object]] | None: ...
 
+    def sim_pause(self) -> bool: ...
+
 
 _SOURCE_KEY: Final = web.AppKey("source", _HasStatistics)
 _CLOSING_KEY: Final = web.AppKey("closing", asyncio.Event)
@@ -122,6 +124,7 @@ async def serve_status(
     app.router.add_get("/api/devices", _devices)
     app.router.add_get("/api/queue", _queue)
     app.router.add_get("/api/sim", _sim)
+    app.router.add_post("/api/sim/pause", _sim_pause)
     app.router.add_post("/api/sync", _start_sync)
     app.router.add_get("/api/sync", _sync_progress)
     app.router.add_get("/api/study", _study_state)
@@ -228,6 +231,13 @@ async def _sim(request: web.Request) -> web.Response:
     if truth is None:
         return web.json_response({"error": "not running against the simulator"}, status=404)
     return web.json_response(truth)
+
+
+async def _sim_pause(request: web.Request) -> web.Response:
+    """Stop every simulated device measuring (a benchmark's end: the counts hold still)."""
+    if not request.app[_SOURCE_KEY].sim_pause():
+        return web.json_response({"error": "not running against the simulator"}, status=404)
+    return web.json_response({"paused": True})
 
 
 async def _start_sync(request: web.Request) -> web.Response:

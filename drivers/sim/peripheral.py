@@ -69,6 +69,7 @@ class StreamCounters:
     lost_radio: int = 0
     malformed: int = 0
     stalled: int = 0
+    bytes_sent: int = 0  # payload bytes of the notifications that went out (malformed too)
     values_sent: list[int] = field(default_factory=list)
 
 
@@ -201,6 +202,7 @@ class SimPeripheral:
             payload = self.malform(uuid, payload)
         else:
             counters.sent += units
+        counters.bytes_sent += len(payload)
         if self._held is not None:
             self._held.append((callback, payload))
         else:

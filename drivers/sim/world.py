@@ -52,6 +52,11 @@ class SimWorld:
         for p in self.peripherals.values():
             p.drop_link()
 
+    def pause(self) -> None:
+        """Every device stops measuring (a benchmark's final count holds still)."""
+        for p in self.peripherals.values():
+            p.stop()
+
     async def reset_adapter(self, adapter: str) -> bool:
         """Power-cycle the adapter: links drop, advertisements come back; True (it worked)."""
         await asyncio.sleep(self.adapter_reset_s)

@@ -53,6 +53,7 @@ async def test_cap_evicts_delivered_rows_first_then_oldest_undelivered_waveforms
     assert left["vital"] == 20  # no undelivered vital was touched
     assert [r.record.seq for r in remaining] == list(range(20, 40))
     assert stats.evicted["undelivered.waveform"] == 400 - left["waveform"] > 0
+    assert stats.evicted_samples == {"undelivered": 1000 * stats.evicted["undelivered.waveform"]}
     with sqlite3.connect(path) as db:
         seqs = [
             row[0]
