@@ -49,6 +49,7 @@ _CONTEXT_FIELDS: Final = (
     " clock_synced, participant_id, session_id"
 )
 _SAVEPOINT: Final = "wgw_batch"
+_BUILT_MAX: Final = 20_000  # records kept built for leases that come back to them
 _SELECT_RECORD: Final = (
     "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
     " r.payload, r.encoding, r.participant_id, r.session_id, r.seg, r.seg_offset, r.size"
@@ -135,6 +136,7 @@ class Outbox:
         self._contexts: dict[_ContextKey, int] = {}
         self._budget_bytes: int | None = None
         self._replayed = 0
+        self._built: dict[int, OutboxRecord] = {}
         self._subscriptions = dict(subscriptions)
         self._flush_interval_s = flush_interval_ms / 1000.0
         self._flush_max_rows = flush_max_rows
@@ -650,6 +652,7 @@ class Outbox:
         return await done
 
     async def _correct_clock(self, c: ClockCorrection) -> None:
+        self._built.clear()  # rows' times move
         try:
             async with self._tx:
                 await self._commit_index()
@@ -926,8 +929,14 @@ class Outbox:
         )
 
     def _records(self, rows: Sequence[Sequence[Any]]) -> list[StoredRecord]:
-        """Records from ``_SELECT_RECORD`` rows, their payloads read from the log together."""
-        in_log = [row for row in rows if row[13] is not None]
+        """Records from ``_SELECT_RECORD`` rows, their payloads read from the log together.
+
+        A sink leases the same rows again while it waits (pacing, retries): the records built
+        last are kept (rows do not change but for clock corrections, which empty the cache).
+        """
+        cache = self._built
+        missing = [row for row in rows if row[0] not in cache]
+        in_log = [row for row in missing if row[13] is not None]
         payloads = dict(
             zip(
                 (row[0] for row in in_log),
@@ -935,10 +944,11 @@ class Outbox:
                 strict=True,
             )
         )
-        return [
-            StoredRecord(row[0], _record(row, payloads.get(row[0]) or bytes(row[9] or b"")))
-            for row in rows
-        ]
+        for row in missing:
+            cache[row[0]] = _record(row, payloads.get(row[0]) or bytes(row[9] or b""))
+        while len(cache) > _BUILT_MAX:
+            del cache[next(iter(cache))]  # the oldest built first (dicts keep insertion order)
+        return [StoredRecord(row[0], cache[row[0]]) for row in rows]
 
     def _require_segments(self) -> SegmentLog:
         if self._segments is None:

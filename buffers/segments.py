@@ -76,6 +76,7 @@ class SegmentLog:
         self._current: int | None = None
         self._current_size = 0
         self._readers: dict[int, int] = {}
+        self._first_ids: dict[int, int] = {}
         folder.mkdir(parents=True, exist_ok=True)
 
     # --- files --------------------------------------------------------------------------------
@@ -90,11 +91,14 @@ class SegmentLog:
 
     def first_id(self, seg: int) -> int:
         """The first record id segment ``seg`` was opened for."""
+        if seg in self._first_ids:
+            return self._first_ids[seg]
         with self.path(seg).open("rb") as f:
             magic, first = _FILE_HEADER.unpack(f.read(_FILE_HEADER.size))
         if magic != _FILE_MAGIC:
             msg = f"{self.path(seg)} is not a segment file"
             raise ValueError(msg)
+        self._first_ids[seg] = int(first)
         return int(first)
 
     def total_bytes(self) -> int:
@@ -117,6 +121,7 @@ class SegmentLog:
         fd = self._readers.pop(seg, None)
         if fd is not None:
             os.close(fd)
+        self._first_ids.pop(seg, None)
         path = self.path(seg)
         size = path.stat().st_size
         path.unlink()

@@ -8,7 +8,7 @@ import json
 import zlib
 
 import numpy as np
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -23,6 +23,7 @@ SAMPLES = hnp.arrays(
 )
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(SAMPLES)
 def test_any_waveform_round_trips(samples: np.ndarray) -> None:
     """Test exact samples back, whichever encoding the packer chose (raw when it is smaller)."""
@@ -41,6 +42,7 @@ def test_a_physiological_chunk_packs_small() -> None:
     assert len(record.payload) < samples.nbytes / 3
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["heart_rate_bpm", "spo2_pct", "sensor_contact", "rr_intervals_ms", "x"]),
