@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SINK: Final = "mqtt"
+_LIVE_IN_FLIGHT: Final = 16  # publications awaiting the broker, per lane
 
 
 def wants(record: OutboxRecord) -> bool:
@@ -97,7 +98,10 @@ class MqttSink:
         # Live lane: frames as they arrive, before their commit. Full policy: drop the newest,
         # counted (vitals and gaps still come from the outbox backlog; a QoS 0 waveform chunk
         # is simply not live).
+        # Vitals and gaps have a lane of their own, so that they never wait behind a burst of
+        # waveform chunks (a chunk costs a decode and a JSON list of samples).
         self._live: asyncio.Queue[OutboxRecord] = asyncio.Queue(config.live_queue_max)
+        self._live_waves: asyncio.Queue[OutboxRecord] = asyncio.Queue(config.live_queue_max)
         self._confirmed: set[tuple[str, str, str, int]] = set()
         self._live_published = 0
         self._live_dropped = 0
@@ -126,7 +130,7 @@ class MqttSink:
         ):
             return
         try:
-            self._live.put_nowait(record)
+            (self._live_waves if record.kind == "waveform" else self._live).put_nowait(record)
         except asyncio.QueueFull:
             self._live_dropped += 1
 
@@ -148,7 +152,13 @@ class MqttSink:
                         await client.publish(self._status_topic, b"online", qos=1, retain=True)
                         await self._announce_known(client)
                         async with asyncio.TaskGroup() as tg:
-                            tg.create_task(self._publish_live(client), name="wgw.mqtt.live")
+                            tg.create_task(
+                                self._publish_live(client, self._live), name="wgw.mqtt.live"
+                            )
+                            tg.create_task(
+                                self._publish_live(client, self._live_waves),
+                                name="wgw.mqtt.live_waveforms",
+                            )
                             tg.create_task(self._publish_backlog(client), name="wgw.mqtt.backlog")
                             tg.create_task(self._publish_states(client), name="wgw.mqtt.state")
                             if self._on_command is not None:
@@ -220,12 +230,27 @@ class MqttSink:
             return self.topic(r.device_id, r.stream), mqtt_waveform_payload(r)
         return self.topic(r.device_id, "vitals"), mqtt_vitals_payload(r)
 
-    async def _publish_live(self, client: aiomqtt.Client) -> None:
-        """Publish frames as they arrive; what was confirmed need not come from the backlog."""
-        while not self._live.empty():  # what queued up while the broker was away is stale
-            self._live.get_nowait()
-        while True:
-            r = await self._live.get()
+    async def _publish_live(
+        self, client: aiomqtt.Client, lane: asyncio.Queue[OutboxRecord]
+    ) -> None:
+        """Publish frames as they arrive; what was confirmed need not come from the backlog.
+
+        Several publications are in flight at once: a reading does not wait for the broker's
+        acknowledgement of the one before (MQTT keeps their order on the connection).
+        """
+        while not lane.empty():  # what queued up while the broker was away is stale
+            lane.get_nowait()
+        slots = asyncio.Semaphore(_LIVE_IN_FLIGHT)
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                r = await lane.get()
+                await slots.acquire()
+                tg.create_task(self._publish_one(client, r, slots))
+
+    async def _publish_one(
+        self, client: aiomqtt.Client, r: OutboxRecord, slots: asyncio.Semaphore
+    ) -> None:
+        try:
             waveform = r.kind == "waveform"
             qos = self._config.waveform_qos if waveform else self._config.vitals_qos
             await client.publish(*self._message(r), qos=qos)
@@ -235,6 +260,8 @@ class MqttSink:
             if not waveform and qos > 0:
                 self._confirmed.add((r.kind, r.device_id, r.stream, r.seq))
             await self._update_homeassistant(client, r)
+        finally:
+            slots.release()
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
         """Each device's state and the gateway's alerts, retained, whenever they changed."""
