@@ -15,6 +15,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/dsp.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/fieldday.py
 
 check: lint typecheck importlint
 

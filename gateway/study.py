@@ -100,9 +100,17 @@ class StudyContext:
             msg = f"{device_id} is assigned from {latest.from_s}: a new assignment starts later"
             raise StudyError(msg)
         a = Assignment(device_id, start, participant_id, site, study, source)
-        await study_store.add_assignment(self._outbox, a)
+        # Frames are labelled from memory: it changes before the first await, so that no frame
+        # stamped after ``start`` is labelled while the write is under way; a failed write
+        # takes it back.
         history = self._assignments.setdefault(device_id, [])
+        before = list(history)
         history[:] = [x for x in history if x.from_s != start] + [a]
+        try:
+            await study_store.add_assignment(self._outbox, a)
+        except BaseException:
+            history[:] = before
+            raise
         log.info("%s is worn by %s from %s", device_id, participant_id, start)
         return a
 
