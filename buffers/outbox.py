@@ -516,7 +516,7 @@ class Outbox:
         need = max(2 * sum(len(r.payload) for r in batch), 64 * 1024)
         target = await retention.used_bytes(self._require_db(), self._segments) - need
         tiers = retention.WAVEFORM_TIERS if step == "evict" else len(retention.TIERS)
-        await self._evict(target, tiers)
+        await self._evict(target, tiers, now=True)
         return batch
 
     def _refuse_waveforms(self, batch: list[OutboxRecord]) -> list[OutboxRecord]:
@@ -536,19 +536,29 @@ class Outbox:
             room = min(room, self._budget_bytes - used)
         return room >= _RECOVER_BYTES and disk_free >= _RECOVER_BYTES
 
-    async def _evict(self, target_used_bytes: int, tiers: int) -> None:
+    async def _evict(self, target_used_bytes: int, tiers: int, *, now: bool = False) -> None:
+        """Evict down to ``target_used_bytes``.
+
+        Under the cap (``now`` false) the deletions ride the open index transaction, written
+        with it once a minute, and the files they empty go after its commit. On a full disk
+        (``now``) they commit at once and the files go at once: the space is needed now.
+        """
+        db = self._require_db()
+        segments = self._require_segments()
         async with self._tx:
-            await self._commit_index()
+            if now:
+                await self._commit_index()
+            else:
+                await self._open_index(db)
             try:
                 evicted = await retention.evict(
-                    self._require_db(),
-                    target_used_bytes=target_used_bytes,
-                    tiers=tiers,
-                    segments=self._require_segments(),
+                    db, target_used_bytes=target_used_bytes, tiers=tiers, segments=segments
                 )
             except sqlite3.OperationalError as exc:
                 log.error("eviction failed: %s", exc)
                 return
+            if now:
+                segments.purge()
         for key, count in evicted.items():
             log.warning("retention: evicted %d %s rows", count, key)
 
@@ -625,9 +635,11 @@ class Outbox:
         if not self._index_open:
             return
         db = self._require_db()
-        self._require_segments().sync()
+        segments = self._require_segments()
+        segments.sync()
         await db.execute("COMMIT")
         self._index_open = False
+        segments.purge()  # files whose rows the committed index no longer holds
 
     async def correct_clock(
         self,

@@ -74,9 +74,9 @@ async def used_bytes(db: aiosqlite.Connection, segments: SegmentLog | None) -> i
 
 
 async def drop_dead_segments(db: aiosqlite.Connection, segments: SegmentLog) -> int:
-    """Delete the segment files whose every row is gone; bytes freed."""
+    """Retire the segment files whose every row is gone; bytes to be freed."""
     ranges: dict[tuple[int, int], bool] = {}
-    numbers = segments.numbers()
+    numbers = segments.live_numbers()
     for seg, following in zip(numbers, [*numbers[1:], None], strict=True):
         first = segments.first_id(seg)
         last = segments.first_id(following) - 1 if following is not None else 2**62
@@ -97,8 +97,9 @@ async def evict(
 ) -> dict[str, int]:
     """Delete rows tier by tier until the data fits in ``target_used_bytes``.
 
-    Runs its own transactions (one per batch); returns the counts per ``<tier>.<kind>``. A
-    segment file goes once none of its rows is left.
+    Each batch is a savepoint (inside the caller's transaction if one is open); returns the
+    counts per ``<tier>.<kind>``. A segment file is retired once none of its rows is left; the
+    caller purges it after the commit.
     """
     evicted: dict[str, int] = {}
     for tier, select in TIERS[:tiers]:
@@ -124,7 +125,8 @@ async def evict(
                     batch[f"evicted_samples.{tier}"] = (
                         batch.get(f"evicted_samples.{tier}", 0) + samples
                     )
-            await db.execute("BEGIN IMMEDIATE")
+            # a savepoint: inside the outbox's open index transaction, or a transaction alone
+            await db.execute("SAVEPOINT wgw_evict")
             try:
                 await db.executemany("DELETE FROM pending WHERE record_id = ?", ids)
                 await db.executemany("DELETE FROM items WHERE id = ?", ids)
@@ -133,9 +135,10 @@ async def evict(
                     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                     list(batch.items()),
                 )
-                await db.execute("COMMIT")
+                await db.execute("RELEASE wgw_evict")
             except BaseException:
-                await db.execute("ROLLBACK")
+                await db.execute("ROLLBACK TO wgw_evict")
+                await db.execute("RELEASE wgw_evict")
                 raise
             for key, count in batch.items():
                 if key.startswith("evicted."):

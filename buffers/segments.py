@@ -77,6 +77,7 @@ class SegmentLog:
         self._current_size = 0
         self._readers: dict[int, int] = {}
         self._first_ids: dict[int, int] = {}
+        self._retired: set[int] = set()
         folder.mkdir(parents=True, exist_ok=True)
 
     # --- files --------------------------------------------------------------------------------
@@ -84,6 +85,10 @@ class SegmentLog:
     def numbers(self) -> list[int]:
         """The segment files present, oldest first."""
         return sorted(int(p.stem) for p in self.folder.glob("*.seg") if p.stem.isdigit())
+
+    def live_numbers(self) -> list[int]:
+        """The segment files present and not retired, oldest first."""
+        return [n for n in self.numbers() if n not in self._retired]
 
     def path(self, seg: int) -> Path:
         """The file of segment ``seg``."""
@@ -102,18 +107,18 @@ class SegmentLog:
         return int(first)
 
     def total_bytes(self) -> int:
-        """Bytes of every segment file."""
-        return sum(self.path(n).stat().st_size for n in self.numbers())
+        """Bytes of the segment files not retired."""
+        return sum(self.path(n).stat().st_size for n in self.live_numbers())
 
     def limit_bytes(self, budget: int | None) -> None:
         """Refuse appends (``SegmentFullError``) that would take the files past ``budget``."""
         self._budget = budget
 
-    def delete(self, seg: int) -> int:
-        """Remove a whole segment file; bytes freed.
+    def retire(self, seg: int) -> int:
+        """Mark a whole segment file for removal at the next :meth:`purge`; its bytes.
 
-        The caller knows none of its records is needed: the index holds them all, and none of
-        them is stored any more.
+        The caller knows none of its records is stored any more; the file stays on disk until
+        the index that says so has committed (a crash before that still finds the payloads).
         """
         if seg == self._current and self._fd is not None:
             os.close(self._fd)
@@ -121,11 +126,15 @@ class SegmentLog:
         fd = self._readers.pop(seg, None)
         if fd is not None:
             os.close(fd)
-        self._first_ids.pop(seg, None)
-        path = self.path(seg)
-        size = path.stat().st_size
-        path.unlink()
-        return size
+        self._retired.add(seg)
+        return self.path(seg).stat().st_size
+
+    def purge(self) -> None:
+        """Remove the retired files (the index that forgot their rows has committed)."""
+        for seg in sorted(self._retired):
+            self._first_ids.pop(seg, None)
+            self.path(seg).unlink(missing_ok=True)
+        self._retired.clear()
 
     def close(self) -> None:
         """Close every file descriptor."""
@@ -365,16 +374,16 @@ def _unpack(seg: int, body: bytes, body_start: int, after_id: int) -> Iterator[R
 
 
 def drop_dead(segments: SegmentLog, item_ids_with_payload: Callable[[int, int], bool]) -> int:
-    """Delete every segment file none of whose records is still stored; bytes freed.
+    """Retire every segment file none of whose records is still stored; bytes to be freed.
 
     ``item_ids_with_payload(first, last)``: whether a stored row in that id range still has its
     payload in a segment.
     """
-    numbers = segments.numbers()
+    numbers = segments.live_numbers()
     freed = 0
     for seg, following in zip(numbers, [*numbers[1:], None], strict=True):
         first = segments.first_id(seg)
         last = segments.first_id(following) - 1 if following is not None else 2**62
         if not item_ids_with_payload(first, last):
-            freed += segments.delete(seg)
+            freed += segments.retire(seg)
     return freed
