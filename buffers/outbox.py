@@ -597,7 +597,7 @@ class Outbox:
                 self._acks[:0] = acks  # applied with the next attempt
                 raise
             if self._synchronous == "full":
-                segments.sync()
+                await asyncio.to_thread(segments.sync)  # an fsync must not stall the loop
         for a in acks:
             self._leased[a.sink].difference_update(a.record_ids)
         self._next_id += len(batch)
@@ -636,7 +636,7 @@ class Outbox:
             return
         db = self._require_db()
         segments = self._require_segments()
-        segments.sync()
+        await asyncio.to_thread(segments.sync)  # an fsync must not stall the loop
         await db.execute("COMMIT")
         self._index_open = False
         segments.purge()  # files whose rows the committed index no longer holds
