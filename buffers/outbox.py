@@ -54,7 +54,7 @@ _SELECT_RECORD: Final = (
     "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
     " r.payload, r.encoding, r.participant_id, r.session_id, r.seg, r.seg_offset, r.size"
 )
-_LOW_WATER: Final = 0.9  # evict down to this fraction of the cap
+_LOW_WATER: Final = 0.8  # evict down to this fraction of the cap (then not again for a while)
 _RECOVER_BYTES: Final = 1 << 20  # room needed before raw waveforms are accepted again
 _FULL_RETRY_S: Final = 1.0
 _SQLITE_FULL: Final = 13
