@@ -45,6 +45,7 @@ import numpy as np
 import yaml
 from aiohttp import web
 from bleak import BleakClient
+from latency import MOSQUITTO, free_port  # bench/ is the script's folder, on sys.path
 
 from buffers.outbox import Outbox
 from drivers.ble.backends import simulated
@@ -58,17 +59,9 @@ from gateway.emulator.app import STATE_KEY, EmulatorConfig, emulator_app
 from gateway.rate_limits import PLANS, Windows
 from gateway.sinks import health_upload, mqtt
 
-MOSQUITTO = "/usr/sbin/mosquitto"
 FLEET = ["watch"] * 4 + ["strap"] * 3 + ["armband"] * 2 + ["patch"]
 FLUSH_S = 1.0
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Broker:

@@ -11,8 +11,6 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from buffers import segments as segment_log
-
 if TYPE_CHECKING:
     import aiosqlite
 
@@ -75,17 +73,15 @@ async def used_bytes(db: aiosqlite.Connection, segments: SegmentLog | None) -> i
 
 async def drop_dead_segments(db: aiosqlite.Connection, segments: SegmentLog) -> int:
     """Retire the segment files whose every row is gone; bytes to be freed."""
-    ranges: dict[tuple[int, int], bool] = {}
-    numbers = segments.live_numbers()
-    for seg, following in zip(numbers, [*numbers[1:], None], strict=True):
-        first = segments.first_id(seg)
-        last = segments.first_id(following) - 1 if following is not None else 2**62
+    freed = 0
+    for seg, first, last in segments.id_ranges():
         async with db.execute(
             "SELECT 1 FROM items WHERE id BETWEEN ? AND ? AND seg IS NOT NULL LIMIT 1",
             (first, last),
         ) as cur:
-            ranges[(first, last)] = await cur.fetchone() is not None
-    return segment_log.drop_dead(segments, lambda first, last: ranges.get((first, last), True))
+            if await cur.fetchone() is None:
+                freed += segments.retire(seg)
+    return freed
 
 
 async def evict(

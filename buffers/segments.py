@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 from buffers.records import ClockStamp, OutboxRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,14 @@ class SegmentLog:
     def live_numbers(self) -> list[int]:
         """The segment files present and not retired, oldest first."""
         return [n for n in self.numbers() if n not in self._retired]
+
+    def id_ranges(self) -> list[tuple[int, int, int]]:
+        """(segment, first id, last id) of each live file; the last one's range is open."""
+        numbers = self.live_numbers()
+        return [
+            (seg, self.first_id(seg), self.first_id(nxt) - 1 if nxt is not None else 2**62)
+            for seg, nxt in zip(numbers, [*numbers[1:], None], strict=True)
+        ]
 
     def path(self, seg: int) -> Path:
         """The file of segment ``seg``."""
@@ -371,19 +379,3 @@ def _unpack(seg: int, body: bytes, body_start: int, after_id: int) -> Iterator[R
             )
             yield Replayed(rid, record, meta["stored_s"], Placed(seg, body_start + offset))
         offset += size
-
-
-def drop_dead(segments: SegmentLog, item_ids_with_payload: Callable[[int, int], bool]) -> int:
-    """Retire every segment file none of whose records is still stored; bytes to be freed.
-
-    ``item_ids_with_payload(first, last)``: whether a stored row in that id range still has its
-    payload in a segment.
-    """
-    numbers = segments.live_numbers()
-    freed = 0
-    for seg, following in zip(numbers, [*numbers[1:], None], strict=True):
-        first = segments.first_id(seg)
-        last = segments.first_id(following) - 1 if following is not None else 2**62
-        if not item_ids_with_payload(first, last):
-            freed += segments.retire(seg)
-    return freed
