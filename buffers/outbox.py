@@ -31,7 +31,7 @@ from buffers import retention
 from buffers.errors import StorageError
 from buffers.records import OutboxRecord, OutboxStatistics, SinkBacklog, StoredRecord
 from buffers.recovery import OpenReport, prepare
-from buffers.segments import SEGMENT_MAX_BYTES, Placed, SegmentLog, folder_for
+from buffers.segments import SEGMENT_MAX_BYTES, Mark, Placed, SegmentLog, folder_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
@@ -578,7 +578,7 @@ class Outbox:
                 self._reindex = False
             await self._open_index(db)
             await db.execute(f"SAVEPOINT {_SAVEPOINT}")
-            mark: Placed | None = None
+            mark: Mark | None = None
             try:
                 if numbered:
                     if self._budget_bytes is not None:
@@ -606,7 +606,7 @@ class Outbox:
         event, self._committed_event = self._committed_event, asyncio.Event()
         event.set()
 
-    async def _undo_batch(self, db: aiosqlite.Connection, mark: Placed | None) -> None:
+    async def _undo_batch(self, db: aiosqlite.Connection, mark: Mark | None) -> None:
         """Take a failed batch back out of the index and the log."""
         if mark is not None:
             self._require_segments().undo(mark)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     import aiosqlite
 
     from buffers.segments import SegmentLog
@@ -23,15 +25,18 @@ TIERS: Final = (
     (
         "delivered",
         (
-            "SELECT id, kind, size, shape FROM records r WHERE sinks > 0 AND NOT EXISTS"
+            "SELECT id, kind, size, shape, seg FROM records r WHERE sinks > 0 AND NOT EXISTS"
             " (SELECT 1 FROM pending p WHERE p.record_id = r.id) ORDER BY id LIMIT ?"
         ),
     ),
     (
         "undelivered",
-        "SELECT id, kind, size, shape FROM records WHERE kind = 'waveform' ORDER BY id LIMIT ?",
+        (
+            "SELECT id, kind, size, shape, seg FROM records WHERE kind = 'waveform'"
+            " ORDER BY id LIMIT ?"
+        ),
     ),
-    ("undelivered", "SELECT id, kind, size, shape FROM records ORDER BY id LIMIT ?"),
+    ("undelivered", "SELECT id, kind, size, shape, seg FROM records ORDER BY id LIMIT ?"),
 )
 WAVEFORM_TIERS: Final = 2  # the tiers that never touch an undelivered vital
 
@@ -71,13 +76,16 @@ async def used_bytes(db: aiosqlite.Connection, segments: SegmentLog | None) -> i
     return (await usage(db)).used_bytes + (segments.total_bytes() if segments else 0)
 
 
-async def drop_dead_segments(db: aiosqlite.Connection, segments: SegmentLog) -> int:
-    """Retire the segment files whose every row is gone; bytes to be freed."""
+async def drop_dead_segments(
+    db: aiosqlite.Connection, segments: SegmentLog, among: Collection[int] | None = None
+) -> int:
+    """Retire the segment files (``among`` these, or all) whose every row is gone; bytes freed."""
     freed = 0
     for seg, first, last in segments.id_ranges():
+        if among is not None and seg not in among:
+            continue
         async with db.execute(
-            "SELECT 1 FROM items WHERE id BETWEEN ? AND ? AND seg IS NOT NULL LIMIT 1",
-            (first, last),
+            "SELECT 1 FROM items WHERE id BETWEEN ? AND ? AND seg = ? LIMIT 1", (first, last, seg)
         ) as cur:
             if await cur.fetchone() is None:
                 freed += segments.retire(seg)
@@ -114,7 +122,7 @@ async def evict(
                     break
             ids = [(row[0],) for row in victims]
             batch: dict[str, int] = {}
-            for _, kind, _, shape in victims:
+            for _, kind, _, shape, _ in victims:
                 batch[f"evicted.{tier}.{kind}"] = batch.get(f"evicted.{tier}.{kind}", 0) + 1
                 if kind == "waveform" and shape:  # samples too, for whoever balances the books
                     samples = json.loads(shape)[0]
@@ -141,5 +149,7 @@ async def evict(
                     short = key.removeprefix("evicted.")
                     evicted[short] = evicted.get(short, 0) + count
             if segments is not None:
-                await drop_dead_segments(db, segments)
+                await drop_dead_segments(db, segments, {row[4] for row in victims})
+    if segments is not None and evicted:
+        await drop_dead_segments(db, segments)  # and any left empty before (a crash)
     return evicted

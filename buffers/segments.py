@@ -5,14 +5,16 @@ commit a second rewrites whole 4 KB pages; an append-only file writes each byte 
 payloads live here and nowhere else, and each batch also carries its records' fields, so that
 the SQLite index, committed only every ``index_interval_s``, can be rebuilt after a crash.
 
-Layout: ``<db>.segments/NNNNNNNN.seg``, each starting with ``WGWSEG01`` and the first record id
-it holds (u64), then batches: ``WGWB``, u32 body length, u32 CRC-32 of the body, the body =
-u32 length of the zlib'd JSON list of record fields, that list, then the payloads back to back.
-A torn batch at the end of the last file (a power cut mid-write) fails its CRC and is cut off.
+Layout: ``<db>.segments/NNNNNNNN.seg`` (waveforms) and ``NNNNNNNN.vseg`` (the rest), numbered
+together, each starting with ``WGWSEG01`` and the first record id it holds (u64), then
+batches: ``WGWB``, u32 body length, u32 CRC-32 of the body, the body = u32 length of the zlib'd
+JSON list of record fields, that list, then the payloads back to back.
+A torn batch at the end of a lane's last file (a power cut mid-write) fails its CRC and is cut off.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
@@ -36,6 +38,7 @@ _BATCH_HEADER: Final = struct.Struct("<4sII")
 _META_LEN: Final = struct.Struct("<I")
 SEGMENT_MAX_BYTES: Final = 8 << 20
 _READ_RUN_MAX_BYTES: Final = 1 << 20
+LANES: Final = ("seg", "vseg")  # waveforms; the rest
 
 
 class SegmentFullError(OSError):
@@ -65,16 +68,43 @@ def folder_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".segments")
 
 
+class _Lane:
+    """One series of files: the one being written and its size."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+        self.fd: int | None = None
+        self.current: int | None = None
+        self.size = 0
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd, self.current = None, None
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where each lane an append wrote to stood before it (for :meth:`SegmentLog.undo`)."""
+
+    lanes: tuple[tuple[str, Placed], ...]
+
+
 class SegmentLog:
-    """Append batches, read payloads, drop whole files; one writer (the outbox's)."""
+    """Append batches, read payloads, drop whole files; one writer (the outbox's).
+
+    Two lanes of files share one numbering: waveforms in ``.seg`` files (and everything, in
+    files from before the lanes), all the rest (vitals, gap markers, events) in ``.vseg``
+    files. Why: undelivered vitals are kept to the last, and a file goes only once none of its
+    rows is left; a vital in every waveform file would keep them all.
+    """
 
     def __init__(self, folder: Path, *, max_bytes: int = SEGMENT_MAX_BYTES) -> None:
         self.folder = folder
         self._max_bytes = max_bytes
         self._budget: int | None = None
-        self._fd: int | None = None
-        self._current: int | None = None
-        self._current_size = 0
+        self._lanes = {suffix: _Lane(suffix) for suffix in LANES}
+        self._suffixes: dict[int, str] = {}
         self._readers: dict[int, int] = {}
         self._first_ids: dict[int, int] = {}
         self._retired: set[int] = set()
@@ -82,25 +112,39 @@ class SegmentLog:
 
     # --- files --------------------------------------------------------------------------------
 
-    def numbers(self) -> list[int]:
-        """The segment files present, oldest first."""
-        return sorted(int(p.stem) for p in self.folder.glob("*.seg") if p.stem.isdigit())
+    def numbers(self, lane: str | None = None) -> list[int]:
+        """The segment files present (of one lane, or all), oldest first."""
+        found = {}
+        for suffix in LANES:
+            for p in self.folder.glob(f"*.{suffix}"):
+                if p.stem.isdigit():
+                    found[int(p.stem)] = suffix
+        self._suffixes.update(found)
+        return sorted(n for n, suffix in found.items() if lane in {None, suffix})
 
-    def live_numbers(self) -> list[int]:
+    def live_numbers(self, lane: str | None = None) -> list[int]:
         """The segment files present and not retired, oldest first."""
-        return [n for n in self.numbers() if n not in self._retired]
+        return [n for n in self.numbers(lane) if n not in self._retired]
 
     def id_ranges(self) -> list[tuple[int, int, int]]:
-        """(segment, first id, last id) of each live file; the last one's range is open."""
-        numbers = self.live_numbers()
-        return [
-            (seg, self.first_id(seg), self.first_id(nxt) - 1 if nxt is not None else 2**62)
-            for seg, nxt in zip(numbers, [*numbers[1:], None], strict=True)
-        ]
+        """(segment, first id, last id) of each live file; a lane's last one's range is open.
+
+        The lanes' ranges overlap: a file holds the ids of its range that are in its lane.
+        """
+        ranges = []
+        for lane in LANES:
+            numbers = self.live_numbers(lane)
+            ranges += [
+                (seg, self.first_id(seg), self.first_id(nxt) - 1 if nxt is not None else 2**62)
+                for seg, nxt in zip(numbers, [*numbers[1:], None], strict=True)
+            ]
+        return sorted(ranges)
 
     def path(self, seg: int) -> Path:
         """The file of segment ``seg``."""
-        return self.folder / f"{seg:08d}.seg"
+        if seg not in self._suffixes:
+            self.numbers()
+        return self.folder / f"{seg:08d}.{self._suffixes.get(seg, LANES[0])}"
 
     def first_id(self, seg: int) -> int:
         """The first record id segment ``seg`` was opened for."""
@@ -128,9 +172,9 @@ class SegmentLog:
         The caller knows none of its records is stored any more; the file stays on disk until
         the index that says so has committed (a crash before that still finds the payloads).
         """
-        if seg == self._current and self._fd is not None:
-            os.close(self._fd)
-            self._fd, self._current = None, None
+        for lane in self._lanes.values():
+            if lane.current == seg:
+                lane.close()
         fd = self._readers.pop(seg, None)
         if fd is not None:
             os.close(fd)
@@ -140,16 +184,15 @@ class SegmentLog:
     def purge(self) -> None:
         """Remove the retired files (the index that forgot their rows has committed)."""
         for seg in sorted(self._retired):
-            self._first_ids.pop(seg, None)
             self.path(seg).unlink(missing_ok=True)
+            self._first_ids.pop(seg, None)
+            self._suffixes.pop(seg, None)
         self._retired.clear()
 
     def close(self) -> None:
         """Close every file descriptor."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-            self._current = None
+        for lane in self._lanes.values():
+            lane.close()
         for fd in self._readers.values():
             os.close(fd)
         self._readers.clear()
@@ -158,38 +201,53 @@ class SegmentLog:
 
     def append(
         self, batch: Sequence[tuple[int, OutboxRecord]], stored_s: float
-    ) -> tuple[Placed, list[Placed]]:
-        """Append one group commit; nothing is fsynced here.
+    ) -> tuple[Mark, list[Placed]]:
+        """Append one group commit, each record to its lane; nothing is fsynced here.
 
-        Returns where it starts (for :meth:`undo`) and where each payload lies. A group larger
-        than a segment goes as several entries, so that files stay small enough to be freed.
+        Returns where the lanes stood (for :meth:`undo`) and where each payload lies, in the
+        batch's order. A group larger than a segment goes as several entries, so that files
+        stay small enough to be freed.
 
         Raises:
             SegmentFullError: The byte budget is exhausted (nothing of the group stays).
             OSError: The disk refused the write (ENOSPC); nothing of the group stays.
         """
-        if self._fd is None:
-            self._rotate(batch[0][0], 0)
-        assert self._current is not None
-        mark = Placed(self._current, self._current_size)
-        placed: list[Placed] = []
+        parts: dict[str, list[int]] = {}
+        for i, (_, r) in enumerate(batch):
+            parts.setdefault(lane_of(r), []).append(i)
+        placed: list[Placed] = [Placed(0, 0)] * len(batch)
+        marks: list[tuple[str, Placed]] = []
         try:
-            part: list[tuple[int, OutboxRecord]] = []
-            size = 0
-            for item in batch:
-                if part and size + len(item[1].payload) > self._max_bytes // 2:
-                    placed += self._append_entry(part, stored_s)
-                    part, size = [], 0
-                part.append(item)
-                size += len(item[1].payload)
-            placed += self._append_entry(part, stored_s)
+            for suffix, indices in parts.items():
+                lane = self._lanes[suffix]
+                if lane.fd is None:
+                    self._rotate(lane, batch[indices[0]][0], 0)
+                assert lane.current is not None
+                marks.append((suffix, Placed(lane.current, lane.size)))
+                where = self._append_lane(lane, [batch[i] for i in indices], stored_s)
+                for i, p in zip(indices, where, strict=True):
+                    placed[i] = p
         except OSError:
-            self.undo(mark)
+            self.undo(Mark(tuple(marks)))
             raise
-        return mark, placed
+        return Mark(tuple(marks)), placed
+
+    def _append_lane(
+        self, lane: _Lane, batch: Sequence[tuple[int, OutboxRecord]], stored_s: float
+    ) -> list[Placed]:
+        placed: list[Placed] = []
+        part: list[tuple[int, OutboxRecord]] = []
+        size = 0
+        for item in batch:
+            if part and size + len(item[1].payload) > self._max_bytes // 2:
+                placed += self._append_entry(lane, part, stored_s)
+                part, size = [], 0
+            part.append(item)
+            size += len(item[1].payload)
+        return placed + self._append_entry(lane, part, stored_s)
 
     def _append_entry(
-        self, batch: Sequence[tuple[int, OutboxRecord]], stored_s: float
+        self, lane: _Lane, batch: Sequence[tuple[int, OutboxRecord]], stored_s: float
     ) -> list[Placed]:
         meta = zlib.compress(
             json.dumps(
@@ -200,67 +258,72 @@ class SegmentLog:
         )
         body = b"".join([_META_LEN.pack(len(meta)), meta, *(r.payload for _, r in batch)])
         entry = _BATCH_HEADER.pack(_BATCH_MAGIC, len(body), zlib.crc32(body)) + body
-        if self._fd is None or self._current_size + len(entry) > self._max_bytes:
-            self._rotate(batch[0][0], len(entry))
-        assert self._fd is not None
-        assert self._current is not None
+        if lane.fd is None or lane.size + len(entry) > self._max_bytes:
+            self._rotate(lane, batch[0][0], len(entry))
+        assert lane.fd is not None
+        assert lane.current is not None
         if self._budget is not None and self.total_bytes() + len(entry) > self._budget:
             raise SegmentFullError(28, "segment budget exhausted")
-        start = self._current_size
+        start = lane.size
         try:
-            written = os.write(self._fd, entry)
+            written = os.write(lane.fd, entry)
         except OSError:
-            os.ftruncate(self._fd, start)
+            os.ftruncate(lane.fd, start)
             raise
         if written != len(entry):  # a short write: the disk is full
-            os.ftruncate(self._fd, start)
+            os.ftruncate(lane.fd, start)
             raise OSError(28, "short write to a segment file")
-        self._current_size += written
+        lane.size += written
         offset = start + _BATCH_HEADER.size + _META_LEN.size + len(meta)
         placed = []
         for _, r in batch:
-            placed.append(Placed(self._current, offset))
+            placed.append(Placed(lane.current, offset))
             offset += len(r.payload)
         return placed
 
-    def undo(self, mark: Placed) -> None:
+    def undo(self, mark: Mark) -> None:
         """Take back everything appended since ``mark`` (the index refused that group)."""
-        for seg in self.numbers():
-            if seg > mark.seg:
-                if seg == self._current and self._fd is not None:
-                    os.close(self._fd)
-                    self._fd, self._current = None, None
-                self.path(seg).unlink(missing_ok=True)
-        if self._fd is not None and mark.seg == self._current:
-            os.ftruncate(self._fd, mark.offset)
-            self._current_size = mark.offset
-        elif self.path(mark.seg).exists():
-            with self.path(mark.seg).open("r+b") as f:
-                f.truncate(mark.offset)
+        for suffix, at in mark.lanes:
+            lane = self._lanes[suffix]
+            for seg in self.numbers(suffix):
+                if seg > at.seg:
+                    if seg == lane.current:
+                        lane.close()
+                    self.path(seg).unlink(missing_ok=True)
+                    self._suffixes.pop(seg, None)
+            if lane.fd is not None and at.seg == lane.current:
+                os.ftruncate(lane.fd, at.offset)
+                lane.size = at.offset
+            elif self.path(at.seg).exists():
+                with self.path(at.seg).open("r+b") as f:
+                    f.truncate(at.offset)
 
     def sync(self) -> None:
-        """Flush the file being written to disk (before the index that points into it commits)."""
-        if self._fd is not None:
-            os.fsync(self._fd)
+        """Flush the files being written to disk (before an index pointing into them commits)."""
+        for lane in self._lanes.values():
+            if lane.fd is not None:
+                os.fsync(lane.fd)
 
-    def _rotate(self, first_id: int, entry_bytes: int) -> None:
+    def _rotate(self, lane: _Lane, first_id: int, entry_bytes: int) -> None:
         if self._budget is not None and self.total_bytes() + _FILE_HEADER.size + entry_bytes > (
             self._budget
         ):
             raise SegmentFullError(28, "segment budget exhausted")
-        if self._fd is not None:
-            os.fsync(self._fd)
-            os.close(self._fd)
+        if lane.fd is not None:
+            os.fsync(lane.fd)
+            lane.close()
         numbers = self.numbers()
         seg = (numbers[-1] + 1) if numbers else 1
+        self._suffixes[seg] = lane.suffix
         fd = os.open(self.path(seg), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
         try:
             os.write(fd, _FILE_HEADER.pack(_FILE_MAGIC, first_id))
         except OSError:
             os.close(fd)
             self.path(seg).unlink(missing_ok=True)
+            self._suffixes.pop(seg, None)
             raise
-        self._fd, self._current, self._current_size = fd, seg, _FILE_HEADER.size
+        lane.fd, lane.current, lane.size = fd, seg, _FILE_HEADER.size
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -304,8 +367,11 @@ class SegmentLog:
         return self.read(seg, offset, size)
 
     def replay(self, after_id: int) -> Iterator[Replayed]:
-        """Every record with an id above ``after_id``, in order; a torn tail is cut off."""
-        numbers = self.numbers()
+        """Every record with an id above ``after_id``, in id order; a torn tail is cut off."""
+        return heapq.merge(*(self._replay_lane(lane, after_id) for lane in LANES), key=_by_id)
+
+    def _replay_lane(self, lane: str, after_id: int) -> Iterator[Replayed]:
+        numbers = self.numbers(lane)
         start = 0
         for i, seg in enumerate(numbers):
             if self.first_id(seg) <= after_id + 1:
@@ -332,6 +398,15 @@ class SegmentLog:
             body_start = pos + _BATCH_HEADER.size
             yield from _unpack(seg, body, body_start, after_id)
             pos = body_start + length
+
+
+def lane_of(record: OutboxRecord) -> str:
+    """The lane (file suffix) a record's payload goes to."""
+    return LANES[0] if record.kind == "waveform" else LANES[1]
+
+
+def _by_id(r: Replayed) -> int:
+    return r.id
 
 
 def _fields(record_id: int, r: OutboxRecord) -> list[Any]:

@@ -95,3 +95,26 @@ async def test_disk_full_refuses_waveforms_keeps_vitals_and_recovers(tmp_path: P
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT COUNT(*) FROM records WHERE seq = 999").fetchone() == (1,)
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+async def test_undelivered_vitals_in_every_commit_do_not_keep_waveform_files(
+    tmp_path: Path,
+) -> None:
+    """Test the lanes: vitals waiting for a slow sink ride along with every group commit, yet
+    the cap is met by evicting waveforms alone (a file goes only once none of its rows is left).
+    """
+    path = tmp_path / "o.sqlite"
+    async with Outbox(path, WANTS, flush_interval_ms=5, max_db_mb=1.0) as outbox:
+        for i in range(600):  # ~2.4 MB of waveforms, a vital with each, nothing delivered
+            await outbox.put(chunk(i))
+            await outbox.put(vital(i))
+            if i % 10 == 9:
+                await outbox.flush()  # 60 group commits, each with both kinds
+        await outbox.flush()
+        stats = await outbox.statistics()
+        remaining = await outbox.lease("s", 1000)
+    assert stats.used_bytes <= 1024 * 1024
+    assert "undelivered.vital" not in stats.evicted
+    assert [r.record.seq for r in remaining] == list(range(600))
+    assert stats.evicted["undelivered.waveform"] == 600 - kinds(path)["waveform"] > 300
+    assert {p.suffix for p in (tmp_path / "o.sqlite.segments").iterdir()} == {".seg", ".vseg"}

@@ -91,3 +91,32 @@ def test_a_byte_budget_refuses_like_a_full_disk(tmp_path: Path) -> None:
     assert refused.value.errno == errno.ENOSPC
     assert log.total_bytes() == used
     log.close()
+
+
+def vital(seq: int) -> OutboxRecord:
+    return OutboxRecord("vital", "d", "heart_rate", seq, 1.8e9 + seq, b'{"bpm":%d}' % seq)
+
+
+def test_waveforms_and_the_rest_go_to_lanes_of_their_own(tmp_path: Path) -> None:
+    """Test the lanes: one group, two files; replay in id order; undo takes back both."""
+    log = SegmentLog(tmp_path / "s")
+    batch = [(1, record(1)), (2, vital(2)), (3, record(3)), (4, vital(4))]
+    _, placed = log.append(batch, 1.0)
+    assert len({p.seg for p in placed[::2]} | {p.seg for p in placed[1::2]}) == 2
+    assert {log.path(p.seg).suffix for p in placed} == {".seg", ".vseg"}
+    payloads = [r.payload for _, r in batch]
+    assert [log.read(p.seg, p.offset, len(b)) for p, b in zip(placed, payloads, strict=True)] == (
+        payloads
+    )
+    before = sorted((p.name, p.stat().st_size) for p in (tmp_path / "s").iterdir())
+    mark, _ = log.append([(5, vital(5)), (6, record(6))], 2.0)
+    log.undo(mark)
+    assert sorted((p.name, p.stat().st_size) for p in (tmp_path / "s").iterdir()) == before
+    log.append([(5, record(5)), (6, vital(6))], 3.0)
+    log.close()
+    again = SegmentLog(tmp_path / "s")
+    assert [r.id for r in again.replay(1)] == [2, 3, 4, 5, 6]
+    assert [(r.id, r.record.kind) for r in again.replay(4)] == [(5, "waveform"), (6, "vital")]
+    ranges = again.id_ranges()
+    assert [first for _, first, _ in ranges] == [1, 2]  # each lane's file, from its first id
+    again.close()
