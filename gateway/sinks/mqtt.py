@@ -180,7 +180,7 @@ class MqttSink:
 
     def _client(self) -> aiomqtt.Client:
         cfg = self._config
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             cfg.host,
             cfg.port,
             username=cfg.username,
@@ -191,6 +191,11 @@ class MqttSink:
             will=aiomqtt.Will(self._status_topic, b"offline", qos=1, retain=True),
             tls_context=tls_context(cfg.tls) if cfg.tls.enabled else None,
         )
+        # aiomqtt logs a warning per publication past 10 awaiting the broker; the two live
+        # lanes keep up to 32 in flight on purpose (the backlog and states publish one at a
+        # time), so only more than that is worth a line in the journal
+        client.pending_calls_threshold = 2 * _LIVE_IN_FLIGHT + 8
+        return client
 
     async def _publish_backlog(self, client: aiomqtt.Client) -> None:
         while True:
