@@ -26,7 +26,6 @@ from drivers.frames import GapMarker, VitalReading
 from drivers.polar.pmd import StreamSettings
 from gateway import codec
 from gateway.alerts import Alert, FieldWatch, StreamRate
-from gateway.clients.heartvoice import HeartVoiceClient
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
 from gateway.live_feed import LiveFeed
@@ -34,7 +33,7 @@ from gateway.loop_lag import LoopLag
 from gateway.rate_limits import PLANS
 from gateway.sdnotify import Notifier
 from gateway.simulation import build_world, ground_truth
-from gateway.sinks import conversion, health_upload, mqtt
+from gateway.sinks import health_upload, mqtt
 from gateway.status_api import serve_status
 from gateway.study import StudyContext, perform, vars_of
 from gateway.wallclock import ClockJump, ClockWatch, ShiftedClock, SystemClock, WallClock
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
     from drivers.frames import Frame
     from drivers.sim.world import SimWorld
     from gateway.config import DeviceConfig, Settings
+    from gateway.sinks import conversion
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,8 @@ class Daemon:
         if s.mqtt.enabled:
             subscriptions[mqtt.SINK] = mqtt.wants
         if s.conversion.enabled:
+            from gateway.sinks import conversion  # noqa: PLC0415 - see _build_sinks
+
             subscriptions[conversion.SINK] = conversion.wants
         return Outbox(
             s.storage.path,
@@ -347,6 +349,10 @@ class Daemon:
                 on_command=self._study_command,
             )
         if s.conversion.enabled:
+            # imported only when asked for: the signal chain's scipy costs ~65 MB of memory
+            from gateway.clients.heartvoice import HeartVoiceClient  # noqa: PLC0415
+            from gateway.sinks import conversion  # noqa: PLC0415
+
             self._conversion = conversion.ConversionSink(
                 outbox, HeartVoiceClient(session, s.cloud.heartvoice), s.conversion, s.dsp
             )
