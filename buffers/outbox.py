@@ -754,14 +754,20 @@ class Outbox:
     # --- delivery -----------------------------------------------------------------------------
 
     async def lease(
-        self, sink: str, max_rows: int, max_bytes: int | None = None, *, after_id: int = 0
+        self,
+        sink: str,
+        max_rows: int,
+        max_bytes: int | None = None,
+        *,
+        after_id: int = 0,
+        device_id: str | None = None,
     ) -> list[StoredRecord]:
         """The sink's oldest undelivered rows, up to the first one waiting for a retry.
 
         At most ``max_rows`` rows and (beyond the first row) ``max_bytes`` payload bytes; only
-        rows after ``after_id`` (a sink with two lanes leases each from its own start). Rows
-        leased and not yet acked or nacked are not offered again in this process; after a
-        restart they are.
+        rows after ``after_id`` (a sink with two lanes leases each from its own start), and
+        only ``device_id``'s when given (a request carries one device's). Rows leased and not
+        yet acked or nacked are not offered again in this process; after a restart they are.
         """
         db = self._require_db()
         leased = self._leased[sink]
@@ -769,13 +775,23 @@ class Outbox:
         # rows from ``leased``, but the query may still have read them as pending.
         excluded = set(leased)
         # Every pending row up to the last one handed out is still in flight, unless one was
-        # given back since (release, nack): then scan from the oldest again.
-        after = max(after_id, self._resume_after.get((sink, after_id), 0))
+        # given back since (release, nack): then scan from the oldest again. (Not so for one
+        # device's rows: the other devices' rows before them are not in flight.)
+        after = after_id
+        if device_id is None:
+            after = max(after_id, self._resume_after.get((sink, after_id), 0))
+        device = " AND r.device_id = ?" if device_id is not None else ""
         async with db.execute(
             f"SELECT {_SELECT_RECORD}, p.next_attempt_s FROM pending p"  # noqa: S608 - constants
             " JOIN records r ON r.id = p.record_id"
-            " WHERE p.sink = ? AND p.dead = 0 AND p.record_id > ? ORDER BY p.record_id LIMIT ?",
-            (sink, after, max_rows + (len(excluded) if after == after_id else 0)),
+            f" WHERE p.sink = ? AND p.dead = 0 AND p.record_id > ?{device}"
+            " ORDER BY p.record_id LIMIT ?",
+            (
+                sink,
+                after,
+                *([device_id] if device_id is not None else []),
+                max_rows + (len(excluded) if after == after_id else 0),
+            ),
         ) as cur:
             rows = await cur.fetchall()
         now = time.time()
@@ -791,7 +807,7 @@ class Outbox:
             taken.append(row)
         out = self._records(taken)
         leased.update(r.id for r in out)
-        if out:
+        if out and device_id is None:
             self._resume_after[(sink, after_id)] = out[-1].id
         return out
 

@@ -259,7 +259,9 @@ class SyncConfig(_Section):
 
     mode: Literal["realtime", "batch"] = "realtime"
     batch_interval_s: PositiveSeconds = 900.0
-    batch_max_records: int = Field(2000, ge=1, le=10_000, description="readings per request")
+    batch_max_records: int = Field(
+        10_000, ge=1, le=50_000, description="readings per request (one device's)"
+    )
     batch_max_bytes: int = Field(
         512 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body"
     )

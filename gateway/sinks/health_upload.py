@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SINK: Final = "health_upload"
 _IDLE_POLL_S: Final = 1.0
+_PROBE_ROWS: Final = 64  # the oldest waiting rows: whose device the next request is for
 
 
 class _Idle(enum.Enum):
@@ -273,9 +274,8 @@ class HealthUploadSink:
         Returns how long to wait before the next request (pacing, or a retry's delay), None
         when that device has no closed interval yet, or ``_IDLE`` when the lane has no rows.
         """
-        rows = await self._outbox.lease(
-            SINK, 4 * self._config.batch_max_records, after_id=lane.after_id
-        )
+        rows = await self._outbox.lease(SINK, _PROBE_ROWS, after_id=lane.after_id)
+        await self._outbox.release(SINK, [r.id for r in rows])
         # A backlog: rows more than backfill_after_s (and the quota's pace) older than what
         # would be live data now. It counts only once requests succeed again: during an
         # outage everything waits alike.
@@ -283,15 +283,17 @@ class HealthUploadSink:
         lag_s = self._config.backfill_after_s + self._client.sustainable_interval_s()
         old_backlog = bool(rows) and rows[0].record.t0_s < split_s - lag_s
         if may_split and self._attempt == 0 and old_backlog:
-            await self._outbox.release(SINK, [r.id for r in rows])
             await self._split(split_s)
             return 0.0
         own = [r for r in rows if lane.takes(r.record.t0_s)]
         if not own:
-            await self._outbox.release(SINK, [r.id for r in rows])
             return _IDLE
+        # the request is that device's: as many of its readings as a request takes
         device_id = own[0].record.device_id
-        mine = [r for r in own if r.record.device_id == device_id][: self._config.batch_max_records]
+        rows = await self._outbox.lease(
+            SINK, self._config.batch_max_records, after_id=lane.after_id, device_id=device_id
+        )
+        mine = [r for r in rows if lane.takes(r.record.t0_s)]
         ready = self._fit(mine, device_id, lane.uploaded_until)
         chosen = set(ready.row_ids)
         await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])

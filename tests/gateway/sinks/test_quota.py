@@ -75,3 +75,56 @@ async def test_a_day_of_vitals_from_five_devices_fits_the_free_daily_quota(tmp_p
     for device in range(DEVICES):
         stamps = [r["timestamp"] for r in state.records[f"d{device}"]]
         assert stamps == sorted(stamps)  # in order per device
+
+
+async def test_each_request_carries_a_full_batch_of_one_device_among_many(
+    tmp_path: Path,
+) -> None:
+    """Test packing with ten devices' readings interleaved in the outbox: a request carries
+    ``batch_max_records`` of its device's readings, not its share of a mixed lease (the free
+    plan's pace allows one request per 259 s; ten devices at ~1.4 readings/s need ~3,600 a
+    request to keep up).
+    """
+    scale = 1 / 100  # the plan's pace: 13 ms a request instead of 1.3 s
+    server = TestServer(
+        emulator_app(EmulatorConfig(plan="enterprise", window_scale=scale)), host="127.0.0.1"
+    )
+    await server.start_server()
+    state = server.app[STATE_KEY]
+    tcm = TcmConfig(base_url=str(server.make_url("/api/v1")), api_key=SecretStr("tcm-demo-key"))
+    sync = SyncConfig(
+        min_request_interval_s=0,
+        batch_max_records=500,
+        record_interval_s=0,
+        backfill_after_s=3600,  # one lane: this is not about live-first
+    )
+    devices, per_device = 10, 1000
+    base = time.time() - 600
+    try:
+        async with (
+            Outbox(tmp_path / "o.sqlite", {health_upload.SINK: health_upload.wants}) as outbox,
+            aiohttp.ClientSession() as session,
+        ):
+            for i in range(per_device):
+                for device in range(devices):
+                    await outbox.put(
+                        OutboxRecord("vital", f"d{device}", "heart_rate", i, base + i, PAYLOAD)
+                    )
+            await outbox.flush()
+            sink = health_upload.HealthUploadSink(
+                outbox,
+                TcmClient(session, tcm, ClientRateLimiter(PLANS["enterprise"], scale=scale)),
+                sync,
+            )
+            consumer = asyncio.create_task(sink.run())
+            await wait_for(
+                lambda: sum(len(r) for r in state.records.values()) == devices * per_device
+            )
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+    finally:
+        await server.close()
+    assert state.uploads == devices * per_device // 500  # 20: each one full
+    for device in range(devices):
+        stamps = [r["timestamp"] for r in state.records[f"d{device}"]]
+        assert stamps == sorted(stamps) and len(stamps) == per_device
