@@ -294,7 +294,11 @@ class HealthUploadSink:
             SINK, self._config.batch_max_records, after_id=lane.after_id, device_id=device_id
         )
         mine = [r for r in rows if lane.takes(r.record.t0_s)]
-        ready = self._fit(mine, device_id, lane.uploaded_until)
+        # a thread: a full request's readings take ~90 ms to decode and aggregate, and the
+        # event loop owes live readings their few milliseconds meanwhile
+        ready = await asyncio.to_thread(
+            self._fit, mine, lane.uploaded_until.get(device_id, -math.inf)
+        )
         chosen = set(ready.row_ids)
         await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])
         if not ready.records:
@@ -333,9 +337,7 @@ class HealthUploadSink:
             codec.iso_utc(split_s),
         )
 
-    def _fit(
-        self, rows: list[StoredRecord], device_id: str, uploaded_until: dict[str, float]
-    ) -> health_records.Ready:
+    def _fit(self, rows: list[StoredRecord], uploaded_until_s: float) -> health_records.Ready:
         """The closed intervals of ``rows``, cut (oldest kept) until the body fits the byte cap."""
         truncated = len(rows) == self._config.batch_max_records
         while True:
@@ -344,7 +346,7 @@ class HealthUploadSink:
                 interval_s=self._config.record_interval_s,
                 now_s=time.time(),
                 grace_s=self._config.record_grace_s,
-                uploaded_until_s=uploaded_until.get(device_id, -math.inf),
+                uploaded_until_s=uploaded_until_s,
                 truncated=truncated,
             )
             if len(rows) <= 1 or _body_bytes(ready.records) <= self._config.batch_max_bytes:
