@@ -20,6 +20,11 @@ from drivers.gatt.blood_pressure import (
     decode_blood_pressure_measurement,
     encode_blood_pressure_measurement,
 )
+from drivers.gatt.bp_record import (
+    BloodPressureRecord,
+    decode_blood_pressure_record,
+    encode_blood_pressure_record,
+)
 from drivers.gatt.device_information import decode_device_information_string
 from drivers.gatt.plx import (
     PlxContinuous,
@@ -126,6 +131,9 @@ def test_battery_and_device_information() -> None:
         (decode_blood_pressure_measurement, "02780050005d00", "time stamp"),
         (decode_blood_pressure_measurement, "00780050005d00ff", "trailing"),
         (decode_blood_pressure_measurement, "02780050005d00ea070d01000000", "month"),
+        (decode_blood_pressure_record, "0107003523", "segmented"),
+        (decode_blood_pressure_record, "030700372a00780050005d00", "not 0x2A35"),
+        (decode_blood_pressure_record, "030700352a00780050005d00ff", "trailing"),
         (decode_temperature_measurement, "00a00a00", "temperature"),
         (decode_temperature_measurement, "02a00a00feea070b16180000", "time of day"),
     ],
@@ -172,6 +180,7 @@ pressures = st.builds(
     st.none() | st.integers(0, 255),
     optional_status,
 )
+bp_records = st.builds(BloodPressureRecord, st.integers(0, 0xFFFF), pressures)
 temperatures = st.builds(
     TemperatureMeasurement,
     medfloats(32),
@@ -184,6 +193,7 @@ ROUND_TRIPS: list[tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable
     (spot_checks, encode_plx_spot_check, decode_plx_spot_check),
     (continuous, encode_plx_continuous, decode_plx_continuous),
     (pressures, encode_blood_pressure_measurement, decode_blood_pressure_measurement),
+    (bp_records, encode_blood_pressure_record, decode_blood_pressure_record),
     (temperatures, encode_temperature_measurement, decode_temperature_measurement),
     (st.integers(0, 100), encode_battery_level, decode_battery_level),
 ]
@@ -206,6 +216,7 @@ DECODERS = [
     decode_plx_spot_check,
     decode_plx_continuous,
     decode_blood_pressure_measurement,
+    decode_blood_pressure_record,
     decode_temperature_measurement,
     decode_battery_level,
     decode_device_information_string,
