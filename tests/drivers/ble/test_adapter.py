@@ -70,6 +70,14 @@ async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back() -> N
             tasks = [tg.create_task(link.run()) for link in links]
             tasks.append(tg.create_task(watch.run()))
             await wait_for(lambda: all(link.statistics().connected for link in links))
+
+            def ecg_from_all() -> bool:  # a gap needs data on both sides of it
+                return all(
+                    any(isinstance(f, WaveformChunk) and f.device_id == f"s{i}" for f in frames)
+                    for i in range(len(links))
+                )
+
+            await wait_for(ecg_from_all)
             world.stall_adapter()
             await wait_for(lambda: not any(link.statistics().connected for link in links))
             # Scans now "work" but hear nothing; the links keep retrying in vain.
@@ -77,8 +85,13 @@ async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back() -> N
             assert all(link.statistics().connects == 1 for link in links)
             await wait_for(lambda: world.adapter_resets == 1, timeout_s=10)
             await wait_for(lambda: all(link.statistics().connects == 2 for link in links))
-            count = len(frames)
-            await wait_for(lambda: len(frames) > count + 10)
+            # ECG flows again on both (the gap is marked with the first chunk after the drop)
+            await wait_for(
+                lambda: all(
+                    any(isinstance(f, GapMarker) and f.device_id == f"s{i}" for f in frames)
+                    for i in range(len(links))
+                )
+            )
             for task in tasks:
                 task.cancel()
     stats = watch.statistics()
