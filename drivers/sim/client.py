@@ -16,7 +16,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
-from drivers.sim.peripheral import SimPeripheral
+from drivers.sim.peripheral import AttError, SimPeripheral
 
 if TYPE_CHECKING:
     from bleak.args import SizedBuffer
@@ -132,8 +132,11 @@ class SimClient(BaseBleakClient):
         data: SizedBuffer,
         response: bool,
     ) -> None:
-        """Write a characteristic."""
-        self._require().write(characteristic.uuid, bytes(data))
+        """Write a characteristic; an ATT error comes back as BlueZ words it."""
+        try:
+            self._require().write(characteristic.uuid, bytes(data))
+        except AttError as exc:
+            raise BleakError(f"Operation failed with {exc}") from None
 
     async def write_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, data: SizedBuffer

@@ -12,15 +12,17 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 
 from drivers.errors import DecodeError
-from drivers.gatt import uuids
+from drivers.gatt import racp, uuids
 from drivers.gatt.battery import encode_battery_level
 from drivers.gatt.blood_pressure import BloodPressureMeasurement, encode_blood_pressure_measurement
+from drivers.gatt.bp_record import BloodPressureRecord, encode_blood_pressure_record
 from drivers.gatt.fields import DateTime
 from drivers.gatt.heart_rate import HeartRateMeasurement, encode_heart_rate_measurement
 from drivers.gatt.ieee11073 import MedFloat
@@ -28,7 +30,13 @@ from drivers.gatt.plx import PlxContinuous, encode_plx_continuous
 from drivers.gatt.temperature import TemperatureMeasurement, encode_temperature_measurement
 from drivers.polar import pmd
 from drivers.sim import signals
-from drivers.sim.peripheral import SimCharacteristic, SimPeripheral, SimService, StreamCounters
+from drivers.sim.peripheral import (
+    AttError,
+    SimCharacteristic,
+    SimPeripheral,
+    SimService,
+    StreamCounters,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -96,6 +104,8 @@ class SimDeviceSpec:
     malformed_rate: float = 0.0
     clock_offset_s: float = 0.0
     faults: tuple[ScheduledFault, ...] = ()
+    records_kept: int = 0  # blood pressure records the device remembers (RACP); 0: none
+    record_interval_s: float = 0.01  # between records sent back over RACP
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -103,6 +113,7 @@ PRESETS: Final[dict[Model, dict[str, object]]] = {
         "spo2_interval_s": 1.0,
         "temperature_interval_s": 60.0,
         "blood_pressure_interval_s": 300.0,
+        "records_kept": 500,
         "pmd": PmdStreamSpec("ppg", 55, 4, 22, 11, compressed=False),
     },
     "strap": {"pmd": PmdStreamSpec("ecg", 130, 1, 14, 73, compressed=False)},
@@ -136,6 +147,11 @@ class SimDevice(SimPeripheral):
         self.faults_played: dict[str, int] = {}
         self.counters: dict[str, StreamCounters] = {}
         self._pmd = _PmdState(spec.pmd) if spec.pmd else None
+        # what the cuff remembers, oldest first; sequence numbers count every measurement
+        self.records: deque[BloodPressureRecord] = deque(maxlen=spec.records_kept or None)
+        self._next_sequence = 0
+        self._transfer = 0  # the running RACP transfer's number; 0: none
+        self._transfers = 0
         self.services = self._gatt_table()
         self.strings = {
             uuids.MANUFACTURER_NAME: "wearable-gateway simulator",
@@ -163,7 +179,19 @@ class SimDevice(SimPeripheral):
             )
             self.counters["temperature"] = StreamCounters()
         if s.blood_pressure_interval_s:
-            service(uuids.BLOOD_PRESSURE_SERVICE, (uuids.BLOOD_PRESSURE_MEASUREMENT, ("indicate",)))
+            stored = (
+                (
+                    (uuids.RECORD_ACCESS_CONTROL_POINT, ("write", "indicate")),
+                    (uuids.BLOOD_PRESSURE_RECORD, ("indicate",)),
+                )
+                if s.records_kept
+                else ()
+            )
+            service(
+                uuids.BLOOD_PRESSURE_SERVICE,
+                (uuids.BLOOD_PRESSURE_MEASUREMENT, ("indicate",)),
+                *stored,
+            )
             self.counters["blood_pressure"] = StreamCounters()
         service(uuids.BATTERY_SERVICE, (uuids.BATTERY_LEVEL, ("read", "notify")))
         self.counters["battery"] = StreamCounters()
@@ -281,6 +309,9 @@ class SimDevice(SimPeripheral):
             timestamp=self._device_date_time(),
             pulse_rate_bpm=MedFloat(round(self.heart.heart_rate_bpm(t)), 0),
         )
+        if self.spec.records_kept:
+            self.records.append(BloodPressureRecord(self._next_sequence, reading))
+            self._next_sequence = (self._next_sequence + 1) & 0xFFFF
         self.send(
             uuids.BLOOD_PRESSURE_MEASUREMENT,
             encode_blood_pressure_measurement(reading),
@@ -352,7 +383,10 @@ class SimDevice(SimPeripheral):
         return super().read(uuid)
 
     def write(self, uuid: str, data: bytes) -> None:
-        """The PMD control point: start or stop the stream, answered by an indication."""
+        """The PMD control point (start, stop; answered by an indication) and the RACP."""
+        if uuid == uuids.RECORD_ACCESS_CONTROL_POINT and self.spec.records_kept:
+            self._record_access(data)
+            return
         if uuid != pmd.PMD_CONTROL_POINT or self._pmd is None:
             super().write(uuid, data)
             return
@@ -380,6 +414,76 @@ class SimDevice(SimPeripheral):
         )
 
     def on_link_closed(self) -> None:
-        """A new connection must start the PMD stream again, as on a real Polar device."""
+        """A new link must start PMD again (as on a Polar device); a record transfer stops."""
         if self._pmd is not None:
             self._pmd.streaming = False
+        self._transfer = 0
+
+    # --- stored records (RACP) ------------------------------------------------------------
+
+    def _record_access(self, data: bytes) -> None:
+        """One control-point write: answered by an indication, records first if asked for."""
+        if self._transfer and data[:1] != bytes([racp.OpCode.ABORT]):
+            raise AttError(racp.ATT_PROCEDURE_ALREADY_IN_PROGRESS)
+        try:
+            request = racp.decode_request(data)
+        except DecodeError:
+            op = data[0] if data else 0
+            known = op in set(racp.OpCode)
+            self._answer(
+                racp.OpCode(op) if known else racp.OpCode.REPORT_RECORDS,
+                racp.ResponseCode.INVALID_OPERAND
+                if known
+                else racp.ResponseCode.OP_CODE_NOT_SUPPORTED,
+            )
+            return
+        op = request.op_code
+        if op is racp.OpCode.ABORT:
+            self._transfer = 0
+            self._answer(op, racp.ResponseCode.SUCCESS)
+        elif op not in (racp.OpCode.REPORT_RECORDS, racp.OpCode.REPORT_NUMBER):
+            self._answer(op, racp.ResponseCode.OP_CODE_NOT_SUPPORTED)
+        elif request.operator is racp.Operator.NULL:
+            self._answer(op, racp.ResponseCode.INVALID_OPERATOR)
+        elif op is racp.OpCode.REPORT_NUMBER:
+            count = len(self._matching(request))
+            self.indicate(uuids.RECORD_ACCESS_CONTROL_POINT, racp.number_response(count).encode())
+        elif not (matching := self._matching(request)):
+            self._answer(op, racp.ResponseCode.NO_RECORDS_FOUND)
+        else:
+            self._transfers += 1
+            self._transfer = self._transfers
+            self._send_records(self._transfer, matching)
+
+    def _matching(self, request: racp.Request) -> list[BloodPressureRecord]:
+        """The kept records a request is about (sequence numbers compared without wrapping)."""
+        records = list(self.records)
+        b = request.bounds
+        match request.operator:
+            case racp.Operator.FIRST:
+                return records[:1]
+            case racp.Operator.LAST:
+                return records[-1:]
+            case racp.Operator.LESS_OR_EQUAL:
+                low, high = 0, b[0]
+            case racp.Operator.GREATER_OR_EQUAL:
+                low, high = b[0], 0xFFFF
+            case racp.Operator.WITHIN_RANGE:
+                low, high = b[0], b[1]
+            case _:
+                low, high = 0, 0xFFFF
+        return [r for r in records if low <= r.sequence_number <= high]
+
+    def _send_records(self, transfer: int, pending: list[BloodPressureRecord]) -> None:
+        """One record a step, as a cuff sends them; the link or an abort may end it."""
+        if self._transfer != transfer:
+            return
+        if not pending:
+            self._transfer = 0
+            self._answer(racp.OpCode.REPORT_RECORDS, racp.ResponseCode.SUCCESS)
+            return
+        self.indicate(uuids.BLOOD_PRESSURE_RECORD, encode_blood_pressure_record(pending[0]))
+        self.after(self.spec.record_interval_s, lambda: self._send_records(transfer, pending[1:]))
+
+    def _answer(self, op: racp.OpCode, code: racp.ResponseCode) -> None:
+        self.indicate(uuids.RECORD_ACCESS_CONTROL_POINT, racp.response(op, code).encode())

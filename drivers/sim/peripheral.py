@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from bleak.assigned_numbers import CharacteristicPropertyName
 
 
+class AttError(Exception):
+    """A write refused with an ATT error code (the simulated client raises it as bleak does)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"ATT error: 0x{code:02x}")
+        self.code = code
+
+
 @dataclass(frozen=True, slots=True)
 class SimCharacteristic:
     """One characteristic of a simulated GATT table (normalised 128-bit UUID)."""
