@@ -474,16 +474,22 @@ class SimDevice(SimPeripheral):
                 low, high = 0, 0xFFFF
         return [r for r in records if low <= r.sequence_number <= high]
 
-    def _send_records(self, transfer: int, pending: list[BloodPressureRecord]) -> None:
+    def _send_records(
+        self, transfer: int, records: list[BloodPressureRecord], next_index: int = 0
+    ) -> None:
         """One record a step, as a cuff sends them; the link or an abort may end it."""
         if self._transfer != transfer:
             return
-        if not pending:
+        if next_index == len(records):
             self._transfer = 0
             self._answer(racp.OpCode.REPORT_RECORDS, racp.ResponseCode.SUCCESS)
             return
-        self.indicate(uuids.BLOOD_PRESSURE_RECORD, encode_blood_pressure_record(pending[0]))
-        self.after(self.spec.record_interval_s, lambda: self._send_records(transfer, pending[1:]))
+        record = encode_blood_pressure_record(records[next_index])
+        self.indicate(uuids.BLOOD_PRESSURE_RECORD, record)
+        self.after(
+            self.spec.record_interval_s,
+            lambda: self._send_records(transfer, records, next_index + 1),
+        )
 
     def _answer(self, op: racp.OpCode, code: racp.ResponseCode) -> None:
         self.indicate(uuids.RECORD_ACCESS_CONTROL_POINT, racp.response(op, code).encode())
