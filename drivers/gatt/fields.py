@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from drivers.errors import DecodeError
@@ -36,6 +37,22 @@ class DateTime:
             f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
             f"T{self.hours:02d}:{self.minutes:02d}:{self.seconds:02d}"
         )
+
+    def epoch_s(self) -> float | None:
+        """Seconds since 1970 on the device's clock read as UTC; ``None`` if unknown or no date.
+
+        A device clock has no zone: what it means in UTC is learnt by comparing it with ours
+        (``drivers.ble.device_clock``).
+        """
+        if not (self.year and self.month and self.day):
+            return None
+        try:
+            moment = datetime(
+                self.year, self.month, self.day, self.hours, self.minutes, self.seconds, tzinfo=UTC
+            )
+        except ValueError:  # 31 February: each field in range, the date impossible
+            return None
+        return moment.timestamp()
 
 
 class Reader:

@@ -25,7 +25,9 @@ from drivers.gatt.bp_record import (
     decode_blood_pressure_record,
     encode_blood_pressure_record,
 )
+from drivers.gatt.current_time import CurrentTime, decode_current_time, encode_current_time
 from drivers.gatt.device_information import decode_device_information_string
+from drivers.gatt.fields import DateTime
 from drivers.gatt.plx import (
     PlxContinuous,
     PlxSpotCheck,
@@ -181,6 +183,13 @@ pressures = st.builds(
     optional_status,
 )
 bp_records = st.builds(BloodPressureRecord, st.integers(0, 0xFFFF), pressures)
+current_times = st.builds(
+    CurrentTime,
+    date_times,
+    st.integers(0, 7),
+    st.integers(0, 255),
+    st.integers(0, 255),
+)
 temperatures = st.builds(
     TemperatureMeasurement,
     medfloats(32),
@@ -196,6 +205,7 @@ ROUND_TRIPS: list[tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable
     (bp_records, encode_blood_pressure_record, decode_blood_pressure_record),
     (temperatures, encode_temperature_measurement, decode_temperature_measurement),
     (st.integers(0, 100), encode_battery_level, decode_battery_level),
+    (current_times, encode_current_time, decode_current_time),
 ]
 
 
@@ -220,6 +230,7 @@ DECODERS = [
     decode_temperature_measurement,
     decode_battery_level,
     decode_device_information_string,
+    decode_current_time,
 ]
 
 
@@ -233,3 +244,15 @@ def test_random_bytes_raise_nothing_but_decode_error(decode: Callable[[bytes], o
             decode(data)
 
     check()
+
+
+def test_current_time_places_the_device_clock() -> None:
+    """Test a Current Time from the CTS table's layout: 2026-11-23 04:05:06 and 128/256 s."""
+    data = bytes.fromhex("ea070b17040506" + "01" + "80" + "00")
+    value = decode_current_time(data)
+    assert value == CurrentTime(DateTime(2026, 11, 23, 4, 5, 6), 1, 128, 0)
+    assert value.epoch_s() == 1795406706.5
+    assert CurrentTime(DateTime(0, 0, 0, 0, 0, 0)).epoch_s() is None
+    assert CurrentTime(DateTime(2026, 2, 31, 0, 0, 0)).epoch_s() is None  # no such day
+    with pytest.raises(DecodeError, match="day of week 8"):
+        decode_current_time(bytes.fromhex("ea070b17040506" + "08" + "00" + "00"))
