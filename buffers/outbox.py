@@ -46,13 +46,14 @@ _INSERT_ITEM: Final = (
 )
 _CONTEXT_FIELDS: Final = (
     "kind, device_id, stream, sample_rate_hz, dtype, encoding, boot_id, clock_offset_s,"
-    " clock_synced, participant_id, session_id"
+    " clock_synced, participant_id, session_id, backfilled"
 )
 _SAVEPOINT: Final = "wgw_batch"
 _BUILT_MAX: Final = 20_000  # records kept built for leases that come back to them
 _SELECT_RECORD: Final = (
     "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
-    " r.payload, r.encoding, r.participant_id, r.session_id, r.seg, r.seg_offset, r.size"
+    " r.payload, r.encoding, r.participant_id, r.session_id, r.seg, r.seg_offset, r.size,"
+    " r.backfilled"
 )
 _LOW_WATER: Final = 0.8  # evict down to this fraction of the cap (then not again for a while)
 _RECOVER_BYTES: Final = 1 << 20  # room needed before raw waveforms are accepted again
@@ -160,6 +161,7 @@ class Outbox:
         self._commits = 0
         self._backpressure_waits = 0
         self._discarded: dict[str, int] = {}
+        self._duplicates = 0
         self._full = False
         self.opened: OpenReport | None = None
         self._leased: dict[str, set[int]] = {sink: set() for sink in self._subscriptions}
@@ -264,6 +266,7 @@ class Outbox:
             (int(c.synced) if c.synced is not None else None) if c else None,
             r.participant_id,
             r.session_id,
+            int(r.backfilled),
         )
         return await self._context_of(db, key, record_id)
 
@@ -272,7 +275,7 @@ class Outbox:
         if ctx is None:
             cur = await db.execute(
                 f"INSERT INTO contexts ({_CONTEXT_FIELDS}, first_id)"  # noqa: S608 - constants
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*key, first_id),
             )
             assert cur.lastrowid is not None
@@ -287,7 +290,13 @@ class Outbox:
         """Index rows (id, record, stored at, where its payload lies) and their pending rows."""
         items: list[tuple[object, ...]] = []
         pending: list[tuple[str, int]] = []
+        keys: list[tuple[str, str, str, int]] = []
+        cursors: list[tuple[str, str, int]] = []
         for record_id, r, stored_s, placed in rows:
+            if r.source_key is not None:
+                keys.append((r.device_id, r.stream, r.source_key, record_id))
+            if r.source_cursor is not None:
+                cursors.append((r.device_id, r.stream, r.source_cursor))
             ctx = await self._context(db, record_id, r)
             shape = json.dumps(list(r.shape)) if r.shape is not None else None
             sinks = [sink for sink, wants in self._subscriptions.items() if wants(r)]
@@ -308,6 +317,12 @@ class Outbox:
             pending.extend((sink, record_id) for sink in sinks)
         await db.executemany(_INSERT_ITEM, items)
         await db.executemany("INSERT INTO pending (sink, record_id) VALUES (?, ?)", pending)
+        await db.executemany(
+            "INSERT OR IGNORE INTO source_keys (device_id, stream, key, record_id)"
+            " VALUES (?, ?, ?, ?)",
+            keys,
+        )
+        await _set_cursors(db, cursors)
 
     @property
     def replayed(self) -> int:
@@ -570,8 +585,8 @@ class Outbox:
         db = self._require_db()
         segments = self._require_segments()
         now = time.time()
-        numbered = [(self._next_id + offset, r) for offset, r in enumerate(batch)]
         acks, self._acks = self._acks, []
+        numbered: list[tuple[int, OutboxRecord]] = []
         async with self._tx:
             if self._reindex:
                 self._replayed += await self._replay(db)
@@ -580,6 +595,8 @@ class Outbox:
             await db.execute(f"SAVEPOINT {_SAVEPOINT}")
             mark: Mark | None = None
             try:
+                batch, duplicates = await self._new_readings(db, batch)
+                numbered = [(self._next_id + offset, r) for offset, r in enumerate(batch)]
                 if numbered:
                     if self._budget_bytes is not None:
                         room = self._budget_bytes - (await retention.usage(db)).used_bytes
@@ -598,6 +615,7 @@ class Outbox:
                 raise
             if self._synchronous == "full":
                 await asyncio.to_thread(segments.sync)  # an fsync must not stall the loop
+        self._duplicates += duplicates
         for a in acks:
             self._leased[a.sink].difference_update(a.record_ids)
         self._next_id += len(batch)
@@ -605,6 +623,51 @@ class Outbox:
         self._commits += 1
         event, self._committed_event = self._committed_event, asyncio.Event()
         event.set()
+
+    async def _new_readings(
+        self, db: aiosqlite.Connection, batch: Sequence[OutboxRecord]
+    ) -> tuple[list[OutboxRecord], int]:
+        """``batch`` without the records whose source key is held (or came earlier in it).
+
+        A dropped duplicate still moves its stream's cursor: the reading it names is held.
+        """
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for r in batch:
+            if r.source_key is not None:
+                wanted.setdefault((r.device_id, r.stream), set()).add(r.source_key)
+        if not wanted:
+            return list(batch), 0
+        held: set[tuple[str, str, str]] = set()
+        for (device_id, stream), keys in wanted.items():
+            marks = ", ".join("?" * len(keys))
+            async with db.execute(
+                "SELECT key FROM source_keys WHERE device_id = ? AND stream = ?"  # noqa: S608
+                f" AND key IN ({marks})",
+                (device_id, stream, *keys),
+            ) as cur:
+                held.update((device_id, stream, row[0]) for row in await cur.fetchall())
+        kept: list[OutboxRecord] = []
+        cursors: list[tuple[str, str, int]] = []
+        for r in batch:
+            if r.source_key is not None:
+                key = (r.device_id, r.stream, r.source_key)
+                if key in held:
+                    if r.source_cursor is not None:
+                        cursors.append((r.device_id, r.stream, r.source_cursor))
+                    continue
+                held.add(key)
+            kept.append(r)
+        await _set_cursors(db, cursors)
+        return kept, len(batch) - len(kept)
+
+    async def cursor(self, device_id: str, stream: str) -> int | None:
+        """The newest source cursor held for a device's stream (its record sequence number)."""
+        async with self._require_db().execute(
+            "SELECT cursor FROM source_cursors WHERE device_id = ? AND stream = ?",
+            (device_id, stream),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else None
 
     async def _undo_batch(self, db: aiosqlite.Connection, mark: Mark | None) -> None:
         """Take a failed batch back out of the index and the log."""
@@ -802,7 +865,7 @@ class Outbox:
                 continue
             size += row[15]
             full = len(taken) == max_rows or (taken and max_bytes and size > max_bytes)
-            if row[16] > now or full:
+            if row[17] > now or full:
                 break
             taken.append(row)
         out = self._records(taken)
@@ -954,6 +1017,7 @@ class Outbox:
                 for k, v in counters.items()
                 if k.startswith("evicted_samples.")
             },
+            duplicates=self._duplicates,
         )
 
     def _records(self, rows: Sequence[Sequence[Any]]) -> list[StoredRecord]:
@@ -1006,4 +1070,14 @@ def _record(row: Sequence[Any], payload: bytes) -> OutboxRecord:
         encoding=row[10],
         participant_id=row[11],
         session_id=row[12],
+        backfilled=bool(row[16]),
+    )
+
+
+async def _set_cursors(db: aiosqlite.Connection, cursors: Sequence[tuple[str, str, int]]) -> None:
+    """Each (device, stream)'s cursor to the last of ``cursors`` that names it."""
+    await db.executemany(
+        "INSERT INTO source_cursors (device_id, stream, cursor) VALUES (?, ?, ?)"
+        " ON CONFLICT (device_id, stream) DO UPDATE SET cursor = excluded.cursor",
+        cursors,
     )

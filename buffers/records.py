@@ -34,6 +34,11 @@ class OutboxRecord:
         clock: The boot, the monotonic-to-UTC offset ``t0_s`` was computed with, and whether
             the system clock was synchronised then (``None``: not stamped, as before schema 3).
         participant_id: Who wore the device then; ``session_id``: their recording session.
+        backfilled: Fetched from the device's memory after a gap, not received live.
+        source_key: The reading's own identity at its source (a device timestamp): the outbox
+            keeps one row per device, stream and key, and drops a second as a duplicate.
+        source_cursor: Where the source stands after this record (a device's record sequence
+            number): the outbox keeps the newest per device and stream (``Outbox.cursor``).
     """
 
     kind: RecordKind
@@ -49,6 +54,9 @@ class OutboxRecord:
     clock: ClockStamp | None = None
     participant_id: str | None = None
     session_id: int | None = None
+    backfilled: bool = False
+    source_key: str | None = None
+    source_cursor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +93,4 @@ class OutboxStatistics:
     used_bytes: int
     corrupt_recoveries: int
     evicted_samples: dict[str, int] = field(default_factory=dict)  # waveform samples, per tier
+    duplicates: int = 0  # records dropped since open: their source key was held already

@@ -167,7 +167,39 @@ CREATE VIEW records AS SELECT
 FROM items i JOIN contexts c ON c.id = i.ctx
 """  # noqa: S608 - built from constants
 
-MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: backfill. Rows fetched from a device's memory after a gap are marked (their
+# context says so); a reading's own identity at its source (a device timestamp) is kept once
+# per device and stream, so that a reading fetched again is recognised; and each device
+# stream's cursor (the newest record sequence number seen) says where the next fetch starts.
+_V6: Final = """
+ALTER TABLE contexts ADD COLUMN backfilled INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE source_keys (
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    key TEXT NOT NULL,
+    record_id INTEGER NOT NULL,
+    PRIMARY KEY (device_id, stream, key)
+) WITHOUT ROWID;
+CREATE TABLE source_cursors (
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
+    PRIMARY KEY (device_id, stream)
+) WITHOUT ROWID;
+DROP VIEW records;
+CREATE VIEW records AS SELECT
+    i.id AS id, c.kind AS kind, c.device_id AS device_id, c.stream AS stream, i.seq AS seq,
+    i.t0_s AS t0_s, c.sample_rate_hz AS sample_rate_hz, c.dtype AS dtype, i.shape AS shape,
+    i.payload AS payload,
+    i.stored_s AS stored_s, c.encoding AS encoding, i.size AS size, i.sinks AS sinks,
+    c.boot_id AS boot_id, c.clock_offset_s AS clock_offset_s, c.clock_synced AS clock_synced,
+    i.clock_corrected_s AS clock_corrected_s, c.participant_id AS participant_id,
+    c.session_id AS session_id, i.ctx AS ctx, i.seg AS seg, i.seg_offset AS seg_offset,
+    c.backfilled AS backfilled
+FROM items i JOIN contexts c ON c.id = i.ctx
+"""
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -426,6 +426,9 @@ def _fields(record_id: int, r: OutboxRecord) -> list[Any]:
         r.participant_id,
         r.session_id,
         len(r.payload),
+        r.backfilled,
+        r.source_key,
+        r.source_cursor,
     ]
 
 
@@ -435,7 +438,8 @@ def _unpack(seg: int, body: bytes, body_start: int, after_id: int) -> Iterator[R
     offset = _META_LEN.size + meta_len
     for f in meta["records"]:
         (rid, kind, device, stream, seq, t0, rate, dtype, shape, encoding, clock) = f[:11]
-        participant, session, size = f[11:]
+        participant, session, size = f[11:14]
+        backfilled, key, cursor = f[14:17] if len(f) > 14 else (False, None, None)  # schema 6
         if rid > after_id:
             record = OutboxRecord(
                 kind,
@@ -451,6 +455,9 @@ def _unpack(seg: int, body: bytes, body_start: int, after_id: int) -> Iterator[R
                 clock=ClockStamp(*clock) if clock else None,
                 participant_id=participant,
                 session_id=session,
+                backfilled=bool(backfilled),
+                source_key=key,
+                source_cursor=cursor,
             )
             yield Replayed(rid, record, meta["stored_s"], Placed(seg, body_start + offset))
         offset += size
