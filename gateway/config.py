@@ -53,11 +53,14 @@ class SimFaultConfig(_Section):
 class SimDeviceConfig(_Section):
     """One simulated device (``ble.backend: sim``); unset fields take the model's defaults."""
 
-    model: Literal["watch", "strap", "armband", "patch"] = "watch"
+    model: Literal["watch", "strap", "armband", "patch", "cuff"] = "watch"
     address: MacAddress
     name: str | None = Field(None, min_length=1, max_length=29)
     seed: int = 1
     heart_rate_interval_ms: int | None = Field(None, ge=5, le=60_000)
+    blood_pressure_interval_s: float | None = Field(
+        None, ge=1.0, le=86_400.0, description="watch 300 s, cuff 900 s"
+    )
     pmd_rate_hz: int | None = Field(None, ge=1, le=1000, description="e.g. 55 for an armband")
     malformed_rate: float = Field(0.0, ge=0.0, le=1.0)
     battery_pct: float = Field(90.0, ge=0.0, le=100.0)
@@ -95,6 +98,9 @@ class BleConfig(_Section):
     max_connections: int = Field(5, ge=1, le=32, description="BlueZ adapters hold only a few")
     adapter: str = Field("hci0", pattern=r"^hci\d{1,2}$", description="the adapter to recover")
     adapter_recovery: bool = Field(True, description="power-cycle a stalled adapter (BlueZ)")
+    backfill: bool = Field(
+        True, description="fetch the records a device kept while the link was down (RACP)"
+    )
     adapter_silence_s: PositiveSeconds = Field(
         90.0, description="scanning without any advertisement for this long: a stall"
     )

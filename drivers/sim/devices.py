@@ -7,6 +7,11 @@
 - ``armband`` (Polar Verity Sense-like): heart rate, battery, PMD PPG 4 channels at 55 or
   135 Hz, delta-compressed as the Verity sends it.
 - ``patch``: a 3-lead ECG patch at 500 Hz over a PMD-style delta-compressed stream.
+- ``cuff``: an ambulatory blood pressure cuff: a measurement every 15 minutes, 500 kept as
+  records (RACP), its clock readable (Current Time), battery.
+
+Devices that keep records (watch, cuff) keep measuring while nobody listens, and give their
+records back over the Record Access Control Point.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from drivers.gatt import racp, uuids
 from drivers.gatt.battery import encode_battery_level
 from drivers.gatt.blood_pressure import BloodPressureMeasurement, encode_blood_pressure_measurement
 from drivers.gatt.bp_record import BloodPressureRecord, encode_blood_pressure_record
+from drivers.gatt.current_time import CurrentTime, encode_current_time
 from drivers.gatt.fields import DateTime
 from drivers.gatt.heart_rate import HeartRateMeasurement, encode_heart_rate_measurement
 from drivers.gatt.ieee11073 import MedFloat
@@ -43,7 +49,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-Model = Literal["watch", "strap", "armband", "patch"]
+Model = Literal["watch", "strap", "armband", "patch", "cuff"]
 
 _STATUS_SUCCESS: Final = 0
 _STATUS_NOT_SUPPORTED: Final = 3
@@ -119,6 +125,12 @@ PRESETS: Final[dict[Model, dict[str, object]]] = {
     "strap": {"pmd": PmdStreamSpec("ecg", 130, 1, 14, 73, compressed=False)},
     "armband": {"pmd": PmdStreamSpec("ppg", 135, 4, 22, 36, compressed=True)},
     "patch": {"pmd": PmdStreamSpec("ecg", 500, 3, 24, 100, compressed=True)},
+    "cuff": {
+        "heart_rate_interval_s": None,
+        "blood_pressure_interval_s": 900.0,
+        "records_kept": 500,
+        "battery_drain_pct_per_h": 0.5,
+    },
 }
 
 
@@ -152,6 +164,11 @@ class SimDevice(SimPeripheral):
         self._next_sequence = 0
         self._transfer = 0  # the running RACP transfer's number; 0: none
         self._transfers = 0
+        self.record_requests = 0  # control-point writes received
+        self.record_ops: tuple[racp.OpCode, ...] = (
+            racp.OpCode.REPORT_RECORDS,
+            racp.OpCode.REPORT_NUMBER,
+        )
         self.services = self._gatt_table()
         self.strings = {
             uuids.MANUFACTURER_NAME: "wearable-gateway simulator",
@@ -193,6 +210,8 @@ class SimDevice(SimPeripheral):
                 *stored,
             )
             self.counters["blood_pressure"] = StreamCounters()
+        if s.records_kept:  # a collector places the records on its own time line by this
+            service(uuids.CURRENT_TIME_SERVICE, (uuids.CURRENT_TIME, ("read",)))
         service(uuids.BATTERY_SERVICE, (uuids.BATTERY_LEVEL, ("read", "notify")))
         self.counters["battery"] = StreamCounters()
         service(
@@ -359,8 +378,16 @@ class SimDevice(SimPeripheral):
         return (offsets + np.outer(wave, gains) + noise).astype(np.int32)
 
     def _device_date_time(self) -> DateTime:
-        tm = time.gmtime(self.clock.now_s() + self.spec.clock_offset_s)
-        return DateTime(tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+        return self._current_time().date_time
+
+    def _current_time(self) -> CurrentTime:
+        now_s = self.clock.now_s() + self.spec.clock_offset_s
+        tm = time.gmtime(now_s)
+        return CurrentTime(
+            DateTime(tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec),
+            tm.tm_wday + 1,
+            int(now_s % 1.0 * 256),
+        )
 
     # --- GATT -----------------------------------------------------------------------------
 
@@ -375,9 +402,11 @@ class SimDevice(SimPeripheral):
         return payload[:2]  # flags and half an SFLOAT
 
     def read(self, uuid: str) -> bytes:
-        """Battery level and Device Information strings."""
+        """Battery level, Device Information strings and the device's clock."""
         if uuid == uuids.BATTERY_LEVEL:
             return encode_battery_level(round(self.battery_pct))
+        if uuid == uuids.CURRENT_TIME and self.spec.records_kept:
+            return encode_current_time(self._current_time())
         if uuid in self.strings:
             return self.strings[uuid].encode()
         return super().read(uuid)
@@ -423,6 +452,7 @@ class SimDevice(SimPeripheral):
 
     def _record_access(self, data: bytes) -> None:
         """One control-point write: answered by an indication, records first if asked for."""
+        self.record_requests += 1
         if self._transfer and data[:1] != bytes([racp.OpCode.ABORT]):
             raise AttError(racp.ATT_PROCEDURE_ALREADY_IN_PROGRESS)
         try:
@@ -441,7 +471,7 @@ class SimDevice(SimPeripheral):
         if op is racp.OpCode.ABORT:
             self._transfer = 0
             self._answer(op, racp.ResponseCode.SUCCESS)
-        elif op not in (racp.OpCode.REPORT_RECORDS, racp.OpCode.REPORT_NUMBER):
+        elif op not in self.record_ops:
             self._answer(op, racp.ResponseCode.OP_CODE_NOT_SUPPORTED)
         elif request.operator is racp.Operator.NULL:
             self._answer(op, racp.ResponseCode.INVALID_OPERATOR)
@@ -454,6 +484,20 @@ class SimDevice(SimPeripheral):
             self._transfers += 1
             self._transfer = self._transfers
             self._send_records(self._transfer, matching)
+
+    def reset_records(self) -> None:
+        """Fault: the memory is cleared (a battery change) and records are numbered from 0."""
+        self.records.clear()
+        self._next_sequence = 0
+
+    def busy_with_records(self) -> None:
+        """Fault: a procedure another collector started is still running (until aborted)."""
+        self._transfers += 1
+        self._transfer = self._transfers
+
+    def refuse_records(self) -> None:
+        """Fault: firmware that lists the control point but supports none of its procedures."""
+        self.record_ops = ()
 
     def _matching(self, request: racp.Request) -> list[BloodPressureRecord]:
         """The kept records a request is about (sequence numbers compared without wrapping)."""
