@@ -21,6 +21,11 @@ class VitalReading:
         time_s: When it was measured, UTC epoch seconds.
         values: The decoded fields, JSON-serialisable (e.g. ``heart_rate_bpm``,
             ``rr_intervals_ms``).
+        backfilled: Fetched from the device's memory after a gap (its time is the device's
+            timestamp), not received live.
+        source_key: The device's own timestamp of the reading, where it has one: the same
+            reading received live and fetched again is stored once.
+        record_number: The device's record sequence number (backfilled readings).
     """
 
     device_id: str
@@ -28,6 +33,9 @@ class VitalReading:
     seq: int
     time_s: float
     values: dict[str, object]
+    backfilled: bool = False
+    source_key: str | None = None
+    record_number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,8 @@ class GapMarker:
         t1_s: Start of the first data after it.
         reason: ``link_lost``, ``lost`` (notifications missing while connected), ``malformed``
             or ``silent`` (the stream stalled while the link stayed up).
+        filled: The device's memory gave back what the gap lacked: this marker is sent again
+            with ``filled`` set, once the records are in.
     """
 
     device_id: str
@@ -69,6 +79,7 @@ class GapMarker:
     t0_s: float
     t1_s: float
     reason: str
+    filled: bool = False
 
 
 Frame: TypeAlias = VitalReading | WaveformChunk | GapMarker

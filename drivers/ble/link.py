@@ -14,19 +14,23 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakError
 
+from drivers.ble.backfill import RECORDED, RecordAccess, Transfer
 from drivers.ble.device_clock import DeviceClock
 from drivers.ble.streams import StreamStatistics, StreamTracker
 from drivers.catalog import lookup
 from drivers.errors import DecodeError, DeviceNotFound
-from drivers.frames import Frame, VitalReading, WaveformChunk
+from drivers.frames import Frame, GapMarker, VitalReading, WaveformChunk
 from drivers.gatt import uuids
 from drivers.gatt.battery import decode_battery_level
+from drivers.gatt.bp_record import decode_blood_pressure_record
+from drivers.gatt.current_time import decode_current_time
 from drivers.gatt.device_information import decode_device_information_string
 from drivers.polar import pmd
 
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 
     from drivers.ble.adapter import AdapterWatch
     from drivers.ble.backends import BleBackends
+    from drivers.ble.backfill import BackfillStatistics
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ VITAL_STREAMS: Final = {
     uuids.TEMPERATURE_MEASUREMENT: "temperature",
     uuids.BATTERY_LEVEL: "battery",
 }
+# streams whose readings carry the device's own timestamp: the same reading received live and
+# fetched from the device's records again is recognised by it
+_TIMESTAMPED: Final = frozenset(stream for stream, _ in RECORDED.values())
 _INFO_STRINGS: Final = {
     uuids.MANUFACTURER_NAME: "manufacturer",
     uuids.MODEL_NUMBER: "model",
@@ -109,6 +117,7 @@ class LinkStatistics:
     clock_offset_s: float | None
     clock_drift_ppm: float | None
     streams: tuple[StreamStatistics, ...]
+    backfill: BackfillStatistics | None = None  # devices that keep records (RACP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +129,11 @@ class _Notification:
 
 @dataclass(frozen=True, slots=True)
 class _Event:
-    """A link event, queued in order with the notifications: ``link_lost`` or ``silent``."""
+    """A link event, queued in order with the notifications.
+
+    ``link_lost``, ``silent`` (a stream stalled) or ``backfill_done`` (the record transfer
+    ended: the live readings it held back go on).
+    """
 
     kind: str
     stream: str | None = None
@@ -147,6 +160,10 @@ class DeviceLink:
         clock: UTC epoch seconds now (injectable: tests and clock-trust checks).
         connection_slots: Shared by every link of one adapter; a session holds one slot.
         adapter: The adapter's watch, told of every scan and advertisement (stall recovery).
+        record_cursor: For a stream the device keeps records of, the sequence number of the
+            newest record the outbox holds (``None``: none); with it, each connect fetches
+            the records that follow (backfill). Without it, records are not fetched.
+        utc: UTC epoch seconds now: places a device's records when its clock cannot be read.
     """
 
     def __init__(
@@ -159,6 +176,8 @@ class DeviceLink:
         clock: Callable[[], float] = time.time,
         connection_slots: asyncio.Semaphore | None = None,
         adapter: AdapterWatch | None = None,
+        record_cursor: Callable[[str], Awaitable[int | None]] | None = None,
+        utc: Callable[[], float] = time.time,
     ) -> None:
         self.spec = spec
         self._log = logging.LoggerAdapter(log, {"device_id": spec.device_id})
@@ -177,6 +196,19 @@ class DeviceLink:
             for s in spec.pmd_streams
         }
         self._device_clock = DeviceClock()
+        self._utc = utc
+        # the clock that stamps stored records (read at connect, and in live timestamps)
+        self._record_clock = DeviceClock()
+        self._records = (
+            RecordAccess(
+                spec.device_id, record_cursor, answer_timeout_s=self._timings.gatt_timeout_s
+            )
+            if record_cursor is not None
+            else None
+        )
+        self._transfer: Transfer | None = None
+        self._held: list[_Notification] = []  # live readings of the recorded stream, meanwhile
+        self._open_gaps: dict[str, list[GapMarker]] = {}  # gaps the device's records may fill
         self._session = _Session()
         self._connected = False
         self._connects = 0
@@ -212,6 +244,7 @@ class DeviceLink:
             clock_offset_s=self._device_clock.offset_s,
             clock_drift_ppm=self._device_clock.drift_ppm,
             streams=tuple(t.statistics() for t in trackers),
+            backfill=replace(self._records.statistics) if self._records else None,
         )
 
     async def run(self) -> None:
@@ -227,6 +260,8 @@ class DeviceLink:
         finally:
             while not self._queue.empty():
                 await self._handle(self._queue.get_nowait())
+            if self._transfer is not None:  # the live readings it held back go on too
+                await self._finish_transfer(self._transfer)
 
     async def _supervise(self) -> None:
         attempt = 0
@@ -267,11 +302,22 @@ class DeviceLink:
                 async with asyncio.timeout(t.gatt_timeout_s):
                     await self._subscribe(client)
                 async with asyncio.TaskGroup() as tg:
-                    watchdog = tg.create_task(
-                        self._watchdog(client, lost), name=f"wgw[{self.spec.device_id}].watchdog"
-                    )
+                    tasks = [
+                        tg.create_task(
+                            self._watchdog(client, lost),
+                            name=f"wgw[{self.spec.device_id}].watchdog",
+                        )
+                    ]
+                    if self._transfer is not None:
+                        tasks.append(
+                            tg.create_task(
+                                self._backfill(client, self._transfer),
+                                name=f"wgw[{self.spec.device_id}].backfill",
+                            )
+                        )
                     await lost.wait()
-                    watchdog.cancel()
+                    for task in tasks:
+                        task.cancel()
                 if self._session.stalled is not None:
                     self._watchdog_reconnects += 1
                     self._log.warning(
@@ -330,6 +376,8 @@ class DeviceLink:
 
     async def _subscribe(self, client: BleakClient) -> None:
         services = client.services
+        await self._read_device_clock(client)
+        await self._subscribe_records(client)
         for uuid, key in _INFO_STRINGS.items():
             if key not in self._device_info and services.get_characteristic(uuid) is not None:
                 with contextlib.suppress(DecodeError):
@@ -358,6 +406,77 @@ class DeviceLink:
                     pmd.PMD_CONTROL_POINT, pmd.start_command(settings), response=True
                 )
                 self._session.watched[settings.measurement] = now
+
+    async def _read_device_clock(self, client: BleakClient) -> None:
+        """The device's clock now (Current Time), to place the records it keeps."""
+        if client.services.get_characteristic(uuids.CURRENT_TIME) is None:
+            return
+        try:
+            raw = await client.read_gatt_char(uuids.CURRENT_TIME)
+            received_s = self._clock()
+            device_s = decode_current_time(raw).epoch_s()
+        except (BleakError, DecodeError) as exc:  # the records go by our clock, then
+            self._log.warning("%s: unreadable Current Time: %s", self.spec.device_id, exc)
+            return
+        if device_s is not None:
+            self._record_clock.observe(device_s, received_s)
+
+    async def _subscribe_records(self, client: BleakClient) -> None:
+        """Get ready to fetch the records of the device's recorded stream (backfill).
+
+        Live readings of that stream are held back from here until the transfer ends.
+        """
+        services = client.services
+        if self._transfer is not None:  # the last link's: the decode loop is winding it up
+            await self._transfer.finished.wait()
+        if (
+            self._records is None
+            or services.get_characteristic(uuids.RECORD_ACCESS_CONTROL_POINT) is None
+        ):
+            return
+        for record_uuid, (stream, live_uuid) in RECORDED.items():
+            if services.get_characteristic(record_uuid) is None:
+                continue
+            self._transfer = Transfer(stream, live_uuid)
+            await client.start_notify(uuids.RECORD_ACCESS_CONTROL_POINT, self._on_notify)
+            await client.start_notify(record_uuid, self._on_notify)
+            return
+
+    async def _backfill(self, client: BleakClient, transfer: Transfer) -> None:
+        """The record transfer of this connection; the decode loop winds it up."""
+        assert self._records is not None
+        try:
+            transfer.outcome = await self._records.run(client, transfer)
+        finally:
+            transfer.ended = True
+            with contextlib.suppress(asyncio.QueueFull):  # else the next item wakes it
+                self._queue.put_nowait(_Event("backfill_done"))
+
+    async def _finish_transfer(self, transfer: Transfer) -> None:
+        """The transfer ended: fill the gaps its records cover, then the held live readings."""
+        self._transfer = None
+        held, self._held = self._held, []
+        tracker = self._tracker(transfer.stream)
+        open_gaps = self._open_gaps.setdefault(transfer.stream, [])
+        if transfer.outcome == "complete":
+            covered_s = transfer.covered_from_s()
+            filled = [g for g in open_gaps if covered_s is not None and g.t0_s >= covered_s]
+            open_gaps.clear()  # filled now, or never: the device no longer holds them
+            tracker.complete()
+            for gap in filled:
+                tracker.filled(gap)
+                await self._emit(replace(gap, filled=True))
+            if transfer.records:
+                self._log.info(
+                    "%s: %d %s records fetched; %d gap(s) filled",
+                    self.spec.device_id,
+                    transfer.records,
+                    transfer.stream,
+                    len(filled),
+                )
+        for note in held:
+            await self._handle(note)
+        transfer.finished.set()
 
     def _tracker(self, stream: str) -> StreamTracker:
         tracker = self._trackers.get(stream)
@@ -426,12 +545,19 @@ class DeviceLink:
             await self._handle(await self._queue.get())
 
     async def _handle(self, item: _Notification | _Event) -> None:
+        transfer = self._transfer
+        if transfer is not None and transfer.ended:
+            await self._finish_transfer(transfer)
+            transfer = None
         if isinstance(item, _Event):
             if item.kind == "silent" and item.stream is not None:
                 self._tracker(item.stream).mark("silent")
-            else:
+            elif item.kind == "link_lost":
                 for tracker in self._trackers.values():
                     tracker.link_lost()
+            return
+        if transfer is not None and item.uuid == transfer.live_uuid:
+            self._held.append(item)  # after the records, in time order
             return
         try:
             frames = self._decode(item)
@@ -442,7 +568,7 @@ class DeviceLink:
             await self._emit(frame)
 
     def _count_malformed(self, note: _Notification, exc: DecodeError) -> None:
-        stream = VITAL_STREAMS.get(note.uuid)
+        stream = VITAL_STREAMS.get(note.uuid) or RECORDED.get(note.uuid, (None, None))[0]
         if stream is None and note.uuid == pmd.PMD_DATA and note.data:
             stream = pmd.MEASUREMENT_TYPES.get(note.data[0])
         if stream is not None and stream in self._trackers:
@@ -458,6 +584,12 @@ class DeviceLink:
         stream = VITAL_STREAMS.get(note.uuid)
         if stream is not None:
             return self._vital(stream, note)
+        if note.uuid == uuids.RECORD_ACCESS_CONTROL_POINT:
+            if self._records is not None:
+                self._records.answered(note.data)
+            return []
+        if note.uuid in RECORDED:
+            return self._record(RECORDED[note.uuid][0], note)
         if note.uuid == pmd.PMD_DATA:
             return self._waveform(note)
         if note.uuid == pmd.PMD_CONTROL_POINT:
@@ -482,11 +614,68 @@ class DeviceLink:
         tracker = self._tracker(stream)
         if stream in self._session.watched:
             self._session.watched[stream] = time.monotonic()
+        key = self._device_timestamp(stream, values, note.received_s)
         gap = tracker.data(note.received_s, note.received_s, 1)
+        if gap is not None and stream in _TIMESTAMPED:
+            self._open_gaps.setdefault(stream, []).append(gap)
         reading = VitalReading(
-            self.spec.device_id, stream, tracker.next_seq(), note.received_s, values
+            self.spec.device_id, stream, tracker.next_seq(), note.received_s, values, source_key=key
         )
         return [gap, reading] if gap else [reading]
+
+    def _device_timestamp(
+        self, stream: str, values: dict[str, object], received_s: float
+    ) -> str | None:
+        """The reading's own timestamp where its stream is recorded (it teaches the clock)."""
+        stamp = values.get("timestamp") if stream in _TIMESTAMPED else None
+        if not isinstance(stamp, str):
+            return None
+        device_s = _epoch_s(stamp)
+        if device_s is not None:
+            self._record_clock.observe(device_s, received_s)
+        return stamp
+
+    def _record(self, stream: str, note: _Notification) -> list[Frame]:
+        """One record the device kept, fetched over RACP: a backfilled reading."""
+        record = decode_blood_pressure_record(note.data)
+        values = record.measurement.to_json()
+        stamp = values.get("timestamp")
+        device_s = _epoch_s(stamp) if isinstance(stamp, str) else None
+        tracker = self._tracker(stream)
+        if device_s is None:  # a record with no time cannot be placed: counted, dropped
+            tracker.malformed()
+            return []
+        if self._record_clock.ready:
+            time_s = self._record_clock.to_utc(device_s)
+        else:  # no reading of its clock yet: take it for UTC
+            time_s = device_s + self._clock() - self._utc()
+        transfer = self._transfer
+        if transfer is not None and transfer.stream == stream:
+            transfer.record(record.sequence_number, time_s)
+            if transfer.probing:  # only its number was wanted: it comes again, in order
+                return []
+        if self._records is not None:
+            self._records.statistics.records += 1
+        frames: list[Frame] = []
+        last_s = tracker.last_end_s
+        if last_s is None or time_s > last_s:  # older ones came live (the outbox drops them)
+            gap = tracker.data(time_s, time_s, 1, backfilled=True)
+            if gap is not None:
+                self._open_gaps.setdefault(stream, []).append(gap)
+                frames.append(gap)
+        frames.append(
+            VitalReading(
+                self.spec.device_id,
+                stream,
+                tracker.next_seq(),
+                time_s,
+                values,
+                backfilled=True,
+                source_key=str(stamp),
+                record_number=record.sequence_number,
+            )
+        )
+        return frames
 
     def _waveform(self, note: _Notification) -> list[Frame]:
         measurement = pmd.MEASUREMENT_TYPES.get(note.data[0]) if note.data else None
@@ -512,3 +701,11 @@ class DeviceLink:
             self.spec.device_id, frame.measurement, tracker.next_seq(), t0, rate, frame.samples
         )
         return [gap, chunk] if gap else [chunk]
+
+
+def _epoch_s(stamp: str) -> float | None:
+    """A device timestamp (``YYYY-MM-DDTHH:MM:SS``, no zone) in seconds, read as UTC."""
+    try:
+        return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None

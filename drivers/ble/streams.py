@@ -23,6 +23,10 @@ class StreamStatistics:
     decode_errors: int
     last_time_s: float | None
     nominal_hz: float | None = None  # waveforms: the configured sample rate
+    gap_s: float = 0.0  # stream time the gaps span
+    gaps_filled: int = 0  # gaps the device's records filled (backfill)
+    filled_s: float = 0.0
+    backfilled: int = 0  # readings fetched from the device's memory
 
 
 class StreamTracker:
@@ -36,6 +40,10 @@ class StreamTracker:
         self.units = 0
         self.gaps = 0
         self.decode_errors = 0
+        self.backfilled = 0  # readings fetched from the device's memory
+        self.gap_s = 0.0
+        self.gaps_filled = 0
+        self.filled_s = 0.0
         self.active_s = 0.0  # time the stream was started, for expected units
         self._seq = 0
         self._last_end_s: float | None = None
@@ -62,8 +70,28 @@ class StreamTracker:
         """The link dropped (a stream with a device clock may still turn out complete)."""
         self.mark("link_lost")
 
+    @property
+    def last_end_s(self) -> float | None:
+        """The end of the newest data accounted for."""
+        return self._last_end_s
+
+    def complete(self) -> None:
+        """The device's records prove nothing is missing up to now: no gap is pending."""
+        self._pending = None
+
+    def filled(self, gap: GapMarker) -> None:
+        """The device's records filled ``gap``."""
+        self.gaps_filled += 1
+        self.filled_s += gap.t1_s - gap.t0_s
+
     def data(
-        self, t0_s: float, t_end_s: float, units: int, device_t0_s: float | None = None
+        self,
+        t0_s: float,
+        t_end_s: float,
+        units: int,
+        device_t0_s: float | None = None,
+        *,
+        backfilled: bool = False,
     ) -> GapMarker | None:
         """Account for a frame covering ``[t0_s, t_end_s)``; return the gap before it, if any.
 
@@ -73,6 +101,7 @@ class StreamTracker:
             units: Samples or readings in it.
             device_t0_s: The first unit's time on the device's own clock, when it has one:
                 a jump there is a loss even if no notification was seen to fail.
+            backfilled: Fetched from the device's memory (counted apart from live data).
         """
         gap = None
         reason = self._pending
@@ -94,12 +123,16 @@ class StreamTracker:
                 reason,
             )
             self.gaps += 1
+            self.gap_s += gap.t1_s - gap.t0_s
         self._pending = None
         self._last_end_s = t_end_s
         if device_t0_s is not None and self.rate_hz:
             self._last_device_end_s = device_t0_s + units / self.rate_hz
-        self.frames += 1
-        self.units += units
+        if backfilled:
+            self.backfilled += units
+        else:
+            self.frames += 1
+            self.units += units
         return gap
 
     def statistics(self) -> StreamStatistics:
@@ -114,4 +147,8 @@ class StreamTracker:
             self.decode_errors,
             self._last_end_s,
             self.rate_hz,
+            self.gap_s,
+            self.gaps_filled,
+            self.filled_s,
+            self.backfilled,
         )

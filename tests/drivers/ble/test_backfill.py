@@ -1,0 +1,239 @@
+"""Backfill through bleak's API: a device's records after a spell out of range, a transfer cut
+by the link, a device busy with another procedure, one that keeps no records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from drivers.ble.backends import simulated
+from drivers.ble.link import DeviceLink, DeviceSpec, LinkTimings
+from drivers.frames import Frame, GapMarker, VitalReading
+from drivers.sim.devices import SimDevice, preset
+from drivers.sim.world import SimWorld
+from tests.support import wait_for
+
+FAST = LinkTimings(
+    scan_timeout_s=2,
+    connect_timeout_s=2,
+    gatt_timeout_s=2,
+    reconnect_min_s=0.01,
+    reconnect_max_s=0.05,
+)
+CUFF = "5A:00:00:00:0C:01"
+
+
+class Store:
+    """What the outbox does for the link: keep each reading once (by its device timestamp),
+    and the cursor of the newest record held.
+    """
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.readings: dict[str, VitalReading] = {}
+        self.duplicates = 0
+        self.cursor: int | None = None
+
+    async def emit(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        if isinstance(frame, VitalReading) and frame.source_key is not None:
+            if frame.record_number is not None:
+                self.cursor = frame.record_number
+            if frame.source_key in self.readings:
+                self.duplicates += 1
+                return
+            self.readings[frame.source_key] = frame
+
+    async def cursor_of(self, stream: str) -> int | None:
+        assert stream == "blood_pressure"
+        return self.cursor
+
+    def pressures(self) -> list[VitalReading]:
+        return [
+            f for f in self.frames if isinstance(f, VitalReading) and f.kind == "blood_pressure"
+        ]
+
+    def gaps(self) -> list[GapMarker]:
+        return [f for f in self.frames if isinstance(f, GapMarker) and f.stream == "blood_pressure"]
+
+
+def link_for(world: SimWorld, store: Store, address: str = CUFF) -> DeviceLink:
+    return DeviceLink(
+        DeviceSpec("cuff", address),
+        simulated(world),
+        store.emit,
+        FAST,
+        clock=world.clock.now_s,
+        record_cursor=store.cursor_of,
+        utc=world.clock.now_s,
+    )
+
+
+def taken(device: SimDevice) -> list[str]:
+    """The device timestamp of every reading the device took, in order."""
+    return [str(r.measurement.to_json()["timestamp"]) for r in device.records]
+
+
+async def running(link: DeviceLink) -> asyncio.Task[None]:
+    return asyncio.create_task(link.run(), name="link-under-test")
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_ten_minutes_out_of_range_come_back_exactly_once_in_time_order() -> None:
+    """Test every reading a cuff took during a 10-minute spell held once, in order, gap filled."""
+    device = SimDevice(
+        preset("cuff", CUFF, "C", blood_pressure_interval_s=10.0, clock_offset_s=-3600, seed=4)
+    )
+    async with SimWorld([device], advert_interval_s=0.005, speed=100) as world:
+        store = Store()
+        link = link_for(world, store)
+        task = await running(link)
+        try:
+            await wait_for(lambda: len(store.readings) >= 3, timeout_s=10)
+            device.go_out_of_range(600.0)
+            spell_start = len(device.records)
+            await wait_for(lambda: device.in_range, timeout_s=15)
+            spell_end = len(device.records)
+            await wait_for(
+                lambda: (
+                    len(device.records) >= spell_end + 3
+                    and len(store.readings) == len(device.records)
+                ),
+                timeout_s=15,
+            )
+        finally:
+            await stop(task)
+    assert len(device.records) - spell_start >= 55  # the spell's readings, kept by the cuff
+    assert list(store.readings) == taken(device)[: len(store.readings)]  # all, once, in order
+    kept = list(store.readings.values())  # in the order they were stored
+    assert [r.time_s for r in kept] == sorted(r.time_s for r in kept)
+    backfilled = [r for r in store.readings.values() if r.backfilled]
+    assert len(backfilled) >= 55
+    # placed by the cuff's clock (an hour slow, read at connect): each within the second
+    # its timestamp names
+    for r in backfilled:
+        assert r.source_key is not None
+        device_s = datetime.fromisoformat(r.source_key).replace(tzinfo=UTC).timestamp()
+        assert 0.0 <= r.time_s - (device_s + 3600) < 1.1
+    gaps = store.gaps()
+    assert [g.filled for g in gaps] == [False, True]  # the gap, then the same gap filled
+    assert gaps[0].seq == gaps[1].seq and gaps[0].t0_s == gaps[1].t0_s
+    stats = link.statistics()
+    assert stats.backfill is not None and stats.backfill.supported
+    assert stats.backfill.records >= 55 and stats.backfill.failures == 0
+
+
+async def test_a_short_drop_with_nothing_recorded_leaves_no_gap() -> None:
+    """Test that a link drop between two readings, proven complete by the records, is no gap."""
+    device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=30.0, seed=5))
+    async with SimWorld([device], advert_interval_s=0.005, speed=100) as world:
+        store = Store()
+        task = await running(link_for(world, store))
+        try:
+            await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
+            device.drop_link()
+            await wait_for(lambda: len(store.readings) >= 4, timeout_s=10)
+        finally:
+            await stop(task)
+    assert store.gaps() == []
+    assert list(store.readings) == taken(device)[: len(store.readings)]
+
+
+async def test_a_transfer_cut_by_the_link_resumes_on_the_next_connect() -> None:
+    """Test a link lost mid-transfer: no half record, the rest fetched after reconnecting."""
+    device = SimDevice(
+        preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, record_interval_s=0.5, seed=6)
+    )
+    async with SimWorld([device], advert_interval_s=0.005, speed=20) as world:
+        store = Store()
+        link = link_for(world, store)
+        task = await running(link)
+        try:
+            await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
+            device.go_out_of_range(200.0)  # 40 readings kept meanwhile
+            await wait_for(lambda: device.in_range, timeout_s=15)
+            # the transfer runs (a record every 0.5 s): cut it after a few records
+            await wait_for(lambda: sum(r.backfilled for r in store.readings.values()) >= 5)
+            device.drop_link()
+            await wait_for(lambda: len(store.readings) >= len(device.records), timeout_s=20)
+        finally:
+            await stop(task)
+    assert list(store.readings) == taken(device)[: len(store.readings)]
+    stats = link.statistics().backfill
+    assert stats is not None and stats.interrupted == 1 and stats.transfers >= 2
+
+
+async def test_a_device_busy_with_another_procedure_is_told_to_abort_it() -> None:
+    """Test ATT error 0xFE: an abort, then the request again."""
+    device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, seed=7))
+    async with SimWorld([device], advert_interval_s=0.005, speed=50) as world:
+        store = Store()
+        await asyncio.sleep(0.5)  # 25 s: five readings kept, nobody connected
+        device.busy_with_records()
+        link = link_for(world, store)
+        task = await running(link)
+        try:
+            await wait_for(lambda: len(store.readings) >= 5, timeout_s=10)
+        finally:
+            await stop(task)
+    assert list(store.readings) == taken(device)[: len(store.readings)]
+    stats = link.statistics().backfill
+    assert stats is not None and stats.aborts == 1 and stats.records >= 5
+
+
+async def test_a_device_without_records_support_is_not_asked_again() -> None:
+    """Test 'op code not supported': the live readings flow, the link asks once."""
+    device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, seed=8))
+    device.refuse_records()
+    async with SimWorld([device], advert_interval_s=0.005, speed=50) as world:
+        store = Store()
+        link = link_for(world, store)
+        task = await running(link)
+        try:
+            await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
+            device.drop_link()
+            await wait_for(lambda: link.statistics().connects >= 2, timeout_s=10)
+            await wait_for(lambda: len(store.readings) >= 4, timeout_s=10)
+        finally:
+            await stop(task)
+    stats = link.statistics().backfill
+    assert stats is not None and stats.supported is False
+    assert stats.failures == 0 and stats.transfers == 0
+    assert device.record_requests == 1  # asked on the first connect only
+    assert all(not r.backfilled for r in store.readings.values())
+
+
+async def test_a_device_that_numbers_its_records_from_zero_again_is_fetched_whole() -> None:
+    """Test a cleared memory (a battery change): nothing follows the cursor, yet all is new."""
+    device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, seed=9))
+    async with SimWorld([device], advert_interval_s=0.005, speed=50) as world:
+        store = Store()
+        link = link_for(world, store)
+        task = await running(link)
+        try:
+            await wait_for(lambda: len(store.readings) >= 6, timeout_s=10)
+            device.drop_link()  # the reconnect fetches the records: the cursor is set
+            await wait_for(
+                lambda: (store.cursor or 0) >= 5 and set(taken(device)) <= set(store.readings),
+                timeout_s=10,
+            )
+            before = taken(device)  # all held; what the reset clears is lost to nobody
+            device.go_out_of_range(22.0)
+            device.reset_records()  # four readings, numbered 0-3, taken while away
+            await wait_for(lambda: device.in_range, timeout_s=10)
+            await wait_for(
+                lambda: len(device.records) >= 6 and set(taken(device)) <= set(store.readings),
+                timeout_s=10,
+            )
+        finally:
+            await stop(task)
+    assert list(store.readings) == before + taken(device)[: len(store.readings) - len(before)]
+    # the cleared memory does not reach back to the gap's start: it cannot say nothing is
+    # missing there, so the gap stays open
+    gaps = store.gaps()
+    assert gaps and not any(g.filled for g in gaps)
