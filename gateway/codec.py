@@ -51,9 +51,15 @@ def to_record(frame: Frame) -> OutboxRecord:
             frame.time_s,
             payload,
             encoding=VITALS_ENCODING,
+            backfilled=frame.backfilled,
+            source_key=frame.source_key,
+            source_cursor=frame.record_number,
         )
     if isinstance(frame, GapMarker):
-        payload = json.dumps({"t1_s": frame.t1_s, "reason": frame.reason}).encode()
+        gap: dict[str, object] = {"t1_s": frame.t1_s, "reason": frame.reason}
+        if frame.filled:
+            gap["filled"] = True
+        payload = json.dumps(gap).encode()
         return OutboxRecord("gap", frame.device_id, frame.stream, frame.seq, frame.t0_s, payload)
     samples = np.ascontiguousarray(frame.samples, dtype=_SAMPLE_DTYPE)
     payload, encoding = _pack_samples(samples)
@@ -177,7 +183,7 @@ def iso_utc(time_s: float) -> str:
 
 
 def mqtt_vitals_payload(record: OutboxRecord) -> bytes:
-    """The JSON published on ``<prefix>/<gateway>/<device>/vitals``."""
+    """The JSON published on ``<prefix>/<gateway>/<device>/vitals`` (or ``.../backfill``)."""
     body = {
         "schema": 1,
         "device_id": record.device_id,
@@ -185,6 +191,7 @@ def mqtt_vitals_payload(record: OutboxRecord) -> bytes:
         "seq": record.seq,
         "timestamp": iso_utc(record.t0_s),
         "values": vital_values(record),
+        **({"backfilled": True} if record.backfilled else {}),
         **study_labels(record),
     }
     return _compact(body)
@@ -220,6 +227,7 @@ def mqtt_gap_payload(record: OutboxRecord) -> bytes:
         "from": iso_utc(record.t0_s),
         "to": iso_utc(gap["t1_s"]),
         "reason": gap["reason"],
+        "filled": bool(gap.get("filled", False)),
         **study_labels(record),
     }
     return _compact(body)

@@ -39,6 +39,8 @@ from gateway.study import StudyContext, perform, vars_of
 from gateway.wallclock import ClockJump, ClockWatch, ShiftedClock, SystemClock, WallClock
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from buffers.records import OutboxStatistics
     from drivers.frames import Frame
     from drivers.sim.world import SimWorld
@@ -322,9 +324,20 @@ class Daemon:
                 clock=self.wallclock.mono,  # UTC at storage: see _store_frames
                 connection_slots=slots,
                 adapter=self._adapter,
+                record_cursor=self._cursor_of(d.id) if s.ble.backfill else None,
+                utc=self._utc_now,
             )
             for d in s.devices
         ]
+
+    def _cursor_of(self, device_id: str) -> Callable[[str], Awaitable[int | None]]:
+        """Where a device's next record fetch starts: after the newest record the outbox holds."""
+
+        async def cursor(stream: str) -> int | None:
+            assert self._outbox is not None  # links start after the outbox opened
+            return await self._outbox.cursor(device_id, stream)
+
+        return cursor
 
     def _build_sinks(self, outbox: Outbox, session: aiohttp.ClientSession) -> None:
         """The sinks the config asks for, over ``outbox`` and one HTTP session."""
@@ -469,7 +482,9 @@ class Daemon:
         while (frame := await self._frames.get()) is not None:
             now = self._clock_now
             utc = _in_utc(frame, now.offset_s)
-            self._live.offer(utc)
+            backfilled = isinstance(utc, VitalReading) and utc.backfilled
+            if not backfilled:  # history, not live: the page and MQTT's live lane skip it
+                self._live.offer(utc)
             record = codec.to_record(utc)
             participant = study.participant_for(record.device_id, record.t0_s)
             record = dataclasses.replace(
@@ -478,7 +493,7 @@ class Daemon:
                 participant_id=participant,
                 session_id=study.session_for(participant, record.t0_s),
             )
-            if self._mqtt is not None:
+            if self._mqtt is not None and not backfilled:
                 self._mqtt.offer_live(record)  # live subscribers do not wait for the commit
             await outbox.put(record)
             self._frames_stored += 1

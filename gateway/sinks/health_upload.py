@@ -294,10 +294,18 @@ class HealthUploadSink:
             SINK, self._config.batch_max_records, after_id=lane.after_id, device_id=device_id
         )
         mine = [r for r in rows if lane.takes(r.record.t0_s)]
+        # Readings fetched from the device's memory (backfill) go apart, when the oldest row
+        # is one: as batch records, each with its own time (they are history, and the
+        # intervals they fall in may be gone).
+        history = bool(mine) and mine[0].record.backfilled
+        mine = [r for r in mine if r.record.backfilled == history]
         # a thread: a full request's readings take ~90 ms to decode and aggregate, and the
         # event loop owes live readings their few milliseconds meanwhile
         ready = await asyncio.to_thread(
-            self._fit, mine, lane.uploaded_until.get(device_id, -math.inf)
+            self._fit,
+            mine,
+            -math.inf if history else lane.uploaded_until.get(device_id, -math.inf),
+            0.0 if history else self._config.record_interval_s,
         )
         chosen = set(ready.row_ids)
         await self._outbox.release(SINK, [r.id for r in rows if r.id not in chosen])
@@ -306,10 +314,15 @@ class HealthUploadSink:
             return None
         await self._pace(sustained=job is None)
         delay_s = await self._send(
-            device_id, ready.records, ready.row_ids, lane.data_type, "incremental"
+            device_id,
+            ready.records,
+            ready.row_ids,
+            "batch" if history else lane.data_type,
+            "incremental",
         )
-        if delay_s == 0.0:
+        if delay_s == 0.0 and not history:
             lane.uploaded_until[device_id] = ready.closed_until_s
+        if delay_s == 0.0:
             lane.requests += 1
             if job is not None:
                 job.done_rows += len(ready.row_ids)
@@ -337,13 +350,18 @@ class HealthUploadSink:
             codec.iso_utc(split_s),
         )
 
-    def _fit(self, rows: list[StoredRecord], uploaded_until_s: float) -> health_records.Ready:
-        """The closed intervals of ``rows``, cut (oldest kept) until the body fits the byte cap."""
+    def _fit(
+        self, rows: list[StoredRecord], uploaded_until_s: float, interval_s: float
+    ) -> health_records.Ready:
+        """The closed intervals of ``rows``, cut (oldest kept) until the body fits the byte cap.
+
+        ``interval_s`` 0: a record per reading, each with its own time.
+        """
         truncated = len(rows) == self._config.batch_max_records
         while True:
             ready = health_records.build(
                 rows,
-                interval_s=self._config.record_interval_s,
+                interval_s=interval_s,
                 now_s=time.time(),
                 grace_s=self._config.record_grace_s,
                 uploaded_until_s=uploaded_until_s,

@@ -125,8 +125,10 @@ class MqttSink:
 
     def offer_live(self, record: OutboxRecord) -> None:
         """A frame just arrived: publish it now if the lane has room (never waits)."""
-        if not self._config.live or (
-            record.kind == "waveform" and not self._config.publish_waveforms
+        if (
+            not self._config.live
+            or record.backfilled  # history: the backlog lane publishes it
+            or (record.kind == "waveform" and not self._config.publish_waveforms)
         ):
             return
         try:
@@ -135,7 +137,7 @@ class MqttSink:
             self._live_dropped += 1
 
     def topic(self, device_id: str, leaf: str) -> str:
-        """``<prefix>/<gateway>/<device>/<leaf>``: ``vitals``, ``gaps``, ``state``."""
+        """``<prefix>/<gateway>/<device>/<leaf>``: ``vitals``, ``backfill``, ``gaps``, ``state``."""
         return f"{self._config.topic_prefix}/{self._gateway_id}/{device_id}/{leaf}"
 
     async def run(self) -> None:
@@ -211,8 +213,10 @@ class MqttSink:
                     key = (r.kind, r.device_id, r.stream, r.seq)
                     if key in self._confirmed:  # the live lane had it confirmed already
                         self._confirmed.discard(key)
-                    elif (young := self._grace_s - (time.time() - r.t0_s)) > 0:
-                        wait_s = young  # give the live lane its head start, then look again
+                    elif 0.0 <= (age_s := time.time() - r.t0_s) < self._grace_s:
+                        # give the live lane its head start, then look again (a row stamped
+                        # in the future, by a clock that ran ahead, does not wait for it)
+                        wait_s = self._grace_s - age_s
                         break
                     else:
                         await client.publish(*self._message(r), qos=self._config.vitals_qos)
@@ -233,7 +237,8 @@ class MqttSink:
             return self.topic(r.device_id, "gaps"), mqtt_gap_payload(r)
         if r.kind == "waveform":
             return self.topic(r.device_id, r.stream), mqtt_waveform_payload(r)
-        return self.topic(r.device_id, "vitals"), mqtt_vitals_payload(r)
+        leaf = "backfill" if r.backfilled else "vitals"  # live dashboards see only live data
+        return self.topic(r.device_id, leaf), mqtt_vitals_payload(r)
 
     async def _publish_live(
         self, client: aiomqtt.Client, lane: asyncio.Queue[OutboxRecord]
@@ -319,7 +324,7 @@ class MqttSink:
 
         Sensors of fields seen for the first time are announced first.
         """
-        if not self._config.homeassistant:
+        if not self._config.homeassistant or r.backfilled:  # not the latest, however new
             return
         fields = homeassistant.latest_fields(r)
         if not fields:
