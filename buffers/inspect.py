@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from buffers import schema
+from buffers.backfill_report import (
+    BACKFILLED_SQL,
+    CURSORS_SQL,
+    GAPS_SQL,
+    DeviceBackfill,
+    summarize,
+)
 from buffers.records import OutboxRecord
 from buffers.segments import SegmentLog, folder_for
 
@@ -114,6 +121,23 @@ def report(
         k.removeprefix("evicted."): v for k, v in counters.items() if k.startswith("evicted.")
     }
     return QueueReport(rows, sinks, evicted, counters.get("corrupt_recoveries", 0))
+
+
+def backfill(path: Path) -> list[DeviceBackfill]:
+    """Per device: readings fetched from its memory, gaps filled, gaps still open."""
+    with contextlib.closing(_connect(path)) as db:
+        counts = db.execute(BACKFILLED_SQL).fetchall()
+        gap_rows = db.execute(GAPS_SQL).fetchall()
+        cursors = db.execute(CURSORS_SQL).fetchall()
+    log = _log(path)
+    try:
+        gaps = [
+            (device, stream, t0, log.payload(inline, seg, offset, size))
+            for device, stream, t0, inline, seg, offset, size in gap_rows
+        ]
+    finally:
+        log.close()
+    return summarize(counts, gaps, cursors)
 
 
 def dead_letters(path: Path, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:

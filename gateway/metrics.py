@@ -55,18 +55,37 @@ def _devices(stats: DaemonStatistics) -> Iterator[Metric]:
             "wgw_device_links_lost", "connections lost", labels=["device"]
         ),
     }
+    per_stream = {
+        "gaps": CounterMetricFamily(
+            "wgw_stream_gaps", "stretches with no data found", labels=["device", "stream"]
+        ),
+        "gaps_filled": CounterMetricFamily(
+            "wgw_stream_gaps_filled",
+            "gaps the device's records filled (backfill)",
+            labels=["device", "stream"],
+        ),
+        "backfilled": CounterMetricFamily(
+            "wgw_stream_backfilled_readings",
+            "readings fetched from the device's memory",
+            labels=["device", "stream"],
+        ),
+    }
     connected = GaugeMetricFamily("wgw_device_connected", "1 while connected", labels=["device"])
     battery = GaugeMetricFamily("wgw_device_battery_percent", "battery level", labels=["device"])
     rssi = GaugeMetricFamily("wgw_device_rssi_dbm", "signal strength", labels=["device"])
     for d in stats.devices:
         for name, family in per_device.items():
             family.add_metric([d.device_id], getattr(d, name))
+        for stream in d.streams:
+            for name, family in per_stream.items():
+                family.add_metric([d.device_id, stream.stream], getattr(stream, name))
         connected.add_metric([d.device_id], float(d.connected))
         if d.battery_pct is not None:
             battery.add_metric([d.device_id], d.battery_pct)
         if d.rssi_dbm is not None:
             rssi.add_metric([d.device_id], d.rssi_dbm)
     yield from per_device.values()
+    yield from per_stream.values()
     yield from (connected, battery, rssi)
 
 

@@ -77,7 +77,8 @@ def _dead_letters(path: Path, selection: Selection, *, as_json: bool) -> None:
 def _stats(path: Path, selection: Selection, *, as_json: bool) -> None:
     report = inspect.report(path, participant=selection.participant, session=selection.session)
     if as_json:
-        print(json.dumps(dataclasses.asdict(report)))
+        backfill = [dataclasses.asdict(d) for d in inspect.backfill(path)]
+        print(json.dumps({**dataclasses.asdict(report), "backfill": backfill}))
         return
     chosen = (("participant", selection.participant), ("session", selection.session))
     selected = "".join(f", {name} {value}" for name, value in chosen if value is not None)
@@ -92,3 +93,30 @@ def _stats(path: Path, selection: Selection, *, as_json: bool) -> None:
     print(f"evicted: {evicted}")
     if report.corrupt_recoveries:
         print(f"recovered from a corrupt file {report.corrupt_recoveries} time(s)")
+    _backfill(path)
+
+
+def _backfill(path: Path) -> None:
+    """Per device: what was fetched from its memory, and the gaps no record filled."""
+    devices = inspect.backfill(path)
+    if not devices:
+        return
+    print(f"{'device':<16}{'backfilled':>11}{'gaps filled':>13}{'gaps open':>11}{'open for':>11}")
+    for d in devices:
+        print(
+            f"{d.device_id:<16}{d.backfilled:>11}{d.gaps_filled:>13}{len(d.open_gaps):>11}"
+            f"{_duration(d.open_s):>11}"
+        )
+        for gap in d.open_gaps[-3:]:  # the newest: what a person would go and look at
+            print(
+                f"  open: {gap.stream} {iso_utc(gap.t0_s)} - {iso_utc(gap.t1_s)}"
+                f" ({_duration(gap.t1_s - gap.t0_s)}, {gap.reason})"
+            )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -32,6 +32,18 @@ def _rate(rate: dict[str, Any] | None) -> str:
     return f"{rate['rate_hz']:.1f}{nominal}"
 
 
+def _gaps(stream: dict[str, Any]) -> str:
+    """Gaps this run, and how many of them the device's records filled (backfill)."""
+    gaps = stream.get("gaps")
+    if gaps is None:
+        return "-"
+    filled = stream.get("gaps_filled", 0)
+    backfilled = stream.get("backfilled", 0)
+    if not (filled or backfilled):
+        return str(gaps)
+    return f"{gaps} ({filled} filled, {backfilled} backfilled)"
+
+
 def render(status: dict[str, Any], console: Console) -> None:
     """Print the tables."""
     now = time.time()
@@ -63,7 +75,7 @@ def render(status: dict[str, Any], console: Console) -> None:
                 _age(s["last_time_s"], now),
                 _rate(rates.get((d["device_id"], s["stream"]))),
                 nominal,
-                str(s.get("gaps", "-")),
+                _gaps(s),
             )
     console.print(devices)
     sinks = Table(title="outbox")

@@ -54,6 +54,7 @@ def browse(base: str, folder: Path) -> dict[str, object]:
         second = canvas.screenshot_as_png
         driver.save_screenshot(str(folder / "page.png"))
         return {
+            "meta": driver.find_element(By.CSS_SELECTOR, f"{card} .meta").text,
             "first": first,
             "second": second,
             "heart_rate": driver.find_element(
@@ -76,7 +77,14 @@ async def test_the_live_page_shows_a_device_and_a_moving_trace(
     raw = daemon_config(
         tmp_path,
         str(emulator.make_url("")),
-        [{"model": "watch", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 200}],
+        [
+            {
+                "model": "watch",
+                "address": "5A:00:00:00:00:01",
+                "heart_rate_interval_ms": 200,
+                "blood_pressure_interval_s": 1,
+            }
+        ],
         [
             {
                 "id": "watch-01",
@@ -102,6 +110,17 @@ async def test_the_live_page_shows_a_device_and_a_moving_trace(
             return (await daemon.statistics()).devices[0].samples > 50
 
         await wait_for(streaming)
+        # a spell out of range: three blood pressure readings to fetch from the watch's memory
+        assert daemon.sim_world is not None
+        daemon.sim_world.peripherals["5A:00:00:00:00:01"].go_out_of_range(3.0)
+
+        async def filled() -> bool:
+            streams = (await daemon.statistics()).devices[0].streams
+            return any(s.gaps_filled for s in streams) and all(
+                s.last_time_s for s in streams if s.stream == "heart_rate"
+            )
+
+        await wait_for(filled, timeout_s=20)
         assert daemon.status_url is not None
         seen = await asyncio.to_thread(browse, daemon.status_url, tmp_path)
     finally:
@@ -110,4 +129,8 @@ async def test_the_live_page_shows_a_device_and_a_moving_trace(
     assert seen["url"] == f"{daemon.status_url}/"
     assert str(seen["heart_rate"]).endswith("bpm")
     assert seen["first"] != seen["second"]  # the trace scrolled
+    # the gaps the spell left: blood pressure filled from the watch's records, the rest open
+    meta = str(seen["meta"])
+    assert "1 filled" in meta and "heart_rate" in meta, meta
+    assert int(meta.rsplit("backfilled ", 1)[1]) >= 2, meta
     assert daemon.live_feed().subscribers == 0  # the page's stream ended with it

@@ -72,6 +72,8 @@ async def test_readiness_metrics_devices_and_queue(tmp_path: Path, emulator: Tes
     assert samples["wgw_device_samples_total"] > 500
     assert samples["wgw_device_connected"] == 1.0
     assert "wgw_sink_backlog_rows" in samples
+    assert samples["wgw_stream_gaps_total"] == 0  # per device and stream, as are fills
+    assert "wgw_stream_backfilled_readings_total" in samples
     gateway = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert 0 <= gateway["wgw_loop_lag_seconds"] <= gateway["wgw_loop_lag_max_seconds"] < 1
     limit = gateway["wgw_upload_quota_limit"]
