@@ -103,17 +103,18 @@ async def _progress(daemon: Daemon, started: float) -> None:
 def _print_summary(s: DaemonStatistics, elapsed_s: float) -> None:
     print(f"\nsummary after {elapsed_s:.0f} s:")
     print(
-        f"{'device':<16}{'readings':>10}{'samples':>10}{'stored':>10}{'uploaded':>10}"
-        f"{'published':>11}{'errors':>8}"
+        f"{'device':<16}{'readings':>10}{'samples':>10}{'backfilled':>11}{'stored':>10}"
+        f"{'uploaded':>10}{'published':>11}{'errors':>8}"
     )
     for d in s.devices:
         published = s.mqtt.published_by_device.get(d.device_id, 0) if s.mqtt else 0
         errors = d.decode_errors + d.dropped_queue_full
         stored = s.stored_by_device.get(d.device_id, 0)
         uploaded = s.health_upload.uploaded_by_device.get(d.device_id, 0)
+        backfilled = sum(st.backfilled for st in d.streams)
         print(
-            f"{d.device_id:<16}{d.readings:>10}{d.samples:>10}{stored:>10}{uploaded:>10}"
-            f"{published:>11}{errors:>8}"
+            f"{d.device_id:<16}{d.readings:>10}{d.samples:>10}{backfilled:>11}{stored:>10}"
+            f"{uploaded:>10}{published:>11}{errors:>8}"
         )
     backlog = ", ".join(f"{sink} {b.pending}" for sink, b in s.outbox.backlog.items())
     print(f"outbox: {s.outbox.total_rows} rows in total; still to deliver: {backlog}")

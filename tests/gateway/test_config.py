@@ -30,7 +30,8 @@ def test_the_demo_config_loads() -> None:
     """Test that the repository's config.yaml is valid."""
     settings = load_settings(ROOT / "config.yaml")
     assert settings.ble.backend == "sim"
-    assert [d.id for d in settings.devices] == ["watch-01"]
+    assert [d.id for d in settings.devices] == ["watch-01", "cuff-02"]
+    assert [d.model for d in settings.ble.sim.devices] == ["watch", "cuff"]
 
 
 def test_defaults_follow_api_md(tmp_path: Path) -> None:
@@ -50,6 +51,11 @@ def test_every_problem_is_reported_with_its_dotted_path(tmp_path: Path) -> None:
         + """
 storage:
   flush_interval_ms: 0
+ble:
+  backfill: sometimes
+  sim:
+    devices:
+      - {model: cuff, address: "5A:00:00:00:00:09", blood_pressure_interval_s: 0}
 mqtt:
   port: "not a port"
   colour: blue
@@ -69,7 +75,9 @@ devices:
     assert any(p.startswith("mqtt.port: ") for p in problems)
     assert "mqtt.colour: unknown field" in problems
     assert any(p.startswith("devices[2].address: ") for p in problems)
-    assert len(problems) == 4
+    assert any(p.startswith("ble.backfill: ") for p in problems)
+    assert any(p.startswith("ble.sim.devices[0].blood_pressure_interval_s: ") for p in problems)
+    assert len(problems) == 6
 
 
 def test_missing_credentials_and_bad_yaml_are_refused(tmp_path: Path) -> None:
@@ -120,4 +128,10 @@ def test_the_example_deployment_config_loads(monkeypatch: pytest.MonkeyPatch) ->
     settings = load_settings(ROOT / "config.example.yaml")
     assert settings.ble.backend == "bluez"
     assert settings.cloud.tcm.password is not None
-    assert [d.id for d in settings.devices] == ["p017-strap", "p017-arm", "p017-oximeter"]
+    assert [d.id for d in settings.devices] == [
+        "p017-strap",
+        "p017-arm",
+        "p017-oximeter",
+        "p017-cuff",
+    ]
+    assert settings.ble.backfill

@@ -121,11 +121,9 @@ def test_demo_runs_without_a_broker_and_prints_a_summary(tmp_path: Path) -> None
     out = done.stdout
     assert out.count("not reachable") == 1
     assert re.search(r"received \d+ readings, \d+ samples \| stored \d+ rows", out)
-    row = re.search(
-        r"^watch-01\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", out, re.MULTILINE
-    )
+    row = re.search(r"^watch-01" + r"\s+(\d+)" * 7 + "$", out, re.MULTILINE)
     assert row is not None, out
-    readings, samples, stored, uploaded, published, errors = map(int, row.groups())
+    readings, samples, _, stored, uploaded, published, errors = map(int, row.groups())
     assert readings >= 2 and samples > 0 and stored >= readings and uploaded >= 1
     assert published == 0 and errors == 0
     assert (tmp_path / "state" / "wgw.sqlite").exists()
