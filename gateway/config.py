@@ -53,13 +53,16 @@ class SimFaultConfig(_Section):
 class SimDeviceConfig(_Section):
     """One simulated device (``ble.backend: sim``); unset fields take the model's defaults."""
 
-    model: Literal["watch", "strap", "armband", "patch", "cuff"] = "watch"
+    model: Literal["watch", "strap", "armband", "patch", "cuff", "oximeter"] = "watch"
     address: MacAddress
     name: str | None = Field(None, min_length=1, max_length=29)
     seed: int = 1
     heart_rate_interval_ms: int | None = Field(None, ge=5, le=60_000)
     blood_pressure_interval_s: float | None = Field(
         None, ge=1.0, le=86_400.0, description="watch 300 s, cuff 900 s"
+    )
+    spot_check_interval_s: float | None = Field(
+        None, ge=1.0, le=86_400.0, description="oximeter: 600 s"
     )
     pmd_rate_hz: int | None = Field(None, ge=1, le=1000, description="e.g. 55 for an armband")
     malformed_rate: float = Field(0.0, ge=0.0, le=1.0)

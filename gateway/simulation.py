@@ -66,6 +66,8 @@ def _spec(d: SimDeviceConfig) -> SimDeviceSpec:
         spec = replace(spec, heart_rate_interval_s=d.heart_rate_interval_ms / 1000.0)
     if d.blood_pressure_interval_s is not None:
         spec = replace(spec, blood_pressure_interval_s=d.blood_pressure_interval_s)
+    if d.spot_check_interval_s is not None:
+        spec = replace(spec, spot_check_interval_s=d.spot_check_interval_s)
     if d.pmd_rate_hz is not None and spec.pmd is not None:
         spec = replace(spec, pmd=replace(spec.pmd, sample_rate_hz=d.pmd_rate_hz))
     return spec

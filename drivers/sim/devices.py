@@ -8,10 +8,13 @@
   135 Hz, delta-compressed as the Verity sends it.
 - ``patch``: a 3-lead ECG patch at 500 Hz over a PMD-style delta-compressed stream.
 - ``cuff``: an ambulatory blood pressure cuff: a measurement every 15 minutes, 500 kept as
-  records (RACP), its clock readable (Current Time), battery.
+  records (RACP, by sequence number), its clock readable (Current Time), battery.
+- ``oximeter``: a spot-check pulse oximeter: a spot-check every 10 minutes, the last 100 kept
+  and given back over RACP as the Pulse Oximeter Service does (all records or none: no
+  filter, so a collector goes by their time), its clock readable, battery.
 
-Devices that keep records (watch, cuff) keep measuring while nobody listens, and give their
-records back over the Record Access Control Point.
+Devices that keep records keep measuring while nobody listens, and give their records back
+over the Record Access Control Point.
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ from drivers.gatt.current_time import CurrentTime, encode_current_time
 from drivers.gatt.fields import DateTime
 from drivers.gatt.heart_rate import HeartRateMeasurement, encode_heart_rate_measurement
 from drivers.gatt.ieee11073 import MedFloat
-from drivers.gatt.plx import PlxContinuous, encode_plx_continuous
+from drivers.gatt.plx import (
+    PlxContinuous,
+    PlxSpotCheck,
+    encode_plx_continuous,
+    encode_plx_spot_check,
+)
 from drivers.gatt.temperature import TemperatureMeasurement, encode_temperature_measurement
 from drivers.polar import pmd
 from drivers.sim import signals
@@ -49,7 +57,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-Model = Literal["watch", "strap", "armband", "patch", "cuff"]
+Model = Literal["watch", "strap", "armband", "patch", "cuff", "oximeter"]
 
 _STATUS_SUCCESS: Final = 0
 _STATUS_NOT_SUPPORTED: Final = 3
@@ -102,6 +110,7 @@ class SimDeviceSpec:
     seed: int = 1
     heart_rate_interval_s: float | None = 1.0
     spo2_interval_s: float | None = None
+    spot_check_interval_s: float | None = None
     temperature_interval_s: float | None = None
     blood_pressure_interval_s: float | None = None
     battery_pct: float = 90.0
@@ -110,7 +119,9 @@ class SimDeviceSpec:
     malformed_rate: float = 0.0
     clock_offset_s: float = 0.0
     faults: tuple[ScheduledFault, ...] = ()
-    records_kept: int = 0  # blood pressure records the device remembers (RACP); 0: none
+    # records the device remembers (RACP): blood pressure readings if it measures them, else
+    # spot-checks; 0: none
+    records_kept: int = 0
     record_interval_s: float = 0.01  # between records sent back over RACP
 
 
@@ -129,6 +140,12 @@ PRESETS: Final[dict[Model, dict[str, object]]] = {
         "heart_rate_interval_s": None,
         "blood_pressure_interval_s": 900.0,
         "records_kept": 500,
+        "battery_drain_pct_per_h": 0.5,
+    },
+    "oximeter": {
+        "heart_rate_interval_s": None,
+        "spot_check_interval_s": 600.0,
+        "records_kept": 100,
         "battery_drain_pct_per_h": 0.5,
     },
 }
@@ -161,6 +178,7 @@ class SimDevice(SimPeripheral):
         self._pmd = _PmdState(spec.pmd) if spec.pmd else None
         # what the cuff remembers, oldest first; sequence numbers count every measurement
         self.records: deque[BloodPressureRecord] = deque(maxlen=spec.records_kept or None)
+        self.spot_checks: deque[PlxSpotCheck] = deque(maxlen=spec.records_kept or None)
         self._next_sequence = 0
         self._transfer = 0  # the running RACP transfer's number; 0: none
         self._transfers = 0
@@ -187,9 +205,17 @@ class SimDevice(SimPeripheral):
         if s.heart_rate_interval_s:
             service(uuids.HEART_RATE_SERVICE, (uuids.HEART_RATE_MEASUREMENT, ("notify",)))
             self.counters["heart_rate"] = StreamCounters()
+        plx: list[tuple[str, tuple[str, ...]]] = []
+        if s.spot_check_interval_s:
+            plx.append((uuids.PLX_SPOT_CHECK, ("indicate",)))
+            if self._keeps_spot_checks:
+                plx.append((uuids.RECORD_ACCESS_CONTROL_POINT, ("write", "indicate")))
+            self.counters["spo2_spot"] = StreamCounters()
         if s.spo2_interval_s:
-            service(uuids.PULSE_OXIMETER_SERVICE, (uuids.PLX_CONTINUOUS, ("notify",)))
+            plx.append((uuids.PLX_CONTINUOUS, ("notify",)))
             self.counters["spo2"] = StreamCounters()
+        if plx:
+            service(uuids.PULSE_OXIMETER_SERVICE, *plx)
         if s.temperature_interval_s:
             service(
                 uuids.HEALTH_THERMOMETER_SERVICE, (uuids.TEMPERATURE_MEASUREMENT, ("indicate",))
@@ -243,6 +269,7 @@ class SimDevice(SimPeripheral):
         ticks: list[tuple[float | None, Callable[[int], None]]] = [
             (s.heart_rate_interval_s, self._heart_rate_tick),
             (s.spo2_interval_s, self._spo2_tick),
+            (s.spot_check_interval_s, self._spot_check_tick),
             (s.temperature_interval_s, self._temperature_tick),
             (s.blood_pressure_interval_s, self._blood_pressure_tick),
             (60.0, self._battery_tick),
@@ -300,6 +327,27 @@ class SimDevice(SimPeripheral):
             uuids.PLX_CONTINUOUS,
             encode_plx_continuous(PlxContinuous(spo2, pr)),
             self.counters["spo2"],
+            1,
+        )
+
+    @property
+    def _keeps_spot_checks(self) -> bool:
+        return bool(self.spec.records_kept and not self.spec.blood_pressure_interval_s)
+
+    def _spot_check_tick(self, k: int) -> None:
+        assert self.spec.spot_check_interval_s is not None
+        t = self._t(k, self.spec.spot_check_interval_s)
+        reading = PlxSpotCheck(
+            MedFloat(round(signals.spo2_pct(t) * 10), -1),
+            MedFloat(round(self.heart.heart_rate_bpm(t)), 0),
+            timestamp=self._device_date_time(),
+        )
+        if self._keeps_spot_checks:
+            self.spot_checks.append(reading)
+        self.send(
+            uuids.PLX_SPOT_CHECK,
+            encode_plx_spot_check(reading),
+            self.counters["spo2_spot"],
             1,
         )
 
@@ -475,6 +523,8 @@ class SimDevice(SimPeripheral):
             self._answer(op, racp.ResponseCode.OP_CODE_NOT_SUPPORTED)
         elif request.operator is racp.Operator.NULL:
             self._answer(op, racp.ResponseCode.INVALID_OPERATOR)
+        elif self._keeps_spot_checks and request.operator is not racp.Operator.ALL:
+            self._answer(op, racp.ResponseCode.OPERATOR_NOT_SUPPORTED)  # as PLX devices do
         elif op is racp.OpCode.REPORT_NUMBER:
             count = len(self._matching(request))
             self.indicate(uuids.RECORD_ACCESS_CONTROL_POINT, racp.number_response(count).encode())
@@ -488,6 +538,7 @@ class SimDevice(SimPeripheral):
     def reset_records(self) -> None:
         """Fault: the memory is cleared (a battery change) and records are numbered from 0."""
         self.records.clear()
+        self.spot_checks.clear()
         self._next_sequence = 0
 
     def busy_with_records(self) -> None:
@@ -499,8 +550,20 @@ class SimDevice(SimPeripheral):
         """Fault: firmware that lists the control point but supports none of its procedures."""
         self.record_ops = ()
 
-    def _matching(self, request: racp.Request) -> list[BloodPressureRecord]:
-        """The kept records a request is about (sequence numbers compared without wrapping)."""
+    def _matching(self, request: racp.Request) -> list[tuple[str, bytes]]:
+        """The kept records a request is about, as (characteristic, value) to send.
+
+        Blood pressure records by sequence number (compared without wrapping); spot-checks
+        all of them (the request was checked to be for all).
+        """
+        if self._keeps_spot_checks:
+            return [(uuids.PLX_SPOT_CHECK, encode_plx_spot_check(m)) for m in self.spot_checks]
+        return [
+            (uuids.BLOOD_PRESSURE_RECORD, encode_blood_pressure_record(r))
+            for r in self._matching_pressures(request)
+        ]
+
+    def _matching_pressures(self, request: racp.Request) -> list[BloodPressureRecord]:
         records = list(self.records)
         b = request.bounds
         match request.operator:
@@ -519,7 +582,7 @@ class SimDevice(SimPeripheral):
         return [r for r in records if low <= r.sequence_number <= high]
 
     def _send_records(
-        self, transfer: int, records: list[BloodPressureRecord], next_index: int = 0
+        self, transfer: int, records: list[tuple[str, bytes]], next_index: int = 0
     ) -> None:
         """One record a step, as a cuff sends them; the link or an abort may end it."""
         if self._transfer != transfer:
@@ -528,8 +591,7 @@ class SimDevice(SimPeripheral):
             self._transfer = 0
             self._answer(racp.OpCode.REPORT_RECORDS, racp.ResponseCode.SUCCESS)
             return
-        record = encode_blood_pressure_record(records[next_index])
-        self.indicate(uuids.BLOOD_PRESSURE_RECORD, record)
+        self.indicate(*records[next_index])
         self.after(
             self.spec.record_interval_s,
             lambda: self._send_records(transfer, records, next_index + 1),
