@@ -25,7 +25,8 @@ class VitalReading:
             timestamp), not received live.
         source_key: The device's own timestamp of the reading, where it has one: the same
             reading received live and fetched again is stored once.
-        record_number: The device's record sequence number (backfilled readings).
+        record_number: Where the device's records stand after this one (backfilled readings):
+            its sequence number, or for records without one its device timestamp in seconds.
     """
 
     device_id: str

@@ -1,11 +1,14 @@
 """Backfill over the Record Access Control Point: after each connect, what the device recorded.
 
-One procedure per connection, for the device's recorded stream (blood pressure records, by
-sequence number): ask how many records follow the last one the outbox holds (the cursor), then
-for those records. The records arrive as notifications of the record characteristic and are
-decoded by the link's decode loop like any notification; the answers to the control point come
-here. Live readings of the same stream wait until the procedure ends, so that the stream is
-stored in time order.
+One procedure per connection, for the device's recorded stream. By sequence number where the
+profile numbers its records (blood pressure): ask how many records follow the last one the
+outbox holds (the cursor), then for those. By time where it does not (pulse oximeter
+spot-checks, whose control point knows only "all records"): ask for all of them, and keep
+those newer than the cursor (the newest device timestamp held). The records arrive as
+notifications of the record characteristic and are decoded by the link's decode loop like any
+notification; the answers to the control point come here. Live readings of the same stream
+wait until the procedure ends, so that the stream is stored in time order (where records come
+on the live characteristic itself, everything on it meanwhile is taken as a record).
 
 What the device's answers mean here: no records (nothing new), not supported (the device
 cannot; not asked again while the link lives), procedure already in progress (an abort, then
@@ -17,7 +20,6 @@ connect resumes after the last one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,6 +29,8 @@ from bleak.exc import BleakError
 
 from drivers.errors import DecodeError
 from drivers.gatt import racp, uuids
+from drivers.gatt.bp_record import decode_blood_pressure_record
+from drivers.gatt.plx import decode_plx_spot_check
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -35,10 +39,46 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# record characteristic -> (the stream its records belong to, the live characteristic)
+Order = Literal["sequence", "time"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A stream a device keeps records of, and how they are asked for."""
+
+    stream: str
+    record_uuid: str  # where the records come
+    live_uuid: str  # where live readings come
+    by: Order
+
+
+# record characteristic -> what it holds
 RECORDED: Final = {
-    uuids.BLOOD_PRESSURE_RECORD: ("blood_pressure", uuids.BLOOD_PRESSURE_MEASUREMENT),
+    r.record_uuid: r
+    for r in (
+        Recorded(
+            "blood_pressure",
+            uuids.BLOOD_PRESSURE_RECORD,
+            uuids.BLOOD_PRESSURE_MEASUREMENT,
+            "sequence",
+        ),
+        Recorded("spo2_spot", uuids.PLX_SPOT_CHECK, uuids.PLX_SPOT_CHECK, "time"),
+    )
 }
+
+
+def decode_record(uuid: str, data: bytes | bytearray) -> tuple[int | None, dict[str, object]]:
+    """One record: its sequence number (where the profile has one) and its fields.
+
+    Raises:
+        DecodeError: The record is malformed.
+    """
+    if uuid == uuids.BLOOD_PRESSURE_RECORD:
+        record = decode_blood_pressure_record(data)
+        return record.sequence_number, record.measurement.to_json()
+    return None, decode_plx_spot_check(data).to_json()
+
+
 _SEQUENCE_MODULO: Final = 0x10000
 _NOT_SUPPORTED: Final = frozenset(
     {
@@ -56,10 +96,9 @@ Outcome = Literal["complete", "unsupported", "failed", "interrupted"]
 class Transfer:
     """One connection's procedure for one recorded stream, as the decode loop sees it."""
 
-    stream: str
-    live_uuid: str
+    recorded: Recorded
     first_wanted: int | None = None  # the sequence number asked from (None: not asked yet)
-    cursor: int | None = None  # the last one the outbox held when asked
+    cursor: int | None = None  # the last one the outbox held when asked (a number, or time)
     expected: int | None = None  # how many the device said follow
     first_seq: int | None = None  # the first record that came
     first_time_s: float | None = None
@@ -71,9 +110,14 @@ class Transfer:
     ended: bool = False  # the procedure is over; the decode loop has yet to wind it up
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # ... and now it has
 
-    def record(self, sequence_number: int, time_s: float) -> None:
+    @property
+    def stream(self) -> str:
+        """The recorded stream."""
+        return self.recorded.stream
+
+    def record(self, sequence_number: int | None, time_s: float) -> None:
         """A record arrived whole."""
-        if self.first_seq is None:
+        if self.records == 0:
             self.first_seq, self.first_time_s = sequence_number, time_s
         self.records += 1
         self.last_progress_s = time.monotonic()
@@ -83,8 +127,11 @@ class Transfer:
 
         ``-inf`` when the records continue the cursor's (or there were none since it): every
         reading the device took is held. Otherwise the first record's time: the device forgot
-        what came before it (its memory is a ring), so only gaps after it are filled.
+        what came before it (its memory is a ring), so only gaps after it are filled. By time:
+        the oldest record's time (nothing at all proves nothing).
         """
+        if self.recorded.by == "time":
+            return self.first_time_s if self.first_time_s is not None else float("inf")
         if self.restarted:
             return self.first_time_s if self.first_seq is not None else float("inf")
         if self.first_seq is None or self.first_seq == self.first_wanted or self.cursor is None:
@@ -144,7 +191,10 @@ class RecordAccess:
         first = 0 if cursor is None else (cursor + 1) % _SEQUENCE_MODULO
         transfer.cursor, transfer.first_wanted = cursor, first
         try:
-            outcome = await self._procedure(client, transfer, first)
+            if transfer.recorded.by == "time":
+                outcome = await self._all_records(client, transfer)
+            else:
+                outcome = await self._procedure(client, transfer, first)
         except asyncio.CancelledError:
             self.statistics.interrupted += 1
             self.statistics.last_outcome = "interrupted"
@@ -180,6 +230,27 @@ class RecordAccess:
             first,
         )
         answer = await self._request(client, racp.records_from(first), transfer)
+        return self._ended(answer)
+
+    async def _all_records(self, client: BleakClient, transfer: Transfer) -> Outcome:
+        """Every record the device holds (the link keeps those newer than the cursor)."""
+        answer = await self._request(
+            client, racp.Request(racp.OpCode.REPORT_NUMBER, racp.Operator.ALL)
+        )
+        if answer.op_code is not racp.OpCode.NUMBER_RESPONSE:
+            return self._ended(answer)
+        transfer.expected = answer.count
+        if not answer.count:
+            return "complete"
+        self._log.info(
+            "%s: the device holds %d %s records; fetching them all",
+            self.device_id,
+            answer.count,
+            transfer.stream,
+        )
+        answer = await self._request(
+            client, racp.Request(racp.OpCode.REPORT_RECORDS, racp.Operator.ALL), transfer
+        )
         return self._ended(answer)
 
     async def _numbering_restarted(self, client: BleakClient, transfer: Transfer) -> bool:
@@ -259,8 +330,3 @@ class RecordAccess:
                 quiet_s = time.monotonic() - transfer.last_progress_s if transfer else None
                 if quiet_s is None or quiet_s >= self._timeout_s:
                     raise
-
-    async def abort(self, client: BleakClient) -> None:
-        """Ask the device to stop a procedure (best effort: the link may be gone)."""
-        with contextlib.suppress(BleakError, TimeoutError):
-            await self._write(client, racp.ABORT)

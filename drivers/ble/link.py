@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakError
 
-from drivers.ble.backfill import RECORDED, RecordAccess, Transfer
+from drivers.ble.backfill import RECORDED, RecordAccess, Transfer, decode_record
 from drivers.ble.device_clock import DeviceClock
 from drivers.ble.streams import StreamStatistics, StreamTracker
 from drivers.catalog import lookup
@@ -29,7 +29,6 @@ from drivers.errors import DecodeError, DeviceNotFound
 from drivers.frames import Frame, GapMarker, VitalReading, WaveformChunk
 from drivers.gatt import uuids
 from drivers.gatt.battery import decode_battery_level
-from drivers.gatt.bp_record import decode_blood_pressure_record
 from drivers.gatt.current_time import decode_current_time
 from drivers.gatt.device_information import decode_device_information_string
 from drivers.polar import pmd
@@ -60,7 +59,7 @@ VITAL_STREAMS: Final = {
 }
 # streams whose readings carry the device's own timestamp: the same reading received live and
 # fetched from the device's records again is recognised by it
-_TIMESTAMPED: Final = frozenset(stream for stream, _ in RECORDED.values())
+_TIMESTAMPED: Final = frozenset(r.stream for r in RECORDED.values())
 _INFO_STRINGS: Final = {
     uuids.MANUFACTURER_NAME: "manufacturer",
     uuids.MODEL_NUMBER: "model",
@@ -434,12 +433,13 @@ class DeviceLink:
             or services.get_characteristic(uuids.RECORD_ACCESS_CONTROL_POINT) is None
         ):
             return
-        for record_uuid, (stream, live_uuid) in RECORDED.items():
-            if services.get_characteristic(record_uuid) is None:
+        for recorded in RECORDED.values():
+            if services.get_characteristic(recorded.record_uuid) is None:
                 continue
-            self._transfer = Transfer(stream, live_uuid)
+            self._transfer = Transfer(recorded)
             await client.start_notify(uuids.RECORD_ACCESS_CONTROL_POINT, self._on_notify)
-            await client.start_notify(record_uuid, self._on_notify)
+            if recorded.record_uuid != recorded.live_uuid:  # else the live subscription
+                await client.start_notify(recorded.record_uuid, self._on_notify)
             return
 
     async def _backfill(self, client: BleakClient, transfer: Transfer) -> None:
@@ -462,7 +462,8 @@ class DeviceLink:
             covered_s = transfer.covered_from_s()
             filled = [g for g in open_gaps if covered_s is not None and g.t0_s >= covered_s]
             open_gaps.clear()  # filled now, or never: the device no longer holds them
-            tracker.complete()
+            if covered_s != float("inf"):  # else the records prove nothing
+                tracker.complete()
             for gap in filled:
                 tracker.filled(gap)
                 await self._emit(replace(gap, filled=True))
@@ -556,11 +557,12 @@ class DeviceLink:
                 for tracker in self._trackers.values():
                     tracker.link_lost()
             return
-        if transfer is not None and item.uuid == transfer.live_uuid:
+        as_record = transfer is not None and item.uuid == transfer.recorded.record_uuid
+        if transfer is not None and item.uuid == transfer.recorded.live_uuid and not as_record:
             self._held.append(item)  # after the records, in time order
             return
         try:
-            frames = self._decode(item)
+            frames = self._record(item) if as_record else self._decode(item)
         except DecodeError as exc:
             self._count_malformed(item, exc)
             return
@@ -568,7 +570,8 @@ class DeviceLink:
             await self._emit(frame)
 
     def _count_malformed(self, note: _Notification, exc: DecodeError) -> None:
-        stream = VITAL_STREAMS.get(note.uuid) or RECORDED.get(note.uuid, (None, None))[0]
+        recorded = RECORDED.get(note.uuid)
+        stream = VITAL_STREAMS.get(note.uuid) or (recorded.stream if recorded else None)
         if stream is None and note.uuid == pmd.PMD_DATA and note.data:
             stream = pmd.MEASUREMENT_TYPES.get(note.data[0])
         if stream is not None and stream in self._trackers:
@@ -588,8 +591,8 @@ class DeviceLink:
             if self._records is not None:
                 self._records.answered(note.data)
             return []
-        if note.uuid in RECORDED:
-            return self._record(RECORDED[note.uuid][0], note)
+        if note.uuid in RECORDED:  # a record after its transfer ended: still one
+            return self._record(note)
         if note.uuid == pmd.PMD_DATA:
             return self._waveform(note)
         if note.uuid == pmd.PMD_CONTROL_POINT:
@@ -635,10 +638,10 @@ class DeviceLink:
             self._record_clock.observe(device_s, received_s)
         return stamp
 
-    def _record(self, stream: str, note: _Notification) -> list[Frame]:
+    def _record(self, note: _Notification) -> list[Frame]:
         """One record the device kept, fetched over RACP: a backfilled reading."""
-        record = decode_blood_pressure_record(note.data)
-        values = record.measurement.to_json()
+        stream = RECORDED[note.uuid].stream
+        number, values = decode_record(note.uuid, note.data)
         stamp = values.get("timestamp")
         device_s = _epoch_s(stamp) if isinstance(stamp, str) else None
         tracker = self._tracker(stream)
@@ -651,9 +654,13 @@ class DeviceLink:
             time_s = device_s + self._clock() - self._utc()
         transfer = self._transfer
         if transfer is not None and transfer.stream == stream:
-            transfer.record(record.sequence_number, time_s)
+            transfer.record(number, time_s)
             if transfer.probing:  # only its number was wanted: it comes again, in order
                 return []
+            if number is None and transfer.cursor is not None and device_s <= transfer.cursor:
+                return []  # by time: the outbox holds it already
+        if number is None:  # by time: the cursor is the newest device timestamp held
+            number = int(device_s)
         if self._records is not None:
             self._records.statistics.records += 1
         frames: list[Frame] = []
@@ -672,7 +679,7 @@ class DeviceLink:
                 values,
                 backfilled=True,
                 source_key=str(stamp),
-                record_number=record.sequence_number,
+                record_number=number,
             )
         )
         return frames

@@ -33,29 +33,27 @@ class Store:
         self.frames: list[Frame] = []
         self.readings: dict[str, VitalReading] = {}
         self.duplicates = 0
-        self.cursor: int | None = None
+        self.cursors: dict[str, int] = {}
 
     async def emit(self, frame: Frame) -> None:
         self.frames.append(frame)
         if isinstance(frame, VitalReading) and frame.source_key is not None:
             if frame.record_number is not None:
-                self.cursor = frame.record_number
+                self.cursors[frame.kind] = frame.record_number
             if frame.source_key in self.readings:
                 self.duplicates += 1
                 return
             self.readings[frame.source_key] = frame
 
+    @property
+    def cursor(self) -> int | None:
+        return self.cursors.get("blood_pressure")
+
     async def cursor_of(self, stream: str) -> int | None:
-        assert stream == "blood_pressure"
-        return self.cursor
+        return self.cursors.get(stream)
 
-    def pressures(self) -> list[VitalReading]:
-        return [
-            f for f in self.frames if isinstance(f, VitalReading) and f.kind == "blood_pressure"
-        ]
-
-    def gaps(self) -> list[GapMarker]:
-        return [f for f in self.frames if isinstance(f, GapMarker) and f.stream == "blood_pressure"]
+    def gaps(self, stream: str = "blood_pressure") -> list[GapMarker]:
+        return [f for f in self.frames if isinstance(f, GapMarker) and f.stream == stream]
 
 
 def link_for(world: SimWorld, store: Store, address: str = CUFF) -> DeviceLink:
@@ -237,3 +235,40 @@ async def test_a_device_that_numbers_its_records_from_zero_again_is_fetched_whol
     # missing there, so the gap stays open
     gaps = store.gaps()
     assert gaps and not any(g.filled for g in gaps)
+
+
+async def test_an_oximeters_spot_checks_come_back_by_time() -> None:
+    """Test records without sequence numbers: all fetched, those after the cursor kept."""
+    oximeter = "5A:00:00:00:0D:01"
+    device = SimDevice(preset("oximeter", oximeter, "O", spot_check_interval_s=10.0, seed=10))
+    async with SimWorld([device], advert_interval_s=0.005, speed=100) as world:
+        store = Store()
+        link = link_for(world, store, oximeter)
+        task = await running(link)
+
+        def all_held(more: int) -> bool:
+            taken = [str(m.to_json()["timestamp"]) for m in device.spot_checks]
+            return len(taken) >= more and set(taken) <= set(store.readings)
+
+        try:
+            await wait_for(lambda: all_held(3), timeout_s=10)
+            device.go_out_of_range(600.0)
+            spell_start = len(device.spot_checks)
+            await wait_for(lambda: device.in_range, timeout_s=15)
+            await wait_for(lambda: all_held(spell_start + 63), timeout_s=15)
+            device.drop_link()  # once more: the records after the cursor only
+            emitted = len(store.frames)
+            await wait_for(lambda: link.statistics().connects >= 3, timeout_s=10)
+            await wait_for(lambda: all_held(spell_start + 66), timeout_s=10)
+        finally:
+            await stop(task)
+    taken = [str(m.to_json()["timestamp"]) for m in device.spot_checks]
+    assert list(store.readings) == taken[: len(store.readings)]  # each once, in time order
+    assert sum(r.backfilled for r in store.readings.values()) >= 58
+    gaps = store.gaps("spo2_spot")
+    assert [g.filled for g in gaps] == [False, True]
+    # after the second drop, only spot-checks newer than the cursor were handed on
+    again = [f for f in store.frames[emitted:] if isinstance(f, VitalReading) and f.backfilled]
+    assert all(f.source_key not in taken[:spell_start] for f in again)
+    stats = link.statistics().backfill
+    assert stats is not None and stats.transfers >= 3 and stats.failures == 0
