@@ -107,6 +107,7 @@ class Transfer:
     outcome: Outcome | None = None
     restarted: bool = False  # the device numbers from 0 again: what it had before is gone
     probing: bool = False  # asking for the newest record only to learn its number
+    damaged: int = 0  # records that arrived malformed (counted, dropped)
     ended: bool = False  # the procedure is over; the decode loop has yet to wind it up
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # ... and now it has
 
@@ -128,8 +129,11 @@ class Transfer:
         ``-inf`` when the records continue the cursor's (or there were none since it): every
         reading the device took is held. Otherwise the first record's time: the device forgot
         what came before it (its memory is a ring), so only gaps after it are filled. By time:
-        the oldest record's time (nothing at all proves nothing).
+        the oldest record's time (nothing at all proves nothing). A malformed record: ``inf``,
+        the gaps stay open.
         """
+        if self.damaged:
+            return float("inf")
         if self.recorded.by == "time":
             return self.first_time_s if self.first_time_s is not None else float("inf")
         if self.restarted:

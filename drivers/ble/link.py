@@ -565,6 +565,8 @@ class DeviceLink:
             frames = self._record(item) if as_record else self._decode(item)
         except DecodeError as exc:
             self._count_malformed(item, exc)
+            if transfer is not None and item.uuid == transfer.recorded.record_uuid:
+                transfer.damaged += 1  # a record is missing: this transfer proves nothing
             return
         for frame in frames:
             await self._emit(frame)

@@ -183,6 +183,7 @@ class SimDevice(SimPeripheral):
         self._transfer = 0  # the running RACP transfer's number; 0: none
         self._transfers = 0
         self.record_requests = 0  # control-point writes received
+        self._corrupt_records = 0
         self.record_ops: tuple[racp.OpCode, ...] = (
             racp.OpCode.REPORT_RECORDS,
             racp.OpCode.REPORT_NUMBER,
@@ -541,6 +542,10 @@ class SimDevice(SimPeripheral):
         self.spot_checks.clear()
         self._next_sequence = 0
 
+    def corrupt_next_records(self, count: int) -> None:
+        """Fault: the next ``count`` records sent back go out cut short (what a decoder refuses)."""
+        self._corrupt_records += count
+
     def busy_with_records(self) -> None:
         """Fault: a procedure another collector started is still running (until aborted)."""
         self._transfers += 1
@@ -591,7 +596,11 @@ class SimDevice(SimPeripheral):
             self._transfer = 0
             self._answer(racp.OpCode.REPORT_RECORDS, racp.ResponseCode.SUCCESS)
             return
-        self.indicate(*records[next_index])
+        uuid, value = records[next_index]
+        if self._corrupt_records > 0:
+            self._corrupt_records -= 1
+            value = value[:4]
+        self.indicate(uuid, value)
         self.after(
             self.spec.record_interval_s,
             lambda: self._send_records(transfer, records, next_index + 1),
