@@ -261,7 +261,8 @@ def selected_records(path: Path, sel: Selected) -> list[OutboxRecord]:
     with contextlib.closing(_connect(path)) as db:
         rows = db.execute(
             "SELECT kind, device_id, stream, seq, t0_s, sample_rate_hz, dtype, shape,"  # noqa: S608
-            " encoding, participant_id, session_id, payload, seg, seg_offset, size FROM records r"
+            " encoding, participant_id, session_id, payload, seg, seg_offset, size, backfilled"
+            " FROM records r"
             " WHERE device_id = ? AND t0_s >= ? AND t0_s < ?"
             f" AND {_SELECTED} ORDER BY t0_s, id",
             (sel.device_id, sel.from_s, sel.to_s, *_selection(sel)),
@@ -282,6 +283,7 @@ def selected_records(path: Path, sel: Selected) -> list[OutboxRecord]:
                 encoding=encoding,
                 participant_id=participant,
                 session_id=session,
+                backfilled=bool(backfilled),
             )
             for (
                 kind,
@@ -299,6 +301,7 @@ def selected_records(path: Path, sel: Selected) -> list[OutboxRecord]:
                 seg,
                 offset,
                 size,
+                backfilled,
             ) in rows
         ]
     finally:

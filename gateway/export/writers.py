@@ -59,11 +59,18 @@ def write_csv(
         path = out / f"{device_id}_vitals.csv"
         with path.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["time", "kind", "participant_id", "session_id", "values"])
+            w.writerow(["time", "kind", "participant_id", "session_id", "backfilled", "values"])
             for r in vitals:
                 values = json.dumps(codec.vital_values(r), separators=(",", ":"))
                 w.writerow(
-                    [codec.iso_utc(r.t0_s), r.stream, r.participant_id, r.session_id, values]
+                    [
+                        codec.iso_utc(r.t0_s),
+                        r.stream,
+                        r.participant_id,
+                        r.session_id,
+                        int(r.backfilled),
+                        values,
+                    ]
                 )
         written.append(path)
     if markers:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import json
 import sqlite3
 from collections import defaultdict
@@ -15,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import aiomqtt
 
 from buffers import inspect
+from buffers.inspect import Selected
 from buffers.records import OutboxRecord
 from buffers.segments import SegmentLog, folder_for
 from gateway.codec import iso_utc, vital_values
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.emulator.app import STATE_KEY
+from gateway.export.cli import run_export
 from gateway.queue_cli import Selection, run_queue
 from tests.support import wait_for
 
@@ -207,3 +210,9 @@ async def test_a_ten_minute_spell_out_of_range_is_filled_from_the_devices_record
     assert run_queue(path, "stats", Selection(), as_json=False) == 0
     out = capsys.readouterr().out
     assert "gaps filled" in out and "open: heart_rate" in out
+    # the export: the cuff's readings in time order, the backfilled ones marked
+    assert run_export(path, Selected("cuff"), "csv", tmp_path / "csv") == 0
+    with (tmp_path / "csv" / "cuff_vitals.csv").open() as f:
+        exported = [row for row in csv.DictReader(f) if row["kind"] == "blood_pressure"]
+    assert [json.loads(row["values"])["timestamp"] for row in exported] == taken(devices["cuff"])
+    assert sum(row["backfilled"] == "1" for row in exported) >= 55

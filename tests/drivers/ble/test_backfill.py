@@ -5,7 +5,9 @@ by the link, a device busy with another procedure, one that keeps no records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from drivers.ble.backends import simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkTimings
@@ -13,6 +15,9 @@ from drivers.frames import Frame, GapMarker, VitalReading
 from drivers.sim.devices import SimDevice, preset
 from drivers.sim.world import SimWorld
 from tests.support import wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
 
 FAST = LinkTimings(
     scan_timeout_s=2,
@@ -56,30 +61,43 @@ class Store:
         return [f for f in self.frames if isinstance(f, GapMarker) and f.stream == stream]
 
 
-def link_for(world: SimWorld, store: Store, address: str = CUFF) -> DeviceLink:
-    return DeviceLink(
-        DeviceSpec("cuff", address),
-        simulated(world),
-        store.emit,
-        FAST,
-        clock=world.clock.now_s,
-        record_cursor=store.cursor_of,
-        utc=world.clock.now_s,
-    )
-
-
 def taken(device: SimDevice) -> list[str]:
     """The device timestamp of every reading the device took, in order."""
     return [str(r.measurement.to_json()["timestamp"]) for r in device.records]
 
 
-async def running(link: DeviceLink) -> asyncio.Task[None]:
-    return asyncio.create_task(link.run(), name="link-under-test")
+@contextlib.asynccontextmanager
+async def linked(
+    device: SimDevice,
+    *,
+    speed: float,
+    idle_s: float = 0.0,
+    before_link: Callable[[], None] | None = None,
+) -> AsyncIterator[tuple[Store, DeviceLink]]:
+    """The device in a world at ``speed``, and a link to it storing into a :class:`Store`.
 
-
-async def stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    ``idle_s``: real seconds the device runs alone first; then ``before_link``.
+    """
+    async with SimWorld([device], advert_interval_s=0.005, speed=speed) as world:
+        await asyncio.sleep(idle_s)
+        if before_link is not None:
+            before_link()
+        store = Store()
+        link = DeviceLink(
+            DeviceSpec("dev", device.address),
+            simulated(world),
+            store.emit,
+            FAST,
+            clock=world.clock.now_s,
+            record_cursor=store.cursor_of,
+            utc=world.clock.now_s,
+        )
+        task = asyncio.create_task(link.run(), name="link-under-test")
+        try:
+            yield store, link
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_ten_minutes_out_of_range_come_back_exactly_once_in_time_order() -> None:
@@ -87,25 +105,18 @@ async def test_ten_minutes_out_of_range_come_back_exactly_once_in_time_order() -
     device = SimDevice(
         preset("cuff", CUFF, "C", blood_pressure_interval_s=10.0, clock_offset_s=-3600, seed=4)
     )
-    async with SimWorld([device], advert_interval_s=0.005, speed=100) as world:
-        store = Store()
-        link = link_for(world, store)
-        task = await running(link)
-        try:
-            await wait_for(lambda: len(store.readings) >= 3, timeout_s=10)
-            device.go_out_of_range(600.0)
-            spell_start = len(device.records)
-            await wait_for(lambda: device.in_range, timeout_s=15)
-            spell_end = len(device.records)
-            await wait_for(
-                lambda: (
-                    len(device.records) >= spell_end + 3
-                    and len(store.readings) == len(device.records)
-                ),
-                timeout_s=15,
-            )
-        finally:
-            await stop(task)
+    async with linked(device, speed=100) as (store, link):
+        await wait_for(lambda: len(store.readings) >= 3, timeout_s=10)
+        device.go_out_of_range(600.0)
+        spell_start = len(device.records)
+        await wait_for(lambda: device.in_range, timeout_s=15)
+        spell_end = len(device.records)
+        await wait_for(
+            lambda: (
+                len(device.records) >= spell_end + 3 and len(store.readings) == len(device.records)
+            ),
+            timeout_s=15,
+        )
     assert len(device.records) - spell_start >= 55  # the spell's readings, kept by the cuff
     assert list(store.readings) == taken(device)[: len(store.readings)]  # all, once, in order
     kept = list(store.readings.values())  # in the order they were stored
@@ -129,15 +140,10 @@ async def test_ten_minutes_out_of_range_come_back_exactly_once_in_time_order() -
 async def test_a_short_drop_with_nothing_recorded_leaves_no_gap() -> None:
     """Test that a link drop between two readings, proven complete by the records, is no gap."""
     device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=30.0, seed=5))
-    async with SimWorld([device], advert_interval_s=0.005, speed=100) as world:
-        store = Store()
-        task = await running(link_for(world, store))
-        try:
-            await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
-            device.drop_link()
-            await wait_for(lambda: len(store.readings) >= 4, timeout_s=10)
-        finally:
-            await stop(task)
+    async with linked(device, speed=100) as (store, _link):
+        await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
+        device.drop_link()
+        await wait_for(lambda: len(store.readings) >= 4, timeout_s=10)
     assert store.gaps() == []
     assert list(store.readings) == taken(device)[: len(store.readings)]
 
@@ -147,20 +153,14 @@ async def test_a_transfer_cut_by_the_link_resumes_on_the_next_connect() -> None:
     device = SimDevice(
         preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, record_interval_s=2.0, seed=6)
     )
-    async with SimWorld([device], advert_interval_s=0.005, speed=50) as world:
-        store = Store()
-        link = link_for(world, store)
-        task = await running(link)
-        try:
-            await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
-            device.go_out_of_range(200.0)  # 40 readings kept meanwhile
-            await wait_for(lambda: device.in_range, timeout_s=15)
-            # the transfer runs (a record every 40 ms): cut it after a few records
-            await wait_for(lambda: sum(r.backfilled for r in store.readings.values()) >= 5)
-            device.drop_link()
-            await wait_for(lambda: len(store.readings) >= len(device.records), timeout_s=20)
-        finally:
-            await stop(task)
+    async with linked(device, speed=50) as (store, link):
+        await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
+        device.go_out_of_range(200.0)  # 40 readings kept meanwhile
+        await wait_for(lambda: device.in_range, timeout_s=15)
+        # the transfer runs (a record every 40 ms): cut it after a few records
+        await wait_for(lambda: sum(r.backfilled for r in store.readings.values()) >= 5)
+        device.drop_link()
+        await wait_for(lambda: len(store.readings) >= len(device.records), timeout_s=20)
     # every reading once; the live ones the cut transfer held back were stored when it was cut
     # (never kept in memory across a lost link), so by time, not necessarily by arrival
     by_time = sorted(store.readings.values(), key=lambda r: r.time_s)
@@ -173,16 +173,11 @@ async def test_a_transfer_cut_by_the_link_resumes_on_the_next_connect() -> None:
 async def test_a_device_busy_with_another_procedure_is_told_to_abort_it() -> None:
     """Test ATT error 0xFE: an abort, then the request again."""
     device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, seed=7))
-    async with SimWorld([device], advert_interval_s=0.005, speed=50) as world:
-        store = Store()
-        await asyncio.sleep(0.5)  # 25 s: five readings kept, nobody connected
-        device.busy_with_records()
-        link = link_for(world, store)
-        task = await running(link)
-        try:
-            await wait_for(lambda: len(store.readings) >= 5, timeout_s=10)
-        finally:
-            await stop(task)
+    async with linked(device, speed=50, idle_s=0.5, before_link=device.busy_with_records) as (
+        store,
+        link,
+    ):
+        await wait_for(lambda: len(store.readings) >= 5, timeout_s=10)
     assert list(store.readings) == taken(device)[: len(store.readings)]
     stats = link.statistics().backfill
     assert stats is not None and stats.aborts == 1 and stats.records >= 5
@@ -192,17 +187,11 @@ async def test_a_device_without_records_support_is_not_asked_again() -> None:
     """Test 'op code not supported': the live readings flow, the link asks once."""
     device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, seed=8))
     device.refuse_records()
-    async with SimWorld([device], advert_interval_s=0.005, speed=50) as world:
-        store = Store()
-        link = link_for(world, store)
-        task = await running(link)
-        try:
-            await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
-            device.drop_link()
-            await wait_for(lambda: link.statistics().connects >= 2, timeout_s=10)
-            await wait_for(lambda: len(store.readings) >= 4, timeout_s=10)
-        finally:
-            await stop(task)
+    async with linked(device, speed=50) as (store, link):
+        await wait_for(lambda: len(store.readings) >= 2, timeout_s=10)
+        device.drop_link()
+        await wait_for(lambda: link.statistics().connects >= 2, timeout_s=10)
+        await wait_for(lambda: len(store.readings) >= 4, timeout_s=10)
     stats = link.statistics().backfill
     assert stats is not None and stats.supported is False
     assert stats.failures == 0 and stats.transfers == 0
@@ -213,27 +202,21 @@ async def test_a_device_without_records_support_is_not_asked_again() -> None:
 async def test_a_device_that_numbers_its_records_from_zero_again_is_fetched_whole() -> None:
     """Test a cleared memory (a battery change): nothing follows the cursor, yet all is new."""
     device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, seed=9))
-    async with SimWorld([device], advert_interval_s=0.005, speed=50) as world:
-        store = Store()
-        link = link_for(world, store)
-        task = await running(link)
-        try:
-            await wait_for(lambda: len(store.readings) >= 6, timeout_s=10)
-            device.drop_link()  # the reconnect fetches the records: the cursor is set
-            await wait_for(
-                lambda: (store.cursor or 0) >= 5 and set(taken(device)) <= set(store.readings),
-                timeout_s=10,
-            )
-            before = taken(device)  # all held; what the reset clears is lost to nobody
-            device.go_out_of_range(22.0)
-            device.reset_records()  # four readings, numbered 0-3, taken while away
-            await wait_for(lambda: device.in_range, timeout_s=10)
-            await wait_for(
-                lambda: len(device.records) >= 6 and set(taken(device)) <= set(store.readings),
-                timeout_s=10,
-            )
-        finally:
-            await stop(task)
+    async with linked(device, speed=50) as (store, _link):
+        await wait_for(lambda: len(store.readings) >= 6, timeout_s=10)
+        device.drop_link()  # the reconnect fetches the records: the cursor is set
+        await wait_for(
+            lambda: (store.cursor or 0) >= 5 and set(taken(device)) <= set(store.readings),
+            timeout_s=10,
+        )
+        before = taken(device)  # all held; what the reset clears is lost to nobody
+        device.go_out_of_range(22.0)
+        device.reset_records()  # four readings, numbered 0-3, taken while away
+        await wait_for(lambda: device.in_range, timeout_s=10)
+        await wait_for(
+            lambda: len(device.records) >= 6 and set(taken(device)) <= set(store.readings),
+            timeout_s=10,
+        )
     assert list(store.readings) == before + taken(device)[: len(store.readings) - len(before)]
     # the cleared memory does not reach back to the gap's start: it cannot say nothing is
     # missing there, so the gap stays open
@@ -245,27 +228,21 @@ async def test_an_oximeters_spot_checks_come_back_by_time() -> None:
     """Test records without sequence numbers: all fetched, those after the cursor kept."""
     oximeter = "5A:00:00:00:0D:01"
     device = SimDevice(preset("oximeter", oximeter, "O", spot_check_interval_s=10.0, seed=10))
-    async with SimWorld([device], advert_interval_s=0.005, speed=100) as world:
-        store = Store()
-        link = link_for(world, store, oximeter)
-        task = await running(link)
+    async with linked(device, speed=100) as (store, link):
 
         def all_held(more: int) -> bool:
             taken = [str(m.to_json()["timestamp"]) for m in device.spot_checks]
             return len(taken) >= more and set(taken) <= set(store.readings)
 
-        try:
-            await wait_for(lambda: all_held(3), timeout_s=10)
-            device.go_out_of_range(600.0)
-            spell_start = len(device.spot_checks)
-            await wait_for(lambda: device.in_range, timeout_s=15)
-            await wait_for(lambda: all_held(spell_start + 63), timeout_s=15)
-            device.drop_link()  # once more: the records after the cursor only
-            emitted = len(store.frames)
-            await wait_for(lambda: link.statistics().connects >= 3, timeout_s=10)
-            await wait_for(lambda: all_held(spell_start + 66), timeout_s=10)
-        finally:
-            await stop(task)
+        await wait_for(lambda: all_held(3), timeout_s=10)
+        device.go_out_of_range(600.0)
+        spell_start = len(device.spot_checks)
+        await wait_for(lambda: device.in_range, timeout_s=15)
+        await wait_for(lambda: all_held(spell_start + 63), timeout_s=15)
+        device.drop_link()  # once more: the records after the cursor only
+        emitted = len(store.frames)
+        await wait_for(lambda: link.statistics().connects >= 3, timeout_s=10)
+        await wait_for(lambda: all_held(spell_start + 66), timeout_s=10)
     taken = [str(m.to_json()["timestamp"]) for m in device.spot_checks]
     assert list(store.readings) == taken[: len(store.readings)]  # each once, in time order
     assert sum(r.backfilled for r in store.readings.values()) >= 58
@@ -281,20 +258,14 @@ async def test_an_oximeters_spot_checks_come_back_by_time() -> None:
 async def test_a_malformed_record_is_counted_and_the_gap_stays_open() -> None:
     """Test a record cut short in the air: dropped and counted, the rest kept, no false fill."""
     device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=10.0, seed=11))
-    async with SimWorld([device], advert_interval_s=0.005, speed=100) as world:
-        store = Store()
-        link = link_for(world, store)
-        task = await running(link)
-        try:
-            await wait_for(lambda: len(store.readings) >= 3, timeout_s=10)
-            device.drop_link()  # the reconnect's transfer sets the cursor
-            await wait_for(lambda: store.cursor is not None, timeout_s=10)
-            device.go_out_of_range(100.0)
-            device.corrupt_next_records(1)  # the first record after the cursor
-            spell_end = len(device.records) + 9
-            await wait_for(lambda: len(store.readings) >= spell_end + 2, timeout_s=15)
-        finally:
-            await stop(task)
+    async with linked(device, speed=100) as (store, link):
+        await wait_for(lambda: len(store.readings) >= 3, timeout_s=10)
+        device.drop_link()  # the reconnect's transfer sets the cursor
+        await wait_for(lambda: store.cursor is not None, timeout_s=10)
+        device.go_out_of_range(100.0)
+        device.corrupt_next_records(1)  # the first record after the cursor
+        spell_end = len(device.records) + 9
+        await wait_for(lambda: len(store.readings) >= spell_end + 2, timeout_s=15)
     missing = [stamp for stamp in taken(device) if stamp not in store.readings]
     assert len(missing) == 1  # the cut record, and only it
     kept = list(store.readings.values())

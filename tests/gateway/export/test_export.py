@@ -164,6 +164,7 @@ async def test_csv_of_one_session_has_samples_vitals_and_markers(
         vitals = list(csv.DictReader(f))
     assert vitals
     assert {(v["participant_id"], v["session_id"]) for v in vitals} == {("P017", "1")}
+    assert {v["backfilled"] for v in vitals} == {"0"}  # all live: an arm band keeps no records
     assert all(
         "heart_rate_bpm" in json.loads(v["values"]) for v in vitals if v["kind"] == "heart_rate"
     )
