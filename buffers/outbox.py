@@ -661,7 +661,7 @@ class Outbox:
         return kept, len(batch) - len(kept)
 
     async def cursor(self, device_id: str, stream: str) -> int | None:
-        """The newest source cursor held for a device's stream (its record sequence number)."""
+        """The newest source cursor held for a device's stream (where its records stand)."""
         async with self._require_db().execute(
             "SELECT cursor FROM source_cursors WHERE device_id = ? AND stream = ?",
             (device_id, stream),
