@@ -210,6 +210,12 @@ async def test_a_ten_minute_spell_out_of_range_is_filled_from_the_devices_record
     assert run_queue(path, "stats", Selection(), as_json=False) == 0
     out = capsys.readouterr().out
     assert "gaps filled" in out and "open: heart_rate" in out
+    assert run_queue(path, "stats", Selection(), as_json=True) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    cuff = next(d for d in as_json["backfill"] if d["device_id"] == "cuff")
+    assert (
+        cuff["backfilled"] >= 55 and cuff["open_gaps"] == [] and "blood_pressure" in cuff["cursors"]
+    )
     # the export: the cuff's readings in time order, the backfilled ones marked
     assert run_export(path, Selected("cuff"), "csv", tmp_path / "csv") == 0
     with (tmp_path / "csv" / "cuff_vitals.csv").open() as f:
