@@ -317,11 +317,12 @@ class Outbox:
             pending.extend((sink, record_id) for sink in sinks)
         await db.executemany(_INSERT_ITEM, items)
         await db.executemany("INSERT INTO pending (sink, record_id) VALUES (?, ?)", pending)
-        await db.executemany(
-            "INSERT OR IGNORE INTO source_keys (device_id, stream, key, record_id)"
-            " VALUES (?, ?, ?, ?)",
-            keys,
-        )
+        if keys:  # rare (timestamped readings): no round trip to SQLite's thread otherwise
+            await db.executemany(
+                "INSERT OR IGNORE INTO source_keys (device_id, stream, key, record_id)"
+                " VALUES (?, ?, ?, ?)",
+                keys,
+            )
         await _set_cursors(db, cursors)
 
     @property
@@ -1076,6 +1077,8 @@ def _record(row: Sequence[Any], payload: bytes) -> OutboxRecord:
 
 async def _set_cursors(db: aiosqlite.Connection, cursors: Sequence[tuple[str, str, int]]) -> None:
     """Each (device, stream)'s cursor to the last of ``cursors`` that names it."""
+    if not cursors:
+        return
     await db.executemany(
         "INSERT INTO source_cursors (device_id, stream, cursor) VALUES (?, ?, ?)"
         " ON CONFLICT (device_id, stream) DO UPDATE SET cursor = excluded.cursor",
