@@ -329,6 +329,7 @@ class DeviceLink:
                     self._log.warning("%s: link lost", self.spec.device_id)
             finally:
                 self._connected = False
+                self._end_transfer(self._transfer)  # a link lost while subscribing, too
                 self._end_session()
                 with contextlib.suppress(BleakError, TimeoutError):
                     async with asyncio.timeout(t.gatt_timeout_s):
@@ -448,9 +449,15 @@ class DeviceLink:
         try:
             transfer.outcome = await self._records.run(client, transfer)
         finally:
-            transfer.ended = True
-            with contextlib.suppress(asyncio.QueueFull):  # else the next item wakes it
-                self._queue.put_nowait(_Event("backfill_done"))
+            self._end_transfer(transfer)
+
+    def _end_transfer(self, transfer: Transfer | None) -> None:
+        """The procedure is over (or never started: the link went first); wake the decode loop."""
+        if transfer is None or transfer.ended:
+            return
+        transfer.ended = True
+        with contextlib.suppress(asyncio.QueueFull):  # else the next item wakes it
+            self._queue.put_nowait(_Event("backfill_done"))
 
     async def _finish_transfer(self, transfer: Transfer) -> None:
         """The transfer ended: fill the gaps its records cover, then the held live readings."""

@@ -184,6 +184,7 @@ class SimDevice(SimPeripheral):
         self._transfers = 0
         self.record_requests = 0  # control-point writes received
         self._corrupt_records = 0
+        self._drop_on_read: str | None = None
         self.record_ops: tuple[racp.OpCode, ...] = (
             racp.OpCode.REPORT_RECORDS,
             racp.OpCode.REPORT_NUMBER,
@@ -452,6 +453,9 @@ class SimDevice(SimPeripheral):
 
     def read(self, uuid: str) -> bytes:
         """Battery level, Device Information strings and the device's clock."""
+        if uuid == self._drop_on_read:
+            self._drop_on_read = None
+            self.drop_link()
         if uuid == uuids.BATTERY_LEVEL:
             return encode_battery_level(round(self.battery_pct))
         if uuid == uuids.CURRENT_TIME and self.spec.records_kept:
@@ -541,6 +545,10 @@ class SimDevice(SimPeripheral):
         self.records.clear()
         self.spot_checks.clear()
         self._next_sequence = 0
+
+    def drop_link_on_read(self, uuid: str) -> None:
+        """Fault: the next read of ``uuid`` is answered, then the link drops (mid-setup)."""
+        self._drop_on_read = uuid
 
     def corrupt_next_records(self, count: int) -> None:
         """Fault: the next ``count`` records sent back go out cut short (what a decoder refuses)."""

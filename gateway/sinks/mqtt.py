@@ -213,10 +213,11 @@ class MqttSink:
                     key = (r.kind, r.device_id, r.stream, r.seq)
                     if key in self._confirmed:  # the live lane had it confirmed already
                         self._confirmed.discard(key)
-                    elif 0.0 <= (age_s := time.time() - r.t0_s) < self._grace_s:
+                    elif abs(age_s := time.time() - r.t0_s) < self._grace_s:
                         # give the live lane its head start, then look again (a row stamped
-                        # in the future, by a clock that ran ahead, does not wait for it)
-                        wait_s = self._grace_s - age_s
+                        # further in the future than that, by a clock that ran ahead, does
+                        # not wait for our clock to catch up)
+                        wait_s = self._grace_s - max(age_s, 0.0)
                         break
                     else:
                         await client.publish(*self._message(r), qos=self._config.vitals_qos)

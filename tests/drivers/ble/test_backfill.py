@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from drivers.ble.backends import simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkTimings
 from drivers.frames import Frame, GapMarker, VitalReading
+from drivers.gatt import uuids
 from drivers.sim.devices import SimDevice, preset
 from drivers.sim.world import SimWorld
 from tests.support import wait_for
@@ -274,3 +275,14 @@ async def test_a_malformed_record_is_counted_and_the_gap_stays_open() -> None:
     assert pressure.decode_errors == 1
     gaps = store.gaps()
     assert gaps and not any(g.filled for g in gaps)  # a reading is missing: not filled
+
+
+async def test_a_link_lost_while_subscribing_does_not_leave_the_transfer_waiting() -> None:
+    """Test a drop after the record subscription, before the transfer: the next link works."""
+    device = SimDevice(preset("cuff", CUFF, "C", blood_pressure_interval_s=5.0, seed=12))
+    device.drop_link_on_read(uuids.BATTERY_LEVEL)  # read after the records are subscribed
+    async with linked(device, speed=50) as (store, link):
+        await wait_for(lambda: len(store.readings) >= 4, timeout_s=10)
+    stats = link.statistics()
+    assert stats.connects >= 2 and stats.backfill is not None and stats.backfill.transfers >= 1
+    assert list(store.readings) == taken(device)[: len(store.readings)]
