@@ -99,7 +99,6 @@ class Transfer:
     recorded: Recorded
     first_wanted: int | None = None  # the sequence number asked from (None: not asked yet)
     cursor: int | None = None  # the last one the outbox held when asked (a number, or time)
-    expected: int | None = None  # how many the device said follow
     first_seq: int | None = None  # the first record that came
     first_time_s: float | None = None
     records: int = 0
@@ -221,7 +220,6 @@ class RecordAccess:
         answer = await self._request(client, racp.count_from(first))
         if answer.op_code is not racp.OpCode.NUMBER_RESPONSE:
             return self._ended(answer)
-        transfer.expected = answer.count
         if not answer.count:
             if transfer.cursor is None or not await self._numbering_restarted(client, transfer):
                 return "complete"
@@ -243,7 +241,6 @@ class RecordAccess:
         )
         if answer.op_code is not racp.OpCode.NUMBER_RESPONSE:
             return self._ended(answer)
-        transfer.expected = answer.count
         if not answer.count:
             return "complete"
         self._log.info(
