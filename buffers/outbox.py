@@ -18,6 +18,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -29,7 +30,13 @@ import aiosqlite
 
 from buffers import retention
 from buffers.errors import StorageError
-from buffers.records import OutboxRecord, OutboxStatistics, SinkBacklog, StoredRecord
+from buffers.records import (
+    OutboxRecord,
+    OutboxStatistics,
+    SetAside,
+    SinkBacklog,
+    StoredRecord,
+)
 from buffers.recovery import OpenReport, prepare
 from buffers.segments import SEGMENT_MAX_BYTES, Mark, Placed, SegmentLog, folder_for
 
@@ -164,6 +171,7 @@ class Outbox:
         self._duplicates = 0
         self._full = False
         self.opened: OpenReport | None = None
+        self._set_aside: list[SetAside] = []  # unreadable files and batches found at open
         self._leased: dict[str, set[int]] = {sink: set() for sink in self._subscriptions}
         self._acks: list[_Ack] = []
         self._corrections: list[ClockCorrection] = []
@@ -182,6 +190,7 @@ class Outbox:
             segments = SegmentLog(folder_for(self.path), max_bytes=self._segment_max_bytes)
             self._segments = segments
             stack.callback(segments.close)
+            self._set_aside = await asyncio.to_thread(segments.check)
             self._db = await self._open()
             stack.push_async_callback(self._db.close)
             tg = await stack.enter_async_context(asyncio.TaskGroup())
@@ -223,6 +232,8 @@ class Outbox:
             self._db = db
             await self._load_contexts(db)
             self._replayed = await self._replay(db)
+            self._set_aside += self._require_segments().set_aside
+            await self._count_set_aside(db)
         except BaseException:
             self._db = None
             await db.close()
@@ -235,9 +246,34 @@ class Outbox:
             for row in await cur.fetchall():
                 self._contexts[tuple(row[1:])] = row[0]
 
+    async def _count_set_aside(self, db: aiosqlite.Connection) -> None:
+        """Count what the open found unreadable (persisted), and say it in one log line."""
+        if not self._set_aside:
+            return
+        total = sum(s.bytes for s in self._set_aside)
+        await db.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            [("set_aside.files", len(self._set_aside)), ("set_aside.bytes", total)],
+        )
+        log.error(
+            "outbox: %d unreadable part(s) of the segment log set aside (%d bytes): %s",
+            len(self._set_aside),
+            total,
+            "; ".join(f"{s.name}: {s.reason}" for s in self._set_aside),
+        )
+
     async def _replay(self, db: aiosqlite.Connection) -> int:
-        """Put what the segment log holds beyond the index into it (after a crash); how many."""
-        async with db.execute("SELECT COALESCE(MAX(id), 0) FROM items") as cur:
+        """Put what the segment log holds beyond the index into it (after a crash); how many.
+
+        Beyond means past the newest id the index has held (``meta.indexed_through``, kept at
+        each index commit), not only past its newest row: rows evicted since must stay gone.
+        """
+        async with db.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(id) FROM items), 0),"
+            " COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+            " WHERE key = 'indexed_through'), 0))"
+        ) as cur:
             row = await cur.fetchone()
         indexed = row[0] if row else 0
         replayed = await asyncio.to_thread(lambda: list(self._require_segments().replay(indexed)))
@@ -574,7 +610,7 @@ class Outbox:
                 log.error("eviction failed: %s", exc)
                 return
             if now:
-                segments.purge()
+                await self._purge()
         for key, count in evicted.items():
             log.warning("retention: evicted %d %s rows", count, key)
 
@@ -701,9 +737,39 @@ class Outbox:
         db = self._require_db()
         segments = self._require_segments()
         await asyncio.to_thread(segments.sync)  # an fsync must not stall the loop
+        await db.execute(
+            "INSERT INTO meta (key, value) VALUES ('indexed_through', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(self._next_id - 1),),
+        )
         await db.execute("COMMIT")
         self._index_open = False
-        segments.purge()  # files whose rows the committed index no longer holds
+        await self._purge()  # files whose rows the committed index no longer holds
+
+    async def _purge(self) -> None:
+        """Remove the retired segment files, once the index that forgot them is on disk.
+
+        With ``synchronous=normal`` SQLite's commit is not yet durable: a power cut would bring
+        back an index whose rows live in the removed files. So the WAL (and the file, which a
+        checkpoint may have written) are fsynced first; it happens only when files go.
+        """
+        segments = self._require_segments()
+        if not segments.retired:
+            return
+        if self._synchronous != "full":
+            await asyncio.to_thread(self._sync_index_files)
+        await asyncio.to_thread(segments.purge)
+
+    def _sync_index_files(self) -> None:
+        for name in (self.path.name + "-wal", self.path.name):
+            try:
+                fd = os.open(self.path.with_name(name), os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     async def correct_clock(
         self,
@@ -1019,6 +1085,13 @@ class Outbox:
                 if k.startswith("evicted_samples.")
             },
             duplicates=self._duplicates,
+            set_aside=tuple(self._set_aside),
+            set_aside_files=counters.get("set_aside.files", 0),
+            index_rebuilt_from=(
+                str(self.opened.moved_aside_to)
+                if self.opened is not None and self.opened.moved_aside_to is not None
+                else None
+            ),
         )
 
     def _records(self, rows: Sequence[Sequence[Any]]) -> list[StoredRecord]:

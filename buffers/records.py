@@ -78,6 +78,15 @@ class SinkBacklog:
 
 
 @dataclass(frozen=True, slots=True)
+class SetAside:
+    """A part of the store that could not be read: moved to ``damaged/`` or cut off, in bytes."""
+
+    name: str
+    bytes: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxStatistics:
     """Counters of the outbox since it opened, and the backlog per sink."""
 
@@ -94,3 +103,6 @@ class OutboxStatistics:
     corrupt_recoveries: int
     evicted_samples: dict[str, int] = field(default_factory=dict)  # waveform samples, per tier
     duplicates: int = 0  # records dropped since open: their source key was held already
+    set_aside: tuple[SetAside, ...] = ()  # unreadable parts found at this open
+    set_aside_files: int = 0  # since the file was created
+    index_rebuilt_from: str | None = None  # the corrupt index moved aside at this open

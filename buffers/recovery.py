@@ -1,4 +1,4 @@
-"""Opening the database file at start: integrity check, a corrupt file moved aside, migrations.
+"""Opening the database file at start: integrity check, a corrupt index set aside, migrations.
 
 Runs once, synchronously, before the event loop's writer starts: a quick check of a large file
 on an SD card takes a while, and nothing may be written before it is known to be sound.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from buffers import schema
+from buffers.segments import fsync_folder
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,17 +31,29 @@ class OpenReport:
 
 
 def prepare(path: Path) -> OpenReport:
-    """Check ``path``; move it aside if corrupt (the daemon still starts); migrate it."""
+    """Check ``path``; move it aside if corrupt (the daemon still starts); migrate it.
+
+    Only the index is moved: the segment log beside it holds every record's fields and
+    payload, and the outbox rebuilds a fresh index from it (sinks then see every retained
+    row again: at least once). What lives only in the index (acks since the last index
+    commit, counters, the study's assignments, sessions and markers) stays in the moved file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     moved: Path | None = None
     if path.exists() and not _sound(path):
         moved = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
         path.rename(moved)
-        for suffix in ("-wal", "-shm", ".segments"):  # the segment log goes with its index
+        for suffix in ("-wal", "-shm"):
             side = path.with_name(path.name + suffix)
             if side.exists():
                 side.rename(moved.with_name(moved.name + suffix))
-        log.error("database %s failed its integrity check; moved aside to %s", path, moved)
+        fsync_folder(path.parent)
+        log.error(
+            "database %s failed its integrity check; moved aside to %s, the index is rebuilt"
+            " from the segment log",
+            path,
+            moved,
+        )
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")

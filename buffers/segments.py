@@ -10,20 +10,26 @@ together, each starting with ``WGWSEG01`` and the first record id it holds (u64)
 batches: ``WGWB``, u32 body length, u32 CRC-32 of the body, the body = u32 length of the zlib'd
 JSON list of record fields, that list, then the payloads back to back.
 A torn batch at the end of a lane's last file (a power cut mid-write) fails its CRC and is cut off.
+
+Power cuts: a new file is fsynced with its folder before a record goes into it, a removal is
+followed by an fsync of the folder, and a file that comes back from a cut unreadable (empty,
+zeros, a bad header) is moved to ``damaged/`` and counted at open (:meth:`SegmentLog.check`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import logging
 import os
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from buffers.records import ClockStamp, OutboxRecord
+from buffers.records import ClockStamp, OutboxRecord, SetAside
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -39,6 +45,15 @@ _META_LEN: Final = struct.Struct("<I")
 SEGMENT_MAX_BYTES: Final = 8 << 20
 _READ_RUN_MAX_BYTES: Final = 1 << 20
 LANES: Final = ("seg", "vseg")  # waveforms; the rest
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` durable (a created, renamed or removed file)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class SegmentFullError(OSError):
@@ -108,6 +123,7 @@ class SegmentLog:
         self._readers: dict[int, int] = {}
         self._first_ids: dict[int, int] = {}
         self._retired: set[int] = set()
+        self.set_aside: list[SetAside] = []  # what replays could not read, since open
         folder.mkdir(parents=True, exist_ok=True)
 
     # --- files --------------------------------------------------------------------------------
@@ -134,9 +150,10 @@ class SegmentLog:
         ranges = []
         for lane in LANES:
             numbers = self.live_numbers(lane)
+            following: list[int | None] = [*numbers[1:], None]
             ranges += [
                 (seg, self.first_id(seg), self.first_id(nxt) - 1 if nxt is not None else 2**62)
-                for seg, nxt in zip(numbers, [*numbers[1:], None], strict=True)
+                for seg, nxt in zip(numbers, following[: len(numbers)], strict=True)
             ]
         return sorted(ranges)
 
@@ -181,13 +198,47 @@ class SegmentLog:
         self._retired.add(seg)
         return self.path(seg).stat().st_size
 
+    @property
+    def retired(self) -> bool:
+        """Whether files wait for :meth:`purge`."""
+        return bool(self._retired)
+
     def purge(self) -> None:
-        """Remove the retired files (the index that forgot their rows has committed)."""
+        """Remove the retired files; the caller has made the index that forgot them durable."""
+        if not self._retired:
+            return
         for seg in sorted(self._retired):
             self.path(seg).unlink(missing_ok=True)
             self._first_ids.pop(seg, None)
             self._suffixes.pop(seg, None)
         self._retired.clear()
+        fsync_folder(self.folder)
+
+    def check(self) -> list[SetAside]:
+        """Move every file whose header cannot be read to ``damaged/``; what was moved.
+
+        After a power cut a file created just before it can come back empty or zero-filled:
+        it held nothing durable (records go into a file only after it and its name are on
+        disk), and it must not stop the store from opening.
+        """
+        moved: list[SetAside] = []
+        for seg in self.numbers():
+            path = self.path(seg)
+            with path.open("rb") as f:
+                header = f.read(_FILE_HEADER.size)
+            if len(header) == _FILE_HEADER.size and header.startswith(_FILE_MAGIC):
+                continue
+            size = path.stat().st_size
+            reason = "empty" if size == 0 else "no segment header"
+            damaged = self.folder / "damaged"
+            damaged.mkdir(exist_ok=True)
+            path.rename(damaged / f"{path.name}.{int(time.time())}")
+            fsync_folder(damaged)
+            self._suffixes.pop(seg, None)
+            moved.append(SetAside(path.name, size, reason))
+        if moved:
+            fsync_folder(self.folder)
+        return moved
 
     def close(self) -> None:
         """Close every file descriptor."""
@@ -291,6 +342,8 @@ class SegmentLog:
                         lane.close()
                     self.path(seg).unlink(missing_ok=True)
                     self._suffixes.pop(seg, None)
+                    with contextlib.suppress(OSError):  # the disk may be what failed
+                        fsync_folder(self.folder)
             if lane.fd is not None and at.seg == lane.current:
                 os.ftruncate(lane.fd, at.offset)
                 lane.size = at.offset
@@ -317,7 +370,11 @@ class SegmentLog:
         self._suffixes[seg] = lane.suffix
         fd = os.open(self.path(seg), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
         try:
+            # The header and the name on disk before any record goes in: a cut then finds
+            # either no file or a readable one, in every mode.
             os.write(fd, _FILE_HEADER.pack(_FILE_MAGIC, first_id))
+            os.fsync(fd)
+            fsync_folder(self.folder)
         except OSError:
             os.close(fd)
             self.path(seg).unlink(missing_ok=True)
@@ -380,7 +437,8 @@ class SegmentLog:
             yield from self._replay_file(seg, after_id, last=i == len(numbers) - 1)
 
     def _replay_file(self, seg: int, after_id: int, *, last: bool) -> Iterator[Replayed]:
-        data = self.path(seg).read_bytes()
+        path = self.path(seg)
+        data = path.read_bytes()
         pos = _FILE_HEADER.size
         while pos < len(data):
             header = data[pos : pos + _BATCH_HEADER.size]
@@ -390,10 +448,20 @@ class SegmentLog:
                 body = data[pos + _BATCH_HEADER.size : pos + _BATCH_HEADER.size + length]
                 ok = magic == _BATCH_MAGIC and len(body) == length and zlib.crc32(body) == crc
             if not ok:
-                log.error("segment %d: a torn batch at byte %d; cut off", seg, pos)
-                if last:
-                    with self.path(seg).open("r+b") as f:
+                if last:  # a power cut mid-append: the tail never reached the disk whole
+                    reason = "a torn batch at the end, cut off"
+                    with path.open("r+b") as f:
                         f.truncate(pos)
+                else:
+                    reason = "an unreadable batch; the rest of the file skipped"
+                self.set_aside.append(SetAside(path.name, len(data) - pos, reason))
+                log.error(
+                    "segment %s: %s (%d bytes from byte %d)",
+                    path.name,
+                    reason,
+                    len(data) - pos,
+                    pos,
+                )
                 return
             body_start = pos + _BATCH_HEADER.size
             yield from _unpack(seg, body, body_start, after_id)
