@@ -744,19 +744,23 @@ class Outbox:
         )
         await db.execute("COMMIT")
         self._index_open = False
-        await self._purge()  # files whose rows the committed index no longer holds
+        if self._synchronous != "full":
+            # SQLite's NORMAL commit is not durable until the WAL is: once a minute it is made
+            # so, and a cut then loses at most one index interval of rows and of acks.
+            await asyncio.to_thread(self._sync_index_files)
+        await self._purge(index_synced=True)  # files the committed index no longer holds
 
-    async def _purge(self) -> None:
+    async def _purge(self, *, index_synced: bool = False) -> None:
         """Remove the retired segment files, once the index that forgot them is on disk.
 
         With ``synchronous=normal`` SQLite's commit is not yet durable: a power cut would bring
         back an index whose rows live in the removed files. So the WAL (and the file, which a
-        checkpoint may have written) are fsynced first; it happens only when files go.
+        checkpoint may have written) are fsynced first.
         """
         segments = self._require_segments()
         if not segments.retired:
             return
-        if self._synchronous != "full":
+        if self._synchronous != "full" and not index_synced:
             await asyncio.to_thread(self._sync_index_files)
         await asyncio.to_thread(segments.purge)
 

@@ -5,12 +5,14 @@ configuration over simulated devices and the emulator, and ``wgw`` as a process.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -96,3 +98,54 @@ async def run_wgw(*args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+def write_daemon_config(path: Path, db: Path, **sections: Any) -> Path:
+    """A YAML config at ``path`` for a real ``wgw run``: one simulated watch, the outbox at
+    ``db``, a cloud nobody answers (uploads wait, as without network); ``sections`` merged in.
+    """
+    config = daemon_config(
+        path.parent,
+        f"http://127.0.0.1:{free_port()}",
+        [{"model": "watch", "address": "5A:00:00:00:00:01", "heart_rate_interval_ms": 50}],
+        [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
+        **sections,
+    )
+    config["storage"]["path"] = str(db)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def wait_for_daemon_exit(
+    process: asyncio.subprocess.Process,
+    log: asyncio.StreamReader,
+    *,
+    after: str,
+    timeout_s: float,
+) -> str:
+    """Once ``after`` is in the daemon's log, SIGTERM it and wait for its exit; its log.
+
+    A daemon that never says ``after`` or never exits is killed and the test fails.
+    """
+    lines: list[str] = []
+
+    async def read_until(text: str | None) -> None:
+        while line := (await log.readline()).decode():
+            lines.append(line)
+            if text is not None and text in line:
+                return
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            await read_until(after)
+            process.send_signal(signal.SIGTERM)
+            await read_until(None)
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        pytest.fail(
+            f"the daemon did not {'stop' if any(after in x for x in lines) else 'start'}"
+            f" within {timeout_s} s:\n{''.join(lines)}"
+        )
+    return "".join(lines)
