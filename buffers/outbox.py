@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
+import functools
 import json
 import logging
 import os
@@ -24,7 +26,7 @@ import sqlite3
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Self, TypeVar
 
 import aiosqlite
 
@@ -41,7 +43,7 @@ from buffers.recovery import OpenReport, prepare
 from buffers.segments import SEGMENT_MAX_BYTES, Mark, Placed, SegmentLog, folder_for
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -65,10 +67,16 @@ _SELECT_RECORD: Final = (
 _LOW_WATER: Final = 0.8  # evict down to this fraction of the cap (then not again for a while)
 _RECOVER_BYTES: Final = 1 << 20  # room needed before raw waveforms are accepted again
 _FULL_RETRY_S: Final = 1.0
+_FAILING_RETRY_S: Final = 2.0  # a failing store is reopened this often
+_CLOSE_TIMEOUT_S: Final = 5.0
+# SQLite's primary result codes that mean the storage itself fails (not a full disk)
+_SQLITE_STORE_FAILURES: Final = frozenset({8, 10, 11, 14, 26})  # READONLY IOERR CORRUPT ...
 _SQLITE_FULL: Final = 13
 _SQLITE_IOERR: Final = 10  # what an ENOSPC while writing the WAL can also look like
 
 Synchronous = Literal["normal", "full"]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,24 @@ class _Flush:
 # A record to store, acks to apply, a clock correction, a flush request, or None: close.
 _QueueItem = OutboxRecord | _Ack | ClockCorrection | _Flush | None
 _ContextKey = tuple[object, ...]
+
+
+def _storage_errors(
+    method: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """A read or update whose disk fails raises ``StorageError`` (sinks wait on it)."""
+
+    @functools.wraps(method)
+    async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await method(*args, **kwargs)
+        except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, sqlite3.Error) and not _store_fails(exc):
+                raise
+            msg = f"the store cannot be read: {type(exc).__name__}: {exc}"
+            raise StorageError(msg) from exc
+
+    return guarded
 
 
 class Outbox:
@@ -176,6 +202,13 @@ class Outbox:
         self._acks: list[_Ack] = []
         self._corrections: list[ClockCorrection] = []
         self._resume_after: dict[tuple[str, int], int] = {}  # (sink, after_id) -> last handed out
+        self._failing: str | None = None  # why the disk refuses, while it does
+        self._usable = asyncio.Event()
+        self._usable.set()
+        self._reopen_at = 0.0
+        self._reopening = False
+        self._held: list[OutboxRecord] = []  # records the failing store could not take yet
+        self._last_statistics: OutboxStatistics | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -186,13 +219,8 @@ class Outbox:
         await self._lock.acquire()
         stack = AsyncExitStack()
         try:
-            self.opened = await asyncio.to_thread(prepare, self.path)
-            segments = SegmentLog(folder_for(self.path), max_bytes=self._segment_max_bytes)
-            self._segments = segments
-            stack.callback(segments.close)
-            self._set_aside = await asyncio.to_thread(segments.check)
-            self._db = await self._open()
-            stack.push_async_callback(self._db.close)
+            stack.push_async_callback(self._close_store)
+            await self._open_store()
             tg = await stack.enter_async_context(asyncio.TaskGroup())
             self._queue = asyncio.Queue(self._queue_max_rows)
             self._writer = tg.create_task(self._write_loop(), name="wgw.outbox.writer")
@@ -222,6 +250,26 @@ class Outbox:
             self._writer = None
             self._index_open = False
             self._lock.release()
+
+    async def _open_store(self) -> None:
+        """The index and the segment log, checked, replayed, ready for the writer."""
+        self.opened = await asyncio.to_thread(prepare, self.path)
+        segments = SegmentLog(folder_for(self.path), max_bytes=self._segment_max_bytes)
+        self._segments = segments
+        self._set_aside = await asyncio.to_thread(segments.check)
+        self._db = await self._open()
+
+    async def _close_store(self) -> None:
+        """Close what :meth:`_open_store` opened (on a failing disk, as far as it goes)."""
+        db, self._db = self._db, None
+        segments, self._segments = self._segments, None
+        try:
+            if db is not None:
+                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                    await db.close()
+        finally:
+            if segments is not None:
+                segments.close()
 
     async def _open(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
@@ -367,6 +415,11 @@ class Outbox:
         return self._replayed
 
     @property
+    def uncommitted(self) -> int:
+        """Records accepted and not yet committed (what a crash now would lose)."""
+        return self._accepted - self._committed - sum(self._discarded.values()) - self._duplicates
+
+    @property
     def last_id(self) -> int:
         """The id of the newest committed row (0: none)."""
         return self._next_id - 1
@@ -418,7 +471,7 @@ class Outbox:
 
         Raises:
             StorageError: The outbox is closed or its writer has failed (nothing would ever
-                answer the flush).
+                answer the flush), or the store is failing (the records are held meanwhile).
         """
         writer = self._writer
         if writer is None or writer.done():
@@ -430,6 +483,7 @@ class Outbox:
         if not done.done():
             msg = "the outbox writer stopped before committing"
             raise StorageError(msg)
+        done.result()  # StorageError: the store is failing
 
     async def wait_committed(self, timeout_s: float) -> None:
         """Return after the next commit, or after ``timeout_s``."""
@@ -441,17 +495,100 @@ class Outbox:
     async def _write_loop(self) -> None:
         while True:
             batch, flushes, closing = await self._gather()
-            if batch or self._acks or self._reindex:
-                await self._commit_with_room(batch)
-            while self._corrections:
-                await self._correct_clock(self._corrections.pop(0))
-            if closing or any(f.index for f in flushes) or self._index_due():
-                await self._commit_index_unless_full()
-            for f in flushes:
-                if not f.done.done():
-                    f.done.set_result(None)
+            if self._held:
+                batch, self._held = [*self._held, *batch], []
+            stored = False
+            if self._failing is not None and not await self._reopened():
+                self._hold(batch)
+                while self._corrections:  # the caller tries again later
+                    c = self._corrections.pop(0)
+                    c.done.set_exception(StorageError(f"the store is failing: {self._failing}"))
+                self._answer(flushes)
+                if closing:
+                    return
+                continue
+            try:
+                if batch or self._acks or self._reindex:
+                    await self._commit_with_room(batch)
+                stored = True
+                while self._corrections:
+                    await self._correct_clock(self._corrections.pop(0))
+                if closing or any(f.index for f in flushes) or self._index_due():
+                    await self._commit_index_unless_full()
+            except (OSError, sqlite3.Error) as exc:
+                if not _store_fails(exc):
+                    raise
+                self._fail(exc, [] if stored else batch)
+            self._answer(flushes)
             if closing:
                 return
+
+    def _answer(self, flushes: list[_Flush]) -> None:
+        """Tell the flushes waiting that their records are committed (or why not)."""
+        for f in flushes:
+            if f.done.done():
+                continue
+            if self._failing is not None:
+                f.done.set_exception(StorageError(f"the store is failing: {self._failing}"))
+            else:
+                f.done.set_result(None)
+
+    def _fail(self, exc: BaseException, batch: list[OutboxRecord]) -> None:
+        """The disk refuses: hold ``batch`` in memory until it works again."""
+        first = self._failing is None
+        self._failing = f"{type(exc).__name__}: {exc}"
+        self._usable.clear()
+        self._reopen_at = self._clock() + _FAILING_RETRY_S
+        self._hold(batch)
+        if first:
+            log.error(
+                "the store is failing (%s): live lanes go on; up to %d records are held in"
+                " memory, the oldest dropped and counted beyond; reopened every %.0f s",
+                self._failing,
+                self._queue_max_rows,
+                _FAILING_RETRY_S,
+            )
+
+    def _hold(self, batch: list[OutboxRecord]) -> None:
+        """Keep the newest ``queue_max_rows`` records for the store; count the rest dropped."""
+        excess = len(batch) - self._queue_max_rows
+        if excess > 0:
+            self._discarded["store_failing"] = self._discarded.get("store_failing", 0) + excess
+            batch = batch[excess:]
+        self._held = batch
+
+    async def _reopened(self) -> bool:
+        """Try the store again (a remounted card, a disk writable again), every few seconds."""
+        if self._clock() < self._reopen_at:
+            return False
+        self._reopen_at = self._clock() + _FAILING_RETRY_S
+        with contextlib.suppress(Exception):  # the old files are on a disk that failed
+            await self._close_store()
+        self._reopening = True
+        try:
+            await self._open_store()
+        except (OSError, sqlite3.Error) as exc:
+            if not _store_fails(exc):
+                raise
+            with contextlib.suppress(Exception):
+                await self._close_store()
+            self._failing = f"{type(exc).__name__}: {exc}"
+            return False
+        finally:
+            self._reopening = False
+        self._index_open, self._reindex, self._full = False, False, False
+        self._built.clear()
+        for leased in self._leased.values():
+            leased.clear()
+        self._resume_after.clear()
+        log.warning(
+            "the store works again (was: %s); %d held records go in now",
+            self._failing,
+            len(self._held),
+        )
+        self._failing = None
+        self._usable.set()
+        return True
 
     async def _commit_index_unless_full(self) -> None:
         """The writer's index commit: a full disk leaves the rows in the log, never raises."""
@@ -697,6 +834,7 @@ class Outbox:
         await _set_cursors(db, cursors)
         return kept, len(batch) - len(kept)
 
+    @_storage_errors
     async def cursor(self, device_id: str, stream: str) -> int | None:
         """The newest source cursor held for a device's stream (where its records stand)."""
         async with self._require_db().execute(
@@ -880,6 +1018,7 @@ class Outbox:
             await self._load_contexts(db)
             raise
 
+    @_storage_errors
     async def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         """Rows of one read (WAL: it does not wait for the writer)."""
         async with self._require_db().execute(sql, params) as cur:
@@ -887,6 +1026,7 @@ class Outbox:
 
     # --- delivery -----------------------------------------------------------------------------
 
+    @_storage_errors
     async def lease(
         self,
         sink: str,
@@ -945,6 +1085,7 @@ class Outbox:
             self._resume_after[(sink, after_id)] = out[-1].id
         return out
 
+    @_storage_errors
     async def history(
         self, wants: Callable[[OutboxRecord], bool], after_id: int, max_rows: int
     ) -> list[StoredRecord]:
@@ -960,6 +1101,7 @@ class Outbox:
             rows = await cur.fetchall()
         return [r for r in self._records(list(rows)) if wants(r.record)]
 
+    @_storage_errors
     async def count_retained(self, kind: str, streams: Collection[str]) -> int:
         """How many rows of ``kind`` and ``streams`` the file holds, delivered or not."""
         marks = ", ".join("?" * len(streams))
@@ -1008,6 +1150,7 @@ class Outbox:
         if record_ids:
             self._forget_resume(sink)
 
+    @_storage_errors
     async def _update(
         self, sink: str, record_ids: Sequence[int], sql: str, params: tuple[object, ...]
     ) -> None:
@@ -1023,6 +1166,7 @@ class Outbox:
         for key in [k for k in self._resume_after if k[0] == sink]:
             del self._resume_after[key]
 
+    @_storage_errors
     async def first_pending_since(self, sink: str, t0_s: float) -> int | None:
         """The id of the sink's oldest pending row whose time is ``t0_s`` or later, if any.
 
@@ -1036,6 +1180,7 @@ class Outbox:
             row = await cur.fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
+    @_storage_errors
     async def has_pending_before(self, sink: str, t0_s: float) -> bool:
         """Whether the sink still has a pending row (dead letters aside) older than ``t0_s``."""
         async with self._require_db().execute(
@@ -1049,7 +1194,42 @@ class Outbox:
     # --- status -------------------------------------------------------------------------------
 
     async def statistics(self) -> OutboxStatistics:
-        """Counters since open, each sink's backlog, evictions since the file was created."""
+        """Counters since open, each sink's backlog, evictions since the file was created.
+
+        While the store fails: the counters, and the rest as last read.
+        """
+        try:
+            stats = await self._read_statistics()
+        except StorageError:
+            if self._failing is None:
+                raise
+            last = self._last_statistics or OutboxStatistics(
+                0,
+                0,
+                0,
+                0,
+                0,
+                {s: SinkBacklog(0, 0) for s in self._subscriptions},
+                {},
+                {},
+                False,
+                0,
+                0,
+            )
+            return dataclasses.replace(
+                last,
+                accepted=self._accepted,
+                committed=self._committed,
+                commits=self._commits,
+                discarded=dict(self._discarded),
+                store_failing=self._failing,
+                held=len(self._held),
+            )
+        self._last_statistics = stats
+        return stats
+
+    @_storage_errors
+    async def _read_statistics(self) -> OutboxStatistics:
         db = self._require_db()
         backlog = {sink: SinkBacklog(0, 0) for sink in self._subscriptions}
         now = time.time()
@@ -1089,6 +1269,7 @@ class Outbox:
                 if k.startswith("evicted_samples.")
             },
             duplicates=self._duplicates,
+            held=len(self._held),
             set_aside=tuple(self._set_aside),
             set_aside_files=counters.get("set_aside.files", 0),
             index_rebuilt_from=(
@@ -1127,10 +1308,37 @@ class Outbox:
         return self._segments
 
     def _require_db(self) -> aiosqlite.Connection:
+        if self._failing is not None and not self._reopening:
+            msg = f"the store is failing: {self._failing}"
+            raise StorageError(msg)
         if self._db is None:
             msg = "outbox is not open"
             raise StorageError(msg)
         return self._db
+
+    @property
+    def failing(self) -> str | None:
+        """Why the store refuses writes, while it does (None: it works)."""
+        return self._failing
+
+    async def wait_usable(self, timeout_s: float) -> bool:
+        """Wait until the store works (again), at most ``timeout_s``; whether it does."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._usable.wait()
+        return self._usable.is_set()
+
+    def forget_leases(self, sink: str) -> None:
+        """The sink starts over (after a storage error): its rows in flight are offered again."""
+        self._leased[sink].clear()
+        self._forget_resume(sink)
+
+
+def _store_fails(exc: BaseException) -> bool:
+    """Whether ``exc`` says the storage itself fails (I/O error, read-only), not that it is full."""
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_STORE_FAILURES
+    return isinstance(exc, OSError) and exc.errno != errno.ENOSPC
 
 
 def _record(row: Sequence[Any], payload: bytes) -> OutboxRecord:

@@ -103,6 +103,8 @@ class OutboxStatistics:
     corrupt_recoveries: int
     evicted_samples: dict[str, int] = field(default_factory=dict)  # waveform samples, per tier
     duplicates: int = 0  # records dropped since open: their source key was held already
+    store_failing: str | None = None  # why the disk refuses writes, while it does
+    held: int = 0  # records in memory waiting for a failing store
     set_aside: tuple[SetAside, ...] = ()  # unreadable parts found at this open
     set_aside_files: int = 0  # since the file was created
     index_rebuilt_from: str | None = None  # the corrupt index moved aside at this open

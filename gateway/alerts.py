@@ -1,4 +1,4 @@
-"""Field alerts: streams that stall, backlogs that keep growing; and each stream's recent rate.
+"""Field alerts: streams that stall, backlogs that keep growing, a failing store; stream rates.
 
 Evaluated every ``alerts.check_interval_s`` from the links' statistics and the outbox's
 backlogs. An alert is raised once (logged as a warning) and cleared once (logged), and while
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AlertKind = Literal["stream_stalled", "backlog_growing"]
+AlertKind = Literal["stream_stalled", "backlog_growing", "store_failing"]
 
 # Vitals streams whose silence means trouble (spot readings such as blood pressure come when
 # the wearer takes one, so their silence means nothing).
@@ -69,12 +69,24 @@ class FieldWatch:
         return tuple(sorted(self._alerts.values(), key=lambda a: (a.since_s, a.subject)))
 
     def evaluate(
-        self, devices: Iterable[LinkStatistics], backlogs: Mapping[str, int], now_s: float
+        self,
+        devices: Iterable[LinkStatistics],
+        backlogs: Mapping[str, int],
+        now_s: float,
+        *,
+        store: str | None = None,
     ) -> None:
-        """One evaluation at UTC ``now_s`` (device statistics with UTC times)."""
+        """One evaluation at UTC ``now_s`` (device statistics with UTC times).
+
+        ``store``: why the outbox's disk refuses writes, while it does.
+        """
         if self._started_s is None:
             self._started_s = now_s
         active: dict[tuple[AlertKind, str], Alert] = {}
+        if store is not None:
+            previous = self._alerts.get(("store_failing", "outbox"))
+            failing_since = previous.since_s if previous is not None else now_s
+            self._keep(active, "store_failing", "outbox", failing_since, store)
         rates = []
         for device in devices:
             for s in device.streams:

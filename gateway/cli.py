@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Final
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
+from gateway.shutdown_guard import EXIT_ABANDONED, ShutdownGuard
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from gateway.daemon import Daemon
 
 EX_CONFIG: Final = 78  # sysexits.h; the systemd unit sets RestartPreventExitStatus=78
 
@@ -233,9 +236,23 @@ def _run(args: argparse.Namespace) -> int:
         return EX_CONFIG
     from gateway.daemon import Daemon  # noqa: PLC0415 - keep `wgw --help` and config errors fast
 
+    daemon: Daemon | None = None
+
+    def describe() -> str:
+        return daemon.abandoned_now() if daemon is not None else "the start"
+
+    guard = ShutdownGuard(settings.shutdown_timeout_s, describe)
+
     async def main() -> None:
+        nonlocal daemon
         daemon = Daemon(settings)
-        _on_signals(daemon.stop)
+
+        def stop() -> None:
+            assert daemon is not None
+            guard.arm()
+            daemon.stop()
+
+        _on_signals(stop)
         await daemon.run()
 
     # What the imports built lives as long as the process: out of the collector's sight, a
@@ -243,7 +260,7 @@ def _run(args: argparse.Namespace) -> int:
     # reading's whole latency budget).
     gc.freeze()
     asyncio.run(main())
-    return 0
+    return EXIT_ABANDONED if daemon is not None and daemon.abandoned else 0
 
 
 def _demo(args: argparse.Namespace) -> int:

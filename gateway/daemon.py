@@ -122,6 +122,8 @@ class Daemon:
         self._study: StudyContext | None = None
         self.status_url: str | None = None
         self._final: DaemonStatistics | None = None
+        self._drain_tasks: list[asyncio.Task[None]] = []
+        self.abandoned: str | None = None  # what a shutdown past its bound left behind
 
     def stop(self) -> None:
         """Ask for a drained shutdown (safe from a signal handler)."""
@@ -198,7 +200,36 @@ class Daemon:
         return self._upload.statistics().sync if self._upload is not None else None
 
     async def run(self) -> None:
-        """Run until :meth:`stop`, then drain within ``shutdown_timeout_s``."""
+        """Run until :meth:`stop`, then drain, all of it within ``shutdown_timeout_s``.
+
+        The drain (links, pipeline, sinks) gets 60% of the bound, closing (the outbox's last
+        commit, the HTTP session, the simulator) the rest up to 90%; past that, what is left
+        is abandoned, said in one line (``abandoned``) and the CLI exits non-zero. The last
+        10% is the CLI's guard (``gateway.shutdown``), for a thread stuck where no timeout
+        reaches (an fsync on a failing card).
+        """
+        try:
+            async with asyncio.timeout(None) as bound:
+                await self._run(bound)
+        except TimeoutError:
+            self.abandoned = self.abandoned_now()
+            log.error(
+                "shutdown: not done within %.1f s; abandoned %s",
+                0.9 * self.settings.shutdown_timeout_s,
+                self.abandoned,
+            )
+
+    def abandoned_now(self) -> str:
+        """What a shutdown past its bound leaves behind, in a few words."""
+        parts = [f"{self._frames.qsize()} frames not stored"]
+        if self._outbox is not None:
+            parts.append(f"{self._outbox.uncommitted} records not committed")
+        running = [t for t in self._drain_tasks if not t.done()]
+        if running:
+            parts.append("tasks still running: " + ", ".join(_where(t) for t in running))
+        return "; ".join(parts)
+
+    async def _run(self, bound: asyncio.Timeout) -> None:
         s = self.settings
         async with AsyncExitStack() as stack:
             outbox = await stack.enter_async_context(self._outbox_for_sinks())
@@ -227,47 +258,86 @@ class Daemon:
                 notifier.ready(await self._summary())
                 systemd = tg.create_task(self._tell_systemd(notifier), name="wgw.systemd")
                 await self._stop.wait()
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                bound.reschedule(started + 0.9 * s.shutdown_timeout_s)
                 notifier.stopping()
                 systemd.cancel()
                 log.info("stopping: draining links, pipeline and outbox")
+                tasks = [*links, pipeline, *background]
+                self._drain_tasks = tasks
                 try:
-                    async with asyncio.timeout(s.shutdown_timeout_s):
+                    async with asyncio.timeout_at(started + 0.6 * s.shutdown_timeout_s):
                         await _cancel_and_wait(links)
                         await self._frames.put(None)
                         await pipeline
-                        await outbox.flush()
+                        await self._flush_if_possible(outbox)
+                except TimeoutError:
+                    self.abandoned = self.abandoned_now()
+                    log.error("shutdown: draining is late; abandoning %s", self.abandoned)
                 finally:
-                    await _cancel_and_wait([*background, pipeline])
-            async with asyncio.timeout(s.shutdown_timeout_s):
-                await outbox.flush()  # the sinks' last acks
+                    await _cancel_and_wait(tasks)
+            await self._flush_if_possible(outbox)  # the sinks' last acks
             self._final = await self.statistics()
             log.info(
-                "stopped: %d frames stored this run, %d rows in the outbox",
+                "stopped: %d frames stored this run (%d duplicates dropped), %d rows in the outbox",
                 self._frames_stored,
+                self._final.outbox.duplicates,
                 self._final.outbox.total_rows,
+            )
+
+    @staticmethod
+    async def _flush_if_possible(outbox: Outbox) -> None:
+        """Commit what was accepted; a failing store keeps it only in memory: said, not raised."""
+        try:
+            await outbox.flush()
+        except StorageError as exc:
+            log.error(
+                "stopping with a failing store: %d records not stored (%s)", outbox.uncommitted, exc
             )
 
     def _start_background(self, tg: asyncio.TaskGroup, outbox: Outbox) -> list[asyncio.Task[None]]:
         """The sinks and the watchers (clock, adapter, loop lag), cancelled last at shutdown."""
         assert self._upload is not None
         assert self._adapter is not None
-        tasks = [tg.create_task(self._upload.run(), name="wgw.sink.health_upload")]
+        upload = self._supervised(outbox, health_upload.SINK, self._upload.run)
+        tasks = [tg.create_task(upload, name="wgw.sink.health_upload")]
         if self._mqtt is not None:
             tasks.append(tg.create_task(self._mqtt.run(), name="wgw.sink.mqtt"))
         if self._conversion is not None:
-            tasks.append(tg.create_task(self._conversion.run(), name="wgw.sink.conversion"))
+            from gateway.sinks import conversion  # noqa: PLC0415 - see _build_sinks
+
+            converting = self._supervised(outbox, conversion.SINK, self._conversion.run)
+            tasks.append(tg.create_task(converting, name="wgw.sink.conversion"))
         tasks.append(tg.create_task(self._watch_clock(outbox), name="wgw.clock"))
         tasks.append(tg.create_task(self._adapter.run(), name="wgw.adapter"))
         tasks.append(tg.create_task(self._loop_lag.run(), name="wgw.loop_lag"))
         tasks.append(tg.create_task(self._watch_field(outbox), name="wgw.alerts"))
         return tasks
 
+    @staticmethod
+    async def _supervised(outbox: Outbox, sink: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a sink that reads its backlog; while the store fails, wait, then start it over."""
+        while True:
+            try:
+                await run()
+            except* StorageError as group:
+                log.warning("%s waits for the store: %s", sink, group.exceptions[0])
+                outbox.forget_leases(sink)
+                while not await outbox.wait_usable(timeout_s=60.0):
+                    pass
+
     async def _watch_field(self, outbox: Outbox) -> None:
         """Evaluate rates and alerts every ``alerts.check_interval_s``."""
         while True:
             await asyncio.sleep(self.settings.alerts.check_interval_s)
-            backlogs = {sink: b.pending for sink, b in (await outbox.statistics()).backlog.items()}
-            self._field.evaluate(self._device_states(), backlogs, self._utc_now())
+            stats = await outbox.statistics()
+            backlogs = {sink: b.pending for sink, b in stats.backlog.items()}
+            store = None
+            if stats.store_failing is not None:
+                not_stored = stats.discarded.get("store_failing", 0)
+                store = f"{stats.store_failing}; {stats.held} held, {not_stored} not stored"
+            self._field.evaluate(self._device_states(), backlogs, self._utc_now(), store=store)
 
     async def _serve_http(self, stack: AsyncExitStack) -> str:
         """The local API and live page, until ``stack`` closes; their base URL."""
@@ -335,7 +405,10 @@ class Daemon:
 
         async def cursor(stream: str) -> int | None:
             assert self._outbox is not None  # links start after the outbox opened
-            return await self._outbox.cursor(device_id, stream)
+            try:
+                return await self._outbox.cursor(device_id, stream)
+            except StorageError as exc:  # the transfer fails now and is tried at the next connect
+                raise TimeoutError(str(exc)) from exc
 
         return cursor
 
@@ -526,6 +599,17 @@ def _device_spec(device: DeviceConfig) -> DeviceSpec:
         for p in device.pmd
     )
     return DeviceSpec(device.id, device.address, pmd_streams)
+
+
+def _where(task: asyncio.Task[None]) -> str:
+    """A task's name and the line it waits at (what a stuck shutdown names)."""
+    stack = task.get_stack()
+    if not stack:
+        return task.get_name()
+    frame = stack[-1]
+    return (
+        f"{task.get_name()} at {frame.f_code.co_filename}:{frame.f_lineno} ({frame.f_code.co_name})"
+    )
 
 
 async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:

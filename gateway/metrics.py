@@ -180,6 +180,29 @@ def _gateway(stats: DaemonStatistics) -> Iterator[Metric]:
         "1 while the disk is full",
         value=float(stats.outbox.storage_full),
     )
+    discarded = CounterMetricFamily(
+        "wgw_outbox_discarded",
+        "records the outbox could not keep (a full disk, a failing one)",
+        labels=["reason"],
+    )
+    for reason, count in stats.outbox.discarded.items():
+        discarded.add_metric([reason], count)
+    yield discarded
+    yield GaugeMetricFamily(
+        "wgw_outbox_store_failing",
+        "1 while the disk refuses writes (I/O errors, read-only)",
+        value=float(stats.outbox.store_failing is not None),
+    )
+    yield GaugeMetricFamily(
+        "wgw_outbox_held_records",
+        "records in memory waiting for a failing store",
+        value=stats.outbox.held,
+    )
+    yield CounterMetricFamily(
+        "wgw_outbox_set_aside_files",
+        "unreadable parts of the store set aside at open, since it was created",
+        value=stats.outbox.set_aside_files,
+    )
     yield GaugeMetricFamily(
         "wgw_clock_synchronised",
         "1 while the kernel says the clock is synchronised",

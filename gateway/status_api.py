@@ -201,6 +201,7 @@ async def _readyz(request: web.Request) -> web.Response:
             "mqtt": None if stats.mqtt is None else stats.mqtt.connected,
             "health_upload": {"last_error": stats.health_upload.last_error},
             "storage_full": stats.outbox.storage_full,
+            "store_failing": stats.outbox.store_failing,
         }
     )
 

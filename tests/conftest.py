@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.emulator.app import EmulatorConfig, emulator_app
+from tests.power import Image, loop_mount_impossible
 from tests.support import free_port
 
 if TYPE_CHECKING:
@@ -106,3 +107,21 @@ async def emulator() -> AsyncIterator[TestServer]:
     await server.start_server()
     yield server
     await server.close()
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Iterator[Image]:
+    """An ext4 image mounted on a loop device (root on Linux; skipped, saying why, elsewhere)."""
+    reason = loop_mount_impossible()
+    if reason is not None:
+        pytest.skip(reason)
+    img = Image(tmp_path / "card.img", tmp_path / "card")
+    img.make()
+    try:
+        img.mount_it()
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"a loop mount failed here ({exc.stderr!r}): power cuts cannot be made")
+    try:
+        yield img
+    finally:
+        img.discard()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import aiomqtt
 
+from buffers.errors import StorageError
 from gateway.codec import (
     CONVERTED_STREAMS,
     mqtt_gap_payload,
@@ -201,7 +202,12 @@ class MqttSink:
 
     async def _publish_backlog(self, client: aiomqtt.Client) -> None:
         while True:
-            rows = await self._outbox.lease(SINK, _LEASE_ROWS)
+            try:
+                rows = await self._outbox.lease(SINK, _LEASE_ROWS)
+            except StorageError:  # a failing disk: the live lanes go on, the backlog waits
+                self._outbox.forget_leases(SINK)
+                await self._outbox.wait_usable(timeout_s=1.0)
+                continue
             if not rows:
                 await self._outbox.wait_committed(timeout_s=1.0)
                 continue

@@ -17,10 +17,8 @@ Sequence numbers are ``RUN * 1_000_000 + i``.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import signal
-import struct
 import sys
 import threading
 from pathlib import Path
@@ -30,23 +28,13 @@ from buffers import recovery, retention
 from buffers.outbox import Outbox
 from buffers.records import ClockStamp, OutboxRecord
 from buffers.segments import SegmentLog
+from tests.power import cut_power
 
 if TYPE_CHECKING:
     from types import FrameType
 
-FS_IOC_SHUTDOWN: Final = 0x8004587D  # _IOR('X', 125, __u32)
-SHUTDOWN_NOLOGFLUSH: Final = 2  # nothing more reaches the disk, not even the journal
 SUBSCRIPTIONS = {"a": lambda r: True, "b": lambda r: r.kind != "waveform"}
 RUN_SPAN: Final = 1_000_000
-
-
-def cut_power(mount: Path) -> None:
-    """The kernel's shutdown ioctl: from now on every write to ``mount`` fails, as in a cut."""
-    fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("I", SHUTDOWN_NOLOGFLUSH))
-    finally:
-        os.close(fd)
 
 
 def payload(seq: int, kind: str) -> bytes:

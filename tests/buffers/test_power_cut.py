@@ -14,9 +14,7 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from collections import defaultdict
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
@@ -26,101 +24,16 @@ from typing import TYPE_CHECKING
 import pytest
 
 from buffers.outbox import Outbox
-from tests.buffers.power_cut_child import (
-    MOMENTS,
-    RUN_SPAN,
-    SUBSCRIPTIONS,
-    cut_power,
-    payload,
-)
+from tests.buffers.power_cut_child import MOMENTS, RUN_SPAN, SUBSCRIPTIONS, payload
+from tests.power import cut_power
 from tests.support import wait_for_daemon_exit, write_daemon_config
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from tests.power import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 CUTS = int(os.environ.get("WGW_POWER_CUTS", "50"))
 STORE_GENERATION = 10  # cuts on one store before a fresh filesystem (bounds its size)
-
-
-def loop_mount_possible() -> str | None:
-    """Why a loop mount cannot work here, or None."""
-    if sys.platform != "linux":
-        return "power cuts need Linux's loop devices and FS_IOC_SHUTDOWN"
-    if os.geteuid() != 0:
-        return "power cuts mount a loop device: run as root (CI does)"
-    if not Path("/dev/loop-control").exists():
-        return "no /dev/loop-control: this kernel or container has no loop devices"
-    return None
-
-
-@dataclass
-class Image:
-    """An ext4 filesystem in a file, mounted with a one-second journal commit."""
-
-    file: Path
-    mount: Path
-
-    def make(self) -> None:
-        self.file.unlink(missing_ok=True)
-        with self.file.open("wb") as f:
-            f.truncate(96 << 20)
-        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.file)], check=True)
-
-    def mount_it(self) -> None:
-        self.mount.mkdir(exist_ok=True)
-        subprocess.run(
-            ["mount", "-t", "ext4", "-o", "loop,commit=1", str(self.file), str(self.mount)],
-            check=True,
-        )
-
-    def unmount(self) -> None:
-        """Unmount; a process just killed may hold the mount a moment longer (its exit)."""
-        deadline = time.monotonic() + 10
-        while (
-            done := subprocess.run(["umount", str(self.mount)], check=False, capture_output=True)
-        ).returncode:
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"cannot unmount {self.mount}: {done.stderr.decode()} {holders(self.mount)}"
-                )
-            time.sleep(0.05)
-
-
-def holders(mount: Path) -> list[str]:
-    """The processes with a file open or mapped under ``mount`` (for a failure's message)."""
-    found: list[str] = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        targets: list[str] = []
-        with suppress(OSError):
-            targets += [str(fd.readlink()) for fd in (proc / "fd").iterdir()]
-        with suppress(OSError):
-            targets += (proc / "maps").read_text().split()
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        found += {f"{proc.name} {cmd[:80]}: {t}" for t in targets if t.startswith(str(mount))}
-    return found
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Iterator[Image]:
-    reason = loop_mount_possible()
-    if reason is not None:
-        pytest.skip(reason)
-    img = Image(tmp_path / "card.img", tmp_path / "card")
-    img.make()
-    try:
-        img.mount_it()
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"a loop mount failed here ({exc}): power cuts cannot be made")
-    try:
-        yield img
-    finally:
-        subprocess.run(["umount", str(img.mount)], check=False, capture_output=True)
 
 
 @dataclass

@@ -90,7 +90,9 @@ async def test_sigterm_commits_every_received_frame_and_exits_0(
             process.kill()
             await process.wait()
     assert process.returncode == 0, stderr.decode()
-    match = re.search(rb"stopped: (\d+) frames stored this run, (\d+) rows", stderr)
+    match = re.search(
+        rb"stopped: (\d+) frames stored this run \(\d+ duplicates dropped\), (\d+) rows", stderr
+    )
     assert match is not None, stderr.decode()
     stored, rows = int(match[1]), int(match[2])
     with sqlite3.connect(tmp_path / "wgw.sqlite") as db:
