@@ -46,6 +46,7 @@ import yaml
 from aiohttp import web
 from bleak import BleakClient
 from latency import MOSQUITTO, free_port  # bench/ is the script's folder, on sys.path
+from stopping import stop, stop_popen
 
 from buffers.outbox import Outbox
 from drivers.ble.backends import simulated
@@ -89,8 +90,7 @@ class Broker:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait()
+            stop_popen(self.process, "mosquitto")
             self.process = None
 
 
@@ -391,8 +391,7 @@ class FieldDay:
                     await subscriber
                 self.broker.stop()
                 if self.daemon is not None and self.daemon.returncode is None:
-                    self.daemon.kill()
-                    await self.daemon.wait()
+                    await stop(self.daemon, "the daemon", sig=signal.SIGKILL, timeout_s=10)
             emulated = {
                 "records": sum(len(r) for r in state.records.values()),
                 "duplicates": sum(state.duplicates.values()),
@@ -424,8 +423,7 @@ class FieldDay:
                 if await self.poll(session, base):
                     break
             assert self.daemon is not None
-            self.daemon.send_signal(signal.SIGTERM)
-            await self.daemon.wait()
+            await stop(self.daemon, "the daemon (SIGTERM)")
 
     async def restart_broker(self) -> None:
         self.broker.stop()
@@ -441,8 +439,7 @@ class FieldDay:
         assert self.daemon is not None
         await self.poll(session, base)
         self.killed_at = time.monotonic()
-        self.daemon.send_signal(signal.SIGKILL)
-        await self.daemon.wait()
+        await stop(self.daemon, "the daemon (SIGKILL)", sig=signal.SIGKILL, timeout_s=10)
         down_from = time.time()
         self.stored_before_restart, _, _, _ = await stored_samples(self.folder / "wgw.sqlite")
         # the squeeze: room for what is stored and a little more, so that eviction starts

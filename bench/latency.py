@@ -26,6 +26,7 @@ from pathlib import Path
 import aiomqtt
 import numpy as np
 import yaml
+from stopping import stop, stop_popen  # bench/ is the script's folder, on sys.path
 
 from gateway.emulator.app import EmulatorConfig
 from gateway.emulator.serve import running_emulator
@@ -132,8 +133,7 @@ async def measure(
                     if len(delays) >= readings:
                         break
         finally:
-            daemon.terminate()
-            await daemon.wait()
+            await stop(daemon, f"the daemon (live: {live})")
     return delays
 
 
@@ -148,8 +148,7 @@ async def main() -> None:
             ours = await measure(folder, port, url, live=True, readings=args.readings)
             baseline = await measure(folder, port, url, live=False, readings=args.readings)
     finally:
-        broker.terminate()
-        broker.wait()
+        stop_popen(broker, "mosquitto")
     p = {
         name: (float(np.percentile(d, 50)), float(np.percentile(d, 99)))
         for name, d in (("ours", ours), ("baseline", baseline))

@@ -455,7 +455,7 @@ class SegmentLog:
                 else:
                     reason = "an unreadable batch; the rest of the file skipped"
                 self.set_aside.append(SetAside(path.name, len(data) - pos, reason))
-                log.error(
+                log.debug(  # the outbox says it once, with the rest set aside
                     "segment %s: %s (%d bytes from byte %d)",
                     path.name,
                     reason,

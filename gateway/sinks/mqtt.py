@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aiomqtt
 
 from buffers.errors import StorageError
+from gateway.cancellation import raise_if_cancelling
 from gateway.codec import (
     CONVERTED_STREAMS,
     mqtt_gap_payload,
@@ -145,6 +146,7 @@ class MqttSink:
         """Connect, publish, reconnect with backoff; until cancelled."""
         attempt = 0
         while True:
+            raise_if_cancelling()
             try:
                 async with self._client() as client:
                     self._connected = True
@@ -202,6 +204,7 @@ class MqttSink:
 
     async def _publish_backlog(self, client: aiomqtt.Client) -> None:
         while True:
+            raise_if_cancelling()
             try:
                 rows = await self._outbox.lease(SINK, _LEASE_ROWS)
             except StorageError:  # a failing disk: the live lanes go on, the backlog waits
@@ -260,6 +263,7 @@ class MqttSink:
         slots = asyncio.Semaphore(_LIVE_IN_FLIGHT)
         async with asyncio.TaskGroup() as tg:
             while True:
+                raise_if_cancelling()
                 r = await lane.get()
                 await slots.acquire()
                 tg.create_task(self._publish_one(client, r, slots))
@@ -284,6 +288,7 @@ class MqttSink:
         """Each device's state and the gateway's alerts, retained, whenever they changed."""
         last: dict[str, bytes] = {}
         while True:
+            raise_if_cancelling()
             if self._alerts is not None:
                 body = json.dumps([dataclasses.asdict(a) for a in self._alerts()]).encode()
                 if last.get(self._alerts_topic) != body:
