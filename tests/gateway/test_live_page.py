@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -30,6 +30,22 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 TOKEN = "live-page-token"
 
 
+def text_of(driver: webdriver.Chrome, selector: str) -> str | None:
+    """An element's text read in one step in the page (the page redraws its cards as data
+    comes: an element found, then read, may be gone by then).
+    """
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", selector
+    )
+    return None if text is None else str(text)
+
+
+def trace_png(driver: webdriver.Chrome, selector: str) -> bytes:
+    """A screenshot of the trace's canvas, found afresh (redraws replace it)."""
+    png: bytes = driver.find_element(By.CSS_SELECTOR, selector).screenshot_as_png
+    return png
+
+
 def browse(base: str, folder: Path) -> dict[str, object]:
     """What the page shows, read through the browser (blocking: runs in a thread)."""
     options = Options()
@@ -39,27 +55,23 @@ def browse(base: str, folder: Path) -> dict[str, object]:
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     try:
         driver.get(f"{base}/?token={TOKEN}")  # sets the cookie, redirects to the page
-        wait = WebDriverWait(driver, 20)
+        wait = WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException])
         card = 'section.device[data-device="watch-01"]'
-        canvas = wait.until(
-            lambda d: d.find_element(By.CSS_SELECTOR, f'{card} canvas[data-trace="watch-01/ppg"]')
-        )
-        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"{card} .state").text == "connected")
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'{card} [data-vital="heart_rate"]'))
+        canvas = f'{card} canvas[data-trace="watch-01/ppg"]'
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, canvas))
+        wait.until(lambda d: text_of(d, f"{card} .state") == "connected")
+        wait.until(lambda d: text_of(d, f'{card} [data-vital="heart_rate"]'))
         wait.until(
             lambda d: d.find_elements(By.CSS_SELECTOR, '#sinks tr[data-sink="health_upload"]')
         )
-        first = canvas.screenshot_as_png
-        time.sleep(1.0)
-        second = canvas.screenshot_as_png
+        first = trace_png(driver, canvas)
+        second = wait.until(lambda d: (png := trace_png(d, canvas)) != first and png)  # it moves
         driver.save_screenshot(str(folder / "page.png"))
         return {
-            "meta": driver.find_element(By.CSS_SELECTOR, f"{card} .meta").text,
+            "meta": text_of(driver, f"{card} .meta"),
             "first": first,
             "second": second,
-            "heart_rate": driver.find_element(
-                By.CSS_SELECTOR, f'{card} [data-vital="heart_rate"]'
-            ).text,
+            "heart_rate": text_of(driver, f'{card} [data-vital="heart_rate"]'),
             "url": driver.current_url,
         }
     finally:
