@@ -8,10 +8,12 @@ import gc
 import json
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from buffers.errors import StorageError
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from gateway.daemon import Daemon
 
 EX_CONFIG: Final = 78  # sysexits.h; the systemd unit sets RestartPreventExitStatus=78
+EX_IOERR: Final = 74  # sysexits.h: the store cannot be opened
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,7 +262,14 @@ def _run(args: argparse.Namespace) -> int:
     # full collection no longer walks it (one paused the event loop 20-50 ms, a live
     # reading's whole latency budget).
     gc.freeze()
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (OSError, sqlite3.Error, StorageError) as exc:
+        if daemon is None or daemon.started:
+            raise
+        # a card gone read-only or failing at boot: one line, and systemd tries again later
+        print(f"wgw: the store {settings.storage.path} cannot be opened: {exc}", file=sys.stderr)
+        return EX_IOERR
     return EXIT_ABANDONED if daemon is not None and daemon.abandoned else 0
 
 

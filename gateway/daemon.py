@@ -124,6 +124,7 @@ class Daemon:
         self._final: DaemonStatistics | None = None
         self._drain_tasks: list[asyncio.Task[None]] = []
         self.abandoned: str | None = None  # what a shutdown past its bound left behind
+        self.started = False  # the outbox opened
 
     def stop(self) -> None:
         """Ask for a drained shutdown (safe from a signal handler)."""
@@ -234,6 +235,7 @@ class Daemon:
         async with AsyncExitStack() as stack:
             outbox = await stack.enter_async_context(self._outbox_for_sinks())
             self._outbox = outbox
+            self.started = True
             self._study = StudyContext(outbox, now=self._utc_now, stamp=self._clock_stamp)
             await self._study.load(s.devices)
             backends = PLATFORM

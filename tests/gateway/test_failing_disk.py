@@ -165,3 +165,28 @@ async def test_a_failing_disk_keeps_the_live_lane_alerts_counts_and_recovers(
 
 async def _more_than(count: Any, n: int) -> bool:
     return bool(await count() > n)
+
+
+async def test_a_card_that_fails_at_start_ends_the_daemon_with_one_line(
+    tmp_path: Path, image: Image
+) -> None:
+    """Test a store that cannot be opened at start: exit 74 (EX_IOERR), one line, no traceback."""
+    config = daemon_config(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        [{"model": "watch", "address": "5A:00:00:00:00:01"}],
+        [{"id": "watch-01", "address": "5A:00:00:00:00:01"}],
+        storage={"path": str(image.mount / "state" / "wgw.sqlite")},
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cut_power(image.mount)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--config", str(path),
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    said = err.decode()
+    assert process.returncode == 74, said
+    assert "Traceback" not in said
+    assert f"the store {image.mount}/state/wgw.sqlite cannot be opened" in said
