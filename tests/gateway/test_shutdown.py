@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = 30
 AT_ONCE = 5
 SHUTDOWN_TIMEOUT_S = 5.0
+BUSY = {"heart_rate_interval_ms": 20}  # 150 readings a second: a publish always in flight
 STOPPED = re.compile(r"stopped: (\d+) frames stored this run \((\d+) duplicates dropped\)")
 
 
@@ -62,7 +63,10 @@ def config_for(folder: Path, cloud: str, mqtt_port: int, *, live: bool) -> Path:
     moments: the shape that hung on 3.11's wait_for).
     """
     sim = [
-        *({"model": "strap", "address": f"5A:00:00:00:01:0{i}", "seed": i} for i in range(3)),
+        *(
+            {"model": "strap", "address": f"5A:00:00:00:01:0{i}", "seed": i, **BUSY}
+            for i in range(3)
+        ),
         {"model": "watch", "address": "5A:00:00:00:02:00", "heart_rate_interval_ms": 50},
         {"model": "cuff", "address": "5A:00:00:00:03:00", "blood_pressure_interval_s": 1},
     ]
@@ -155,3 +159,31 @@ async def test_sigterm_at_random_moments_under_load_ends_in_time_with_everything
     except BaseException:
         print(f"shutdown test: seed {seed}")
         raise
+
+
+async def test_a_shutdown_past_its_bound_says_what_it_abandoned_and_exits_1(
+    tmp_path: Path, broker: Broker, slow_cloud: TestServer
+) -> None:
+    """Test a bound too short for any drain: exit status 1 and one line naming what was left;
+    the store still opens with what was committed before.
+    """
+    config = config_for(tmp_path, str(slow_cloud.make_url("")), broker.port, live=False)
+    raw = yaml.safe_load(config.read_text())
+    raw["shutdown_timeout_s"] = 0.001
+    config.write_text(yaml.safe_dump(raw))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "run", "--config", str(config),
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    said = ""
+    async with asyncio.timeout(30):
+        while "running with" not in said:
+            said += (await process.stderr.readline()).decode()
+        process.send_signal(signal.SIGTERM)
+        said += (await process.stderr.read()).decode()
+        await process.wait()
+    assert process.returncode == 1, said
+    assert said.count("abandoned") >= 1, said
+    async with Outbox(tmp_path / "wgw.sqlite", {}) as outbox:
+        await outbox.statistics()
