@@ -1321,12 +1321,9 @@ class Outbox:
         """Why the store refuses writes, while it does (None: it works)."""
         return self._failing
 
-    async def wait_usable(self, timeout_s: float) -> bool:
-        """Wait until the store works (again), at most ``timeout_s``; whether it does."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._usable.wait()
-        return self._usable.is_set()
+    async def wait_usable(self) -> None:
+        """Return once the store works (again)."""
+        await self._usable.wait()
 
     def forget_leases(self, sink: str) -> None:
         """The sink starts over (after a storage error): its rows in flight are offered again."""

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 # Frames from every link to the store. Full policy: block (the link's own notification queue
 # absorbs the wait, and counts what it has to drop).
 _FRAME_QUEUE_MAX: Final = 2000
+_STORE_RETRY_S: Final = 1.0  # a sink that met a storage error starts over no sooner
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,25 +261,9 @@ class Daemon:
                 notifier.ready(await self._summary())
                 systemd = tg.create_task(self._tell_systemd(notifier), name="wgw.systemd")
                 await self._stop.wait()
-                loop = asyncio.get_running_loop()
-                started = loop.time()
-                bound.reschedule(started + 0.9 * s.shutdown_timeout_s)
                 notifier.stopping()
                 systemd.cancel()
-                log.info("stopping: draining links, pipeline and outbox")
-                tasks = [*links, pipeline, *background]
-                self._drain_tasks = tasks
-                try:
-                    async with asyncio.timeout_at(started + 0.6 * s.shutdown_timeout_s):
-                        await _cancel_and_wait(links)
-                        await self._frames.put(None)
-                        await pipeline
-                        await self._flush_if_possible(outbox)
-                except TimeoutError:
-                    self.abandoned = self.abandoned_now()
-                    log.error("shutdown: draining is late; abandoning %s", self.abandoned)
-                finally:
-                    await _cancel_and_wait(tasks)
+                await self._drain(bound, outbox, links, pipeline, background)
             await self._flush_if_possible(outbox)  # the sinks' last acks
             self._final = await self.statistics()
             log.info(
@@ -287,6 +272,35 @@ class Daemon:
                 self._final.outbox.duplicates,
                 self._final.outbox.total_rows,
             )
+
+    async def _drain(
+        self,
+        bound: asyncio.Timeout,
+        outbox: Outbox,
+        links: list[asyncio.Task[None]],
+        pipeline: asyncio.Task[None],
+        background: list[asyncio.Task[None]],
+    ) -> None:
+        """Stop the links, store what they sent, commit it, then stop the sinks and watchers."""
+        timeout_s = self.settings.shutdown_timeout_s
+        started = asyncio.get_running_loop().time()
+        bound.reschedule(started + 0.9 * timeout_s)
+        log.info("stopping: draining links, pipeline and outbox")
+        tasks = [*links, pipeline, *background]
+        self._drain_tasks = tasks
+        try:
+            async with asyncio.timeout_at(started + 0.6 * timeout_s):
+                await _cancel_and_wait(links)
+                await self._frames.put(None)
+                await pipeline
+                await self._flush_if_possible(outbox)
+        except TimeoutError:
+            self.abandoned = self.abandoned_now()
+            log.error("shutdown: draining is late; abandoning %s", self.abandoned)
+        finally:
+            if self._mqtt is not None:
+                self._mqtt.stop()  # a cancel its publish swallows (3.11) still ends it
+            await _cancel_and_wait(tasks)
 
     @staticmethod
     async def _flush_if_possible(outbox: Outbox) -> None:
@@ -326,8 +340,8 @@ class Daemon:
             except* StorageError as group:
                 log.warning("%s waits for the store: %s", sink, group.exceptions[0])
                 outbox.forget_leases(sink)
-                while not await outbox.wait_usable(timeout_s=60.0):
-                    pass
+                await outbox.wait_usable()
+                await asyncio.sleep(_STORE_RETRY_S)  # a read error with the store working
 
     async def _watch_field(self, outbox: Outbox) -> None:
         """Evaluate rates and alerts every ``alerts.check_interval_s``."""

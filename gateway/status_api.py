@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from aiohttp import web
 
 from gateway import metrics
-from gateway.cancellation import raise_if_cancelling
 from gateway.study import StudyError, perform, vars_of
 
 if TYPE_CHECKING:
@@ -167,7 +166,6 @@ async def _live(request: web.Request) -> web.StreamResponse:
             await response.write(f"data: {json.dumps(event)}\n\n".encode())
         quiet_s = 0.0
         while not closing.is_set():
-            raise_if_cancelling()
             try:
                 event = await asyncio.wait_for(queue.get(), _POLL_S)
             except TimeoutError:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aiomqtt
 
 from buffers.errors import StorageError
-from gateway.cancellation import raise_if_cancelling
+from gateway.cancellation import StopFlag
 from gateway.codec import (
     CONVERTED_STREAMS,
     mqtt_gap_payload,
@@ -54,6 +54,7 @@ def wants(record: OutboxRecord) -> bool:
 
 
 _LEASE_ROWS: Final = 200
+_STORE_RETRY_S: Final = 1.0  # the backlog looks at a failing store again this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,11 @@ class MqttSink:
         # connection has announced (a broker without persistence forgets retained configs).
         self._latest: dict[str, dict[str, float]] = {}
         self._announced: set[tuple[str, str]] = set()
+        self._stopping = StopFlag()
+
+    def stop(self) -> None:
+        """The daemon is about to cancel :meth:`run`: every loop ends at its next turn."""
+        self._stopping.set()
 
     def statistics(self) -> MqttStatistics:
         """Counters since start."""
@@ -146,7 +152,7 @@ class MqttSink:
         """Connect, publish, reconnect with backoff; until cancelled."""
         attempt = 0
         while True:
-            raise_if_cancelling()
+            self._stopping.check()
             try:
                 async with self._client() as client:
                     self._connected = True
@@ -204,12 +210,12 @@ class MqttSink:
 
     async def _publish_backlog(self, client: aiomqtt.Client) -> None:
         while True:
-            raise_if_cancelling()
+            self._stopping.check()
             try:
                 rows = await self._outbox.lease(SINK, _LEASE_ROWS)
             except StorageError:  # a failing disk: the live lanes go on, the backlog waits
                 self._outbox.forget_leases(SINK)
-                await self._outbox.wait_usable(timeout_s=1.0)
+                await asyncio.sleep(_STORE_RETRY_S)
                 continue
             if not rows:
                 await self._outbox.wait_committed(timeout_s=1.0)
@@ -263,7 +269,7 @@ class MqttSink:
         slots = asyncio.Semaphore(_LIVE_IN_FLIGHT)
         async with asyncio.TaskGroup() as tg:
             while True:
-                raise_if_cancelling()
+                self._stopping.check()
                 r = await lane.get()
                 await slots.acquire()
                 tg.create_task(self._publish_one(client, r, slots))
@@ -288,7 +294,7 @@ class MqttSink:
         """Each device's state and the gateway's alerts, retained, whenever they changed."""
         last: dict[str, bytes] = {}
         while True:
-            raise_if_cancelling()
+            self._stopping.check()
             if self._alerts is not None:
                 body = json.dumps([dataclasses.asdict(a) for a in self._alerts()]).encode()
                 if last.get(self._alerts_topic) != body:
