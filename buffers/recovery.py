@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from buffers import schema
-from buffers.segments import fsync_folder
+from buffers.segments import fsync_folder, make_folder
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,7 +38,7 @@ def prepare(path: Path) -> OpenReport:
     row again: at least once). What lives only in the index (acks since the last index
     commit, counters, the study's assignments, sessions and markers) stays in the moved file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     moved: Path | None = None
     if path.exists() and not _sound(path):
         moved = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -54,10 +54,13 @@ def prepare(path: Path) -> OpenReport:
             path,
             moved,
         )
+    created = not path.exists()
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         before, after = schema.migrate(db)
+        if created:  # SQLite syncs the file, never the folder that names it
+            fsync_folder(path.parent)
         if moved is not None:
             db.execute(
                 "INSERT INTO counters (name, value) VALUES ('corrupt_recoveries', 1)"

@@ -60,6 +60,15 @@ class SegmentFullError(OSError):
     """The byte budget (``limit_bytes``) would be exceeded: what a full disk looks like."""
 
 
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) durably: each new name fsynced in its parent."""
+    if folder.is_dir():
+        return
+    make_folder(folder.parent)
+    folder.mkdir(exist_ok=True)
+    fsync_folder(folder.parent)
+
+
 @dataclass(frozen=True, slots=True)
 class Placed:
     """Where one record's payload went."""
@@ -124,7 +133,7 @@ class SegmentLog:
         self._first_ids: dict[int, int] = {}
         self._retired: set[int] = set()
         self.set_aside: list[SetAside] = []  # what replays could not read, since open
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
 
     # --- files --------------------------------------------------------------------------------
 

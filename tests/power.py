@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 FS_IOC_SHUTDOWN: Final = 0x8004587D  # _IOR('X', 125, __u32)
 SHUTDOWN_NOLOGFLUSH: Final = 2
@@ -31,6 +36,45 @@ def cut_power(mount: Path) -> None:
         fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("I", SHUTDOWN_NOLOGFLUSH))
     finally:
         os.close(fd)
+
+
+class Cutter:
+    """A profile hook that cuts the power at the NTH time the code reaches a moment.
+
+    The moment is a function and what happens in it: ``call`` (it starts), ``return`` (it
+    ends), or another name (just before it calls a function of that name). Then the power goes,
+    ``CUT`` is written to stdout and the process kills itself (SIGKILL): the code runs
+    unchanged, only watched.
+    """
+
+    def __init__(self, mount: Path, function: Any, event: str, nth: int) -> None:
+        self.code = function.__code__
+        self.event = event
+        self.mount = mount
+        self.left = nth
+
+    def hook(self, frame: FrameType, event: str, arg: object) -> None:
+        if event in {"call", "return"} and event == self.event:
+            hit = frame.f_code is self.code
+        elif event == "call":  # a Python function of that name called from the target
+            caller = frame.f_back
+            hit = frame.f_code.co_name == self.event and caller is not None
+            hit = hit and caller is not None and caller.f_code is self.code
+        elif event == "c_call":
+            hit = frame.f_code is self.code and getattr(arg, "__name__", None) == self.event
+        else:
+            return
+        if not hit:
+            return
+        self.left -= 1
+        if self.left == 0:
+            cut_power(self.mount)
+            os.write(1, b"CUT\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def install(self) -> None:
+        sys.setprofile(self.hook)
+        threading.setprofile(self.hook)  # to_thread's workers: fsyncs, replays, removals
 
 
 def loop_mount_impossible() -> str | None:

@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from buffers import recovery, retention
 from buffers.outbox import Outbox
 from buffers.records import ClockStamp, OutboxRecord
 from buffers.segments import SegmentLog
-from tests.power import cut_power
-
-if TYPE_CHECKING:
-    from types import FrameType
+from tests.power import Cutter
 
 SUBSCRIPTIONS = {"a": lambda r: True, "b": lambda r: r.kind != "waveform"}
 RUN_SPAN: Final = 1_000_000
@@ -76,38 +71,6 @@ MOMENTS: Final[dict[str, tuple[Any, str]]] = {
 }
 
 
-class Cutter:
-    """A profile hook that cuts the power at the NTH time the writer reaches a moment."""
-
-    def __init__(self, mount: Path, moment: str, nth: int) -> None:
-        function, self.event = MOMENTS[moment]
-        self.code = function.__code__
-        self.mount = mount
-        self.left = nth
-
-    def hook(self, frame: FrameType, event: str, arg: object) -> None:
-        if event in {"call", "return"} and event == self.event:
-            hit = frame.f_code is self.code
-        elif event == "call":  # a Python function of that name called from the target
-            hit = frame.f_code.co_name == self.event and frame.f_back is not None
-            hit = hit and frame.f_back.f_code is self.code  # type: ignore[union-attr]
-        elif event == "c_call":
-            hit = frame.f_code is self.code and getattr(arg, "__name__", None) == self.event
-        else:
-            return
-        if not hit:
-            return
-        self.left -= 1
-        if self.left == 0:
-            cut_power(self.mount)
-            os.write(1, b"CUT\n")
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def install(self) -> None:
-        sys.setprofile(self.hook)
-        threading.setprofile(self.hook)  # to_thread's workers: fsyncs, replays, removals
-
-
 def say(line: str) -> None:
     os.write(1, line.encode() + b"\n")
 
@@ -147,7 +110,8 @@ def main() -> None:
     db, mode, run, moment, nth = sys.argv[1:6]
     path = Path(db)
     if moment != "none":
-        Cutter(path.parent, moment, int(nth)).install()
+        function, event = MOMENTS[moment]
+        Cutter(path.parent, function, event, int(nth)).install()
     asyncio.run(write(path, mode, int(run)))
 
 
