@@ -77,7 +77,7 @@ async def test_a_cut_during_a_backfill_transfer_keeps_keys_cursor_and_rows_toget
     tmp_path: Path, image: Image, synchronous: str
 ) -> None:
     """Test cuts at random records of a transfer: the store opens whole, keys name rows, the
-    cursor is not ahead of them, and the daemon starts and backfills again on the card.
+    cursor is not ahead of them, and the daemon starts and stops on the card.
     """
     seed = random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
@@ -111,7 +111,9 @@ async def test_a_cut_during_a_backfill_transfer_keeps_keys_cursor_and_rows_toget
                 cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
             assert starts.stderr is not None
-            said = await wait_for_daemon_exit(starts, starts.stderr, after="backfill", timeout_s=30)
+            said = await wait_for_daemon_exit(
+                starts, starts.stderr, after="running with", timeout_s=30
+            )
             assert starts.returncode == 0, said
             keys_and_cursor_agree(db)
         except BaseException:
