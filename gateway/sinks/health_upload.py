@@ -473,9 +473,9 @@ class HealthUploadSink:
                     self._last_error,
                     extra={"device_id": device_id, "request_id": exc.request_id},
                 )
-                self._dead += len(ids)
                 if ids:
                     await self._outbox.dead_letter(SINK, ids, decision.reason)
+                self._dead += len(ids)  # once they are parked: a count says what the file holds
                 return 0.0
             log.warning(
                 "health upload failed, retry in %.1f s: %s",
