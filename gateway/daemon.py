@@ -11,7 +11,6 @@ import dataclasses
 import logging
 from collections import Counter
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -19,15 +18,16 @@ import aiohttp
 from buffers.errors import StorageError
 from buffers.outbox import Outbox
 from buffers.records import ClockStamp
-from drivers.ble.adapter import AdapterStatistics, AdapterWatch
+from drivers.ble.adapter import AdapterWatch
 from drivers.ble.backends import PLATFORM, BleBackends, simulated
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
 from drivers.frames import GapMarker, VitalReading
 from drivers.polar.pmd import StreamSettings
 from gateway import codec
-from gateway.alerts import Alert, FieldWatch, StreamRate
+from gateway.alerts import FieldWatch
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
+from gateway.daemon_statistics import DaemonStatistics
 from gateway.live_feed import LiveFeed
 from gateway.loop_lag import LoopLag
 from gateway.rate_limits import PLANS
@@ -41,7 +41,6 @@ from gateway.wallclock import ClockJump, ClockWatch, ShiftedClock, SystemClock, 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from buffers.records import OutboxStatistics
     from drivers.frames import Frame
     from drivers.sim.world import SimWorld
     from gateway.config import DeviceConfig, Settings
@@ -53,31 +52,6 @@ log = logging.getLogger(__name__)
 # absorbs the wait, and counts what it has to drop).
 _FRAME_QUEUE_MAX: Final = 2000
 _STORE_RETRY_S: Final = 1.0  # a sink that met a storage error starts over no sooner
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonStatistics:
-    """Everything the status API, the demo and tests show."""
-
-    devices: tuple[LinkStatistics, ...]
-    frames_stored: int
-    stored_by_device: dict[str, int]
-    outbox: OutboxStatistics
-    health_upload: health_upload.HealthUploadStatistics
-    health_upload_drain_eta_s: float  # until the waiting readings are uploaded, estimated
-    mqtt: mqtt.MqttStatistics | None
-    conversion: conversion.ConversionStatistics | None
-    clock_offset_s: float  # UTC minus the monotonic clock, now
-    clock_synced: bool | None  # the kernel's word (None: it cannot say)
-    clock_jumps: int  # since start; each corrected the untrusted rows
-    # devices whose own clock (PMD timestamps) disagrees with ours beyond
-    # clock.device_disagreement_s: our UTC minus theirs, in seconds
-    clock_disagreements_s: dict[str, float]
-    adapter: AdapterStatistics | None  # None until the links are built
-    loop_lag_s: float  # how late the event loop ran a timer, latest
-    loop_lag_max_s: float  # and the worst of the last minute
-    rates: tuple[StreamRate, ...]  # per device and stream: recent samples/s against nominal
-    alerts: tuple[Alert, ...]  # active: stalled streams, growing backlogs
 
 
 class Daemon:

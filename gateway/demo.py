@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import aiomqtt
 
-from gateway.daemon import Daemon, DaemonStatistics
+from gateway.daemon import Daemon
 from gateway.emulator.app import EmulatorConfig
 from gateway.emulator.serve import running_emulator
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gateway.config import MqttConfig, Settings
+    from gateway.daemon_statistics import DaemonStatistics
 
 
 async def run_demo(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.core import Metric
 
-    from gateway.daemon import DaemonStatistics
+    from gateway.daemon_statistics import DaemonStatistics
 
 
 class _Snapshot(Collector):

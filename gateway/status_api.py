@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from contextlib import AsyncExitStack
 
-    from gateway.daemon import DaemonStatistics
+    from gateway.daemon_statistics import DaemonStatistics
     from gateway.live_feed import LiveFeed
     from gateway.sinks.health_upload import SyncProgress
     from gateway.study import StudyContext

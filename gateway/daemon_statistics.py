@@ -1,0 +1,42 @@
+"""What the daemon reports: one frozen snapshot for the status API, metrics, the demo, tests.
+
+Its own module so that the readers of a snapshot (``gateway.status_api``, ``gateway.metrics``)
+need not import the daemon that makes it (they formed an import circle with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from buffers.records import OutboxStatistics
+    from drivers.ble.adapter import AdapterStatistics
+    from drivers.ble.link import LinkStatistics
+    from gateway.alerts import Alert, StreamRate
+    from gateway.sinks import conversion, health_upload, mqtt
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonStatistics:
+    """Everything the status API, the demo and tests show."""
+
+    devices: tuple[LinkStatistics, ...]
+    frames_stored: int
+    stored_by_device: dict[str, int]
+    outbox: OutboxStatistics
+    health_upload: health_upload.HealthUploadStatistics
+    health_upload_drain_eta_s: float  # until the waiting readings are uploaded, estimated
+    mqtt: mqtt.MqttStatistics | None
+    conversion: conversion.ConversionStatistics | None
+    clock_offset_s: float  # UTC minus the monotonic clock, now
+    clock_synced: bool | None  # the kernel's word (None: it cannot say)
+    clock_jumps: int  # since start; each corrected the untrusted rows
+    # devices whose own clock (PMD timestamps) disagrees with ours beyond
+    # clock.device_disagreement_s: our UTC minus theirs, in seconds
+    clock_disagreements_s: dict[str, float]
+    adapter: AdapterStatistics | None  # None until the links are built
+    loop_lag_s: float  # how late the event loop ran a timer, latest
+    loop_lag_max_s: float  # and the worst of the last minute
+    rates: tuple[StreamRate, ...]  # per device and stream: recent samples/s against nominal
+    alerts: tuple[Alert, ...]  # active: stalled streams, growing backlogs
