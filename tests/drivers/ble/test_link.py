@@ -109,7 +109,7 @@ async def test_reconnects_after_drops_and_marks_each_gap() -> None:
     """Test that each out-of-range spell ends in a reconnect and a link_lost gap per stream."""
     device = SimDevice(preset("strap", "5A:00:00:00:00:03", "S", heart_rate_interval_s=0.25))
     spec = DeviceSpec("s", device.address, (pmd.StreamSettings("ecg", 130, 14, 1),))
-    async with SimWorld([device], advert_interval_s=0.01, speed=10) as world:
+    async with SimWorld([device], advert_interval_s=0.01, speed=2) as world:
         run = Run(world, spec)
         task = asyncio.create_task(run.link.run())
         for drop in range(1, 4):
