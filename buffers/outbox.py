@@ -1204,19 +1204,19 @@ class Outbox:
             if self._failing is None:
                 raise
             last = self._last_statistics or OutboxStatistics(
-                0,
-                0,
-                0,
-                0,
-                0,
-                {s: SinkBacklog(0, 0) for s in self._subscriptions},
-                {},
-                {},
-                False,
-                0,
-                0,
+                accepted=0,
+                committed=0,
+                commits=0,
+                backpressure_waits=0,
+                total_rows=0,
+                backlog={sink: SinkBacklog(0, 0) for sink in self._subscriptions},
+                evicted={},
+                discarded={},
+                storage_full=False,
+                used_bytes=0,
+                corrupt_recoveries=0,
             )
-            return dataclasses.replace(
+            return dataclasses.replace(  # what is counted in memory, the rest as last read
                 last,
                 accepted=self._accepted,
                 committed=self._committed,
@@ -1315,11 +1315,6 @@ class Outbox:
             msg = "outbox is not open"
             raise StorageError(msg)
         return self._db
-
-    @property
-    def failing(self) -> str | None:
-        """Why the store refuses writes, while it does (None: it works)."""
-        return self._failing
 
     async def wait_usable(self) -> None:
         """Return once the store works (again)."""

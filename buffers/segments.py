@@ -159,10 +159,9 @@ class SegmentLog:
         ranges = []
         for lane in LANES:
             numbers = self.live_numbers(lane)
-            following: list[int | None] = [*numbers[1:], None]
             ranges += [
                 (seg, self.first_id(seg), self.first_id(nxt) - 1 if nxt is not None else 2**62)
-                for seg, nxt in zip(numbers, following[: len(numbers)], strict=True)
+                for seg, nxt in zip(numbers, [*numbers[1:], None], strict=False)  # none: empty
             ]
         return sorted(ranges)
 
