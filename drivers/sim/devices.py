@@ -161,6 +161,7 @@ def preset(model: Model, address: str, name: str, **overrides: object) -> SimDev
 class _PmdState:
     spec: PmdStreamSpec
     streaming: bool = False
+    started_s: float = 0.0  # simulated time of the last start
     counters: StreamCounters = field(default_factory=StreamCounters)
 
 
@@ -405,7 +406,9 @@ class SimDevice(SimPeripheral):
         n = p.samples_per_packet
         t = (np.arange(k * n, (k + 1) * n, dtype=np.float64) + 1.0) / p.sample_rate_hz
         samples = self._pmd_samples(p, t)
-        if not self._pmd.streaming:
+        # A tick the loop ran late, after a new start, is for a time the stream was stopped:
+        # a device never sends samples it was not taking.
+        if not self._pmd.streaming or self.started_utc_s + float(t[-1]) < self._pmd.started_s:
             self._pmd.counters.produced += n
             self._pmd.counters.lost_link_down += n
             return
@@ -489,6 +492,7 @@ class SimDevice(SimPeripheral):
         else:
             # A start on a stalled stream is what un-sticks it on real straps.
             self._pmd.streaming = True
+            self._pmd.started_s = self.clock.now_s()
             self.unstall(pmd.PMD_DATA)
             status = _STATUS_SUCCESS
         self.indicate(
