@@ -47,7 +47,7 @@ def encode_png(rgb: NDArray[np.uint8]) -> bytes:
     )
 
 
-def render(leads_mv: Sequence[Sequence[float]], rate_hz: float) -> bytes:
+def draw_sheet(leads_mv: Sequence[Sequence[float]], rate_hz: float) -> bytes:
     """Draw 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; at least 10 s each) as a PNG."""
     signals = {
         name: np.asarray(lead, dtype=np.float64) for name, lead in zip(LEADS, leads_mv, strict=True)

@@ -168,7 +168,7 @@ async def diffusets(request: web.Request) -> web.Response:
         heart.resting_bpm, heart.swing_bpm = float(body["hr"]), 0.0
         t = np.arange(0, 10, 1 / 500)
         lead_ii = heart.ecg_mv(t)[:, 0]
-        png = ecg_image.render(twelve_from_limb(0.5 * lead_ii, lead_ii).tolist(), 500)
+        png = ecg_image.draw_sheet(twelve_from_limb(0.5 * lead_ii, lead_ii).tolist(), 500)
         images.append(base64.b64encode(png).decode())
     # the seed's shape: textImg is a JSON string holding the list
     return answer({"textImg": json.dumps(images)})

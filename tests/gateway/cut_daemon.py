@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from drivers.ble.backfill import Transfer
-from gateway.cli import main
+from gateway.cli.entry import main
 from tests.power import Cutter
 
 if __name__ == "__main__":

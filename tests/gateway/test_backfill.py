@@ -19,12 +19,12 @@ from buffers import inspect
 from buffers.inspect import Selected
 from buffers.records import OutboxRecord
 from buffers.segments import SegmentLog, folder_for
+from gateway.cli.export import run_export
+from gateway.cli.queue import Selection, run_queue
 from gateway.codec import iso_utc, vital_values
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.emulator.app import STATE_KEY
-from gateway.export.cli import run_export
-from gateway.queue_cli import Selection, run_queue
 from tests.support import wait_for
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import sys
 def test_the_daemon_without_conversion_does_not_load_scipy() -> None:
     """Test a fresh interpreter: ``wgw run``'s modules leave scipy out; the sink brings it."""
     probe = (
-        "import sys, gateway.cli, gateway.daemon;"
+        "import sys, gateway.cli.entry, gateway.daemon;"
         "print('scipy' in sys.modules, end=' ');"
         "import gateway.sinks.conversion;"
         "print('scipy' in sys.modules)"

@@ -15,9 +15,9 @@ import yaml
 
 from buffers import inspect
 from buffers.inspect import Selected
+from gateway.cli.export import run_export
 from gateway.config import Settings
 from gateway.daemon import Daemon
-from gateway.export.cli import run_export
 from gateway.export.segments import segments
 from tests.support import daemon_config, run_wgw, wait_for
 

@@ -5,6 +5,8 @@ Every command reports the same way that config switched the API off or that no d
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -62,3 +64,19 @@ async def request(
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         say_no_daemon(api.url, exc)
         return None
+
+
+def post(http: HttpConfig, path: str, body: dict[str, Any]) -> int:
+    """POST ``body`` to the daemon's ``path``: one JSON line of what it stored; the exit status."""
+    api = endpoint_of(http)
+    if api is None:
+        return 1
+    answered = asyncio.run(request(api, "POST", path, body))
+    if answered is None:
+        return 1
+    status, answer = answered
+    if status != 201:
+        print(f"error: {answer.get('error', f'HTTP {status}')}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer))
+    return 0

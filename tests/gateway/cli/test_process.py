@@ -20,7 +20,7 @@ from tests.support import free_port, wait_for
 if TYPE_CHECKING:
     from aiohttp.test_utils import TestServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def write_config(tmp_path: Path, emulator_url: str, http_port: int, **storage: object) -> Path:

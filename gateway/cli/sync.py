@@ -9,15 +9,16 @@ import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gateway import daemon_api
+from gateway.cli import daemon_client
+from gateway.cli.common import load
 
 if TYPE_CHECKING:
-    from gateway.config import HttpConfig
+    import argparse
 
 _POLL_S: Final = 0.5
 
 
-async def run_sync(api: daemon_api.Endpoint, *, full: bool, timeout_s: float | None) -> int:
+async def _sync(api: daemon_client.Endpoint, *, full: bool, timeout_s: float | None) -> int:
     """Start the sync, draw its progress on stderr, print the outcome; the exit status."""
     err = Console(stderr=True)
     kind = "full resend" if full else "incremental batch"
@@ -36,7 +37,7 @@ async def run_sync(api: daemon_api.Endpoint, *, full: bool, timeout_s: float | N
         )
         return 2
     except aiohttp.ClientError as exc:
-        daemon_api.say_no_daemon(api.url, exc)
+        daemon_client.say_no_daemon(api.url, exc)
         return 1
     print(
         f"{kind}: {last['done_rows']} readings in {last['records']} records,"
@@ -72,9 +73,15 @@ async def _follow(
                 progress = await response.json()
 
 
-def main_sync(http: HttpConfig, *, full: bool, timeout_s: float | None) -> int:
-    """Entry for the CLI; 1 when the status API is switched off in config."""
-    api = daemon_api.endpoint_of(http)
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """``--full``, ``--timeout``."""
+    parser.add_argument("--full", action="store_true", help="resend every retained reading")
+    parser.add_argument("--timeout", type=float, default=None, help="stop following after S s")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Follow the sync to its end; 1 when the daemon's API is off or refuses."""
+    api = daemon_client.endpoint_of(load(args).http)
     if api is None:
         return 1
-    return asyncio.run(run_sync(api, full=full, timeout_s=timeout_s))
+    return asyncio.run(_sync(api, full=args.full, timeout_s=args.timeout))

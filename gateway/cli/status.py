@@ -15,10 +15,16 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from gateway import daemon_api
+from gateway.cli import daemon_client
+from gateway.cli.common import load
 
 if TYPE_CHECKING:
-    from gateway.config import HttpConfig
+    import argparse
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """``--json``."""
+    parser.add_argument("--json", action="store_true", help="the raw /api/status")
 
 
 def _age(last_s: float | None, now: float) -> str:
@@ -44,7 +50,7 @@ def _gaps(stream: dict[str, Any]) -> str:
     return f"{gaps} ({filled} filled, {backfilled} backfilled)"
 
 
-def render(status: dict[str, Any], console: Console) -> None:
+def draw(status: dict[str, Any], console: Console) -> None:
     """Print the tables."""
     now = time.time()
     devices = Table(title="devices")
@@ -111,21 +117,21 @@ def render(status: dict[str, Any], console: Console) -> None:
         )
 
 
-def main_status(http: HttpConfig, *, as_json: bool) -> int:
-    """Entry for the CLI; 1 when the API is off or nothing answers."""
-    api = daemon_api.endpoint_of(http)
+def run(args: argparse.Namespace) -> int:
+    """Print the tables (or JSON); 1 when the API is off or nothing answers."""
+    api = daemon_client.endpoint_of(load(args).http)
     if api is None:
         return 1
-    answered = asyncio.run(daemon_api.request(api, "GET", "/api/status"))
+    answered = asyncio.run(daemon_client.request(api, "GET", "/api/status"))
     if answered is None:
         return 1
     code, status = answered
     if code != 200:
         print(f"error: the daemon answered {code}: {status.get('error')}", file=sys.stderr)
         return 1
-    if as_json:
+    if args.json:
         print(json.dumps(status))
     else:
         # piped (a log, a test), rich would assume 80 columns and fold the stream names
-        render(status, Console() if sys.stdout.isatty() else Console(width=140))
+        draw(status, Console() if sys.stdout.isatty() else Console(width=140))
     return 0

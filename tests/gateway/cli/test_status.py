@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from gateway.status_cli import render
+from gateway.cli.status import draw
 
 
 def test_a_stream_shows_its_gaps_and_what_the_devices_records_filled() -> None:
@@ -37,7 +37,7 @@ def test_a_stream_shows_its_gaps_and_what_the_devices_records_filled() -> None:
         "clock_disagreements_s": {},
     }
     console = Console(record=True, width=160)
-    render(status, console)
+    draw(status, console)
     text = console.export_text()
     assert "2 (1 filled, 60 backfilled)" in text
     battery = next(line for line in text.splitlines() if "battery" in line and "│" in line)

@@ -8,9 +8,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from buffers import inspect
+from gateway.cli.common import load
 from gateway.codec import iso_utc
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
     from pathlib import Path
 
@@ -22,6 +24,23 @@ class Selection:
     sink: str | None = None
     participant: str | None = None
     session: int | None = None
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The action, what to select, ``--json``."""
+    parser.add_argument(
+        "action", nargs="?", choices=("stats", "dead-letters", "retry", "sessions"), default="stats"
+    )
+    parser.add_argument("--participant", default=None, help="stats and sessions of one participant")
+    parser.add_argument("--session", type=int, default=None, help="stats of one session")
+    parser.add_argument("--sink", default=None, help="only this sink")
+    parser.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    """What the action asks for, from the store config names."""
+    selection = Selection(args.sink, args.participant, args.session)
+    return run_queue(load(args).storage.path, args.action, selection, as_json=args.json)
 
 
 def run_queue(path: Path, action: str, selection: Selection, *, as_json: bool) -> int:

@@ -5,23 +5,42 @@ A tongue analysis comes first when an image is given; the vital signs come from 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from buffers import inspect
 from buffers.records import OutboxRecord
+from gateway.cli.common import load
 from gateway.clients.tcm import TcmClient
 from gateway.codec import health_record, iso_utc
 from gateway.errors import SinkError
 from gateway.retry import retrying
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import argparse
 
     from gateway.config import Settings
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The symptoms, ``--tongue``, ``--device``, ``--json``."""
+    parser.add_argument("--symptoms", required=True, help="comma-separated")
+    parser.add_argument("--tongue", type=Path, default=None, help="a JPG or PNG of the tongue")
+    parser.add_argument("--device", default=None, help="device id (default: the first)")
+    parser.add_argument("--json", action="store_true", help="the raw answer")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the diagnosis; 1 on any failure."""
+    settings = load(args)
+    return asyncio.run(
+        _diagnose(settings, args.symptoms, args.tongue, args.device, as_json=args.json)
+    )
 
 
 def vital_signs(settings: Settings, device_id: str) -> dict[str, Any]:
@@ -50,7 +69,7 @@ def vital_signs(settings: Settings, device_id: str) -> dict[str, Any]:
     return signs
 
 
-async def run_diagnose(
+async def _diagnose(
     settings: Settings, symptoms: str, tongue: Path | None, device_id: str | None, *, as_json: bool
 ) -> int:
     """Print the diagnosis; 1 on any failure (with the server's code and request id)."""

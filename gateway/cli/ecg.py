@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 import numpy as np
 
+from gateway.cli.common import load
 from gateway.clients.heartvoice import HeartVoiceClient
 from gateway.errors import SinkError
 from gateway.pipeline import quality
@@ -21,17 +23,27 @@ from gateway.pipeline.chain import ChainSettings, SignalChain
 from gateway.retry import retrying
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import argparse
 
     from gateway.config import Settings
 
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
-async def run_ecg(
-    settings: Settings, source: Path, rate_hz: int, out: Path, *, twelve: bool
-) -> int:
-    """Convert; print one line per window; 1 on unreadable input or a failed call."""
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The recording and its rate, ``--twelve-lead``, the output folder."""
+    parser.add_argument("--from-ppg", type=Path, required=True, dest="source", help="CSV")
+    parser.add_argument("--rate", type=int, required=True, help="the recording's rate (Hz)")
+    parser.add_argument("--twelve-lead", action="store_true", help="also MCMA 12 leads")
+    parser.add_argument("--out", type=Path, required=True, help="folder for one CSV per window")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert; one line per window; 1 on unreadable input or a failed call."""
+    return asyncio.run(_ecg(load(args), args.source, args.rate, args.out, twelve=args.twelve_lead))
+
+
+async def _ecg(settings: Settings, source: Path, rate_hz: int, out: Path, *, twelve: bool) -> int:
     try:
         table = np.loadtxt(source, delimiter=",", comments="#", ndmin=2)
     except (OSError, ValueError) as exc:
@@ -78,22 +90,3 @@ async def _convert(
     if not twelve:
         return [ecg]
     return await retrying(lambda: client.twelve_leads(ecg, rate_hz))
-
-
-async def run_diffusets(
-    settings: Settings, text: str, *, age: int, sex: str, hr: int, batch: int, out: Path
-) -> int:
-    """Write ``diffusets_<n>.png`` for each image the API returns; 1 on a failed call."""
-    try:
-        async with aiohttp.ClientSession() as session:
-            client = HeartVoiceClient(session, settings.cloud.heartvoice)
-            images = await retrying(lambda: client.diffusets(text.split("|"), age, sex, hr, batch))
-    except SinkError as exc:
-        print(f"error: {exc} (code {exc.code})", file=sys.stderr)
-        return 1
-    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    for n, png in enumerate(images, start=1):
-        path = out / f"diffusets_{n}.png"
-        await asyncio.to_thread(path.write_bytes, png)
-        print(path)
-    return 0

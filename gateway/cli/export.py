@@ -7,22 +7,42 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import Progress
 
 from buffers import inspect
+from buffers.inspect import Selected
+from gateway.cli.common import load, moment
 from gateway.export import writers
 from gateway.export.segments import segments
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from buffers.inspect import Selected
+    import argparse
 
 
 _WRITERS = {"wfdb": "wfdb", "edf": "pyedflib"}  # format -> the library it needs
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The device, what to select, the format, the output folder."""
+    parser.add_argument("--device", required=True)
+    parser.add_argument("--from", dest="from_time", type=moment, help="ISO 8601 or epoch s")
+    parser.add_argument("--to", dest="to_time", type=moment, help="ISO 8601 or epoch s")
+    parser.add_argument("--participant", default=None)
+    parser.add_argument("--session", type=int, default=None)
+    parser.add_argument("--format", choices=("csv", "wfdb", "edf"), default="csv")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the files")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the files, one path a line; 1 when there is nothing to write."""
+    start = float("-inf") if args.from_time is None else args.from_time
+    end = float("inf") if args.to_time is None else args.to_time
+    selection = Selected(args.device, start, end, args.participant, args.session)
+    return run_export(load(args).storage.path, selection, args.format, args.out)
 
 
 def run_export(db: Path, sel: Selected, fmt: str, out: Path) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from contextlib import AsyncExitStack
@@ -9,10 +10,24 @@ from typing import TYPE_CHECKING
 
 from drivers.ble.backends import PLATFORM, simulated
 from drivers.ble.discovery import AllowList, scan
+from gateway.cli.common import load
 from gateway.simulation import build_world
 
 if TYPE_CHECKING:
+    import argparse
+
     from gateway.config import Settings
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """``--duration``, ``--json``."""
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds to listen")
+    parser.add_argument("--json", action="store_true", help="one JSON object per device")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Scan; 1 when Bluetooth is not available."""
+    return asyncio.run(_print_scan(load(args), args.duration, as_json=args.json))
 
 
 def allow_list(settings: Settings) -> AllowList:
@@ -26,7 +41,7 @@ def allow_list(settings: Settings) -> AllowList:
     )
 
 
-async def print_scan(settings: Settings, duration_s: float, *, as_json: bool) -> int:
+async def _print_scan(settings: Settings, duration_s: float, *, as_json: bool) -> int:
     """Scan with the configured backend and print a table (or JSON lines)."""
     async with AsyncExitStack() as stack:
         backends = PLATFORM

@@ -11,23 +11,29 @@ from typing import TYPE_CHECKING
 
 import aiomqtt
 
+from gateway.cli.common import load, on_signals
 from gateway.daemon import Daemon
 from gateway.emulator.app import EmulatorConfig
 from gateway.emulator.serve import running_emulator
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import argparse
 
     from gateway.config import MqttConfig, Settings
     from gateway.daemon_statistics import DaemonStatistics
 
 
-async def run_demo(
-    settings: Settings,
-    duration_s: float | None,
-    on_signals: Callable[[Callable[[], None]], None],
-) -> int:
-    """Run the demo until Ctrl-C or ``duration_s``; return the exit status."""
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """``--duration``."""
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo until Ctrl-C or ``--duration``; the exit status."""
+    return asyncio.run(_demo(load(args), args.duration))
+
+
+async def _demo(settings: Settings, duration_s: float | None) -> int:
     emulator = EmulatorConfig(plan=settings.cloud.tcm.plan)
     async with running_emulator(emulator, "127.0.0.1", 0) as emulator_url:
         settings = _pointed_at(settings, emulator_url)

@@ -10,23 +10,44 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gateway.cli.common import load
+from gateway.config import DspConfig
 from gateway.pipeline import quality
 from gateway.pipeline.chain import ChainSettings, SignalChain
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import argparse
 
-    from gateway.config import DspConfig
     from gateway.pipeline.quality import Kind
 
 _CHUNK = 64  # fed as a device would, in notifications, so the streaming path is the one used
 
 
-def run_process(
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The recording, its kind and rate, the output; ``--config`` only for its dsp section."""
+    parser.add_argument("source", type=Path, help="CSV: samples, or time_s,value")
+    parser.add_argument("--kind", choices=("ppg", "ecg"), required=True)
+    parser.add_argument("--rate", type=int, required=True, help="nominal sample rate (Hz)")
+    parser.add_argument("--resample", type=int, default=None, help="output rate (Hz)")
+    parser.add_argument("--out", type=Path, required=True, help="filtered signal (CSV)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per window")
+    parser.set_defaults(config=None)  # the defaults serve without a config file
+
+
+def run(args: argparse.Namespace) -> int:
+    """Process the recording; 1 when it cannot be read."""
+    dsp = DspConfig() if args.config is None else load(args).dsp
+    return _process(
+        args.source, args.kind, args.rate, args.resample, args.out, dsp=dsp, as_json=args.json
+    )
+
+
+def _process(
     source: Path,
     kind: Kind,
     rate_hz: int,
