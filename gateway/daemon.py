@@ -28,13 +28,13 @@ from gateway.alerts import FieldWatch
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
 from gateway.daemon_statistics import DaemonStatistics
-from gateway.live_feed import LiveFeed
+from gateway.http.api import serve_status
+from gateway.http.live_feed import LiveFeed
 from gateway.loop_lag import LoopLag
 from gateway.rate_limits import PLANS
 from gateway.sdnotify import Notifier
 from gateway.simulation import build_world, ground_truth
 from gateway.sinks import health_upload, mqtt
-from gateway.status_api import serve_status
 from gateway.study import StudyContext, perform, vars_of
 from gateway.wallclock import ClockJump, ClockWatch, ShiftedClock, SystemClock, WallClock
 

@@ -1,6 +1,6 @@
 """What the daemon reports: one frozen snapshot for the status API, metrics, the demo, tests.
 
-Its own module so that the readers of a snapshot (``gateway.status_api``, ``gateway.metrics``)
+Its own module so that the readers of a snapshot (``gateway.http.api``, ``gateway.http.metrics``)
 need not import the daemon that makes it (they formed an import circle with it).
 """
 

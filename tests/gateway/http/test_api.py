@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Settings
 from gateway.daemon import Daemon
-from gateway.status_api import serve_status
+from gateway.http.api import serve_status
 from tests.support import daemon_config, free_port, run_wgw, wait_for
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aiohttp import web
 
-from gateway import metrics
+from gateway.http import metrics
 from gateway.study import StudyError, perform, vars_of
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from contextlib import AsyncExitStack
 
     from gateway.daemon_statistics import DaemonStatistics
-    from gateway.live_feed import LiveFeed
+    from gateway.http.live_feed import LiveFeed
     from gateway.sinks.health_upload import SyncProgress
     from gateway.study import StudyContext
 
@@ -149,7 +149,7 @@ async def _closing(app: web.Application) -> None:
 
 
 async def _page(request: web.Request) -> web.Response:
-    page = resources.files("gateway").joinpath("static/live.html").read_text(encoding="utf-8")
+    page = resources.files("gateway.http").joinpath("static/live.html").read_text(encoding="utf-8")
     return web.Response(text=page, content_type="text/html")
 
 
@@ -207,7 +207,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = metrics.render(await request.app[_SOURCE_KEY].statistics())
+    body = metrics.exposition(await request.app[_SOURCE_KEY].statistics())
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 

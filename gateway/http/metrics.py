@@ -30,7 +30,7 @@ class _Snapshot(Collector):
         yield from _field(self._stats)
 
 
-def render(stats: DaemonStatistics) -> bytes:
+def exposition(stats: DaemonStatistics) -> bytes:
     """The exposition text of one snapshot."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(stats))
