@@ -29,6 +29,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -268,11 +269,12 @@ async def stored_samples(path: Path) -> tuple[int, int, int, dict[str, int]]:
     """
     wants = {health_upload.SINK: health_upload.wants, mqtt.SINK: mqtt.wants}
     async with Outbox(path, wants) as outbox:
-        rows = await outbox.query("SELECT shape FROM records WHERE kind = 'waveform'")
         stats = await outbox.statistics()
-        pending = await outbox.query(
+    with contextlib.closing(sqlite3.connect(path)) as db:  # closed: the index has committed
+        rows = db.execute("SELECT shape FROM records WHERE kind = 'waveform'").fetchall()
+        pending = db.execute(
             "SELECT sink, COUNT(*) FROM pending WHERE dead = 0 GROUP BY sink"
-        )
+        ).fetchall()
     samples = sum(json.loads(shape)[0] for (shape,) in rows)
     vitals = sum(n for key, n in stats.evicted.items() if key == "undelivered.vital")
     return samples, sum(stats.evicted_samples.values()), vitals, dict(pending)  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from buffers import study as study_store
 from buffers.study import Assignment, Marker, Session
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ class StudyContext:
 
     async def load(self, devices: Sequence[DeviceConfig]) -> None:
         """Read the file; record config's assignments that differ from the latest one."""
-        for a in await study_store.assignments(self._outbox):
+        for a in await self._outbox.study.assignments():
             self._assignments.setdefault(a.device_id, []).append(a)
         for d in devices:
             history = self._assignments.get(d.id, [])
@@ -63,7 +62,7 @@ class StudyContext:
                     study=d.study,
                     source="config",
                 )
-        opened = await study_store.sessions(self._outbox, open_only=True)
+        opened = await self._outbox.study.sessions(open_only=True)
         self._open = {s.participant_id: s for s in opened}
 
     def participant_for(self, device_id: str, t_s: float) -> str | None:
@@ -107,7 +106,7 @@ class StudyContext:
         before = list(history)
         history[:] = [x for x in history if x.from_s != start] + [a]
         try:
-            await study_store.add_assignment(self._outbox, a)
+            await self._outbox.study.add_assignment(a)
         except BaseException:
             history[:] = before
             raise
@@ -123,7 +122,7 @@ class StudyContext:
         if participant_id in self._open:
             msg = f"{participant_id} has an open session ({self._open[participant_id].id})"
             raise StudyError(msg)
-        session = await study_store.start_session(self._outbox, participant_id, label, self._now())
+        session = await self._outbox.study.start_session(participant_id, label, self._now())
         self._open[participant_id] = session
         return session
 
@@ -142,7 +141,7 @@ class StudyContext:
         if session is None:
             msg = f"{participant_id} has no open session"
             raise StudyError(msg)
-        return await study_store.stop_session(self._outbox, session, self._now())
+        return await self._outbox.study.stop_session(session, self._now())
 
     async def mark(self, text: str, participant_id: str | None) -> Marker:
         """A marker now, in the samples' time base, with the participant's open session.
@@ -152,8 +151,7 @@ class StudyContext:
         if participant_id is None and len(self._open) == 1:
             participant_id = next(iter(self._open))
         t = self._now()
-        return await study_store.add_marker(
-            self._outbox,
+        return await self._outbox.study.add_marker(
             t,
             text,
             participant_id=participant_id,

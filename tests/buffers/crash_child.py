@@ -9,6 +9,8 @@ here, so kills land before, during and after index commits), print the last comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -23,7 +25,8 @@ async def write(path: Path) -> None:
         path, SUBSCRIPTIONS, flush_interval_ms=10, index_interval_s=0.05
     ) as outbox:  # opening replays what the log holds beyond the index
         print(f"replayed {outbox.replayed}", flush=True)
-        (top,) = (await outbox.query("SELECT MAX(seq) FROM records"))[0]
+        with contextlib.closing(sqlite3.connect(path)) as db:  # the replay has committed
+            (top,) = db.execute("SELECT MAX(seq) FROM records").fetchone()
         seq = 0 if top is None else int(top) + 1
         while True:
             for _ in range(25):

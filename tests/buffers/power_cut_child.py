@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from buffers import recovery, retention
-from buffers.outbox import Outbox
+from buffers.outbox import Outbox, writer
+from buffers.outbox import clock as corrections
+from buffers.outbox.index import Index
 from buffers.records import ClockStamp, OutboxRecord
 from buffers.segments import SegmentLog
 from tests.power import Cutter
@@ -61,13 +63,13 @@ def record(seq: int, offset_s: float) -> OutboxRecord:
 # ends; another name: just before the function calls a function of that name.
 MOMENTS: Final[dict[str, tuple[Any, str]]] = {
     "rotation": (SegmentLog._rotate, "fsync"),  # the new file's header written, not synced
-    "index_commit": (Outbox._commit_index, "return"),  # right after the index committed
+    "index_commit": (Index.commit_index, "return"),  # right after the index committed
     "purge": (SegmentLog.purge, "unlink"),  # files going, the index that forgot them committed
     "eviction": (retention.evict, "call"),
-    "clock_correction": (Outbox._move_untrusted, "return"),
+    "clock_correction": (corrections._move_untrusted, "return"),
     "recovery": (SegmentLog._replay_file, "call"),  # the open replaying the log
     "prepare": (recovery.prepare, "return"),  # the open's integrity check and migrations done
-    "backfill": (Outbox._new_readings, "return"),  # keys and cursors of a batch checked
+    "backfill": (writer._new_readings, "return"),  # keys and cursors of a batch checked
 }
 
 

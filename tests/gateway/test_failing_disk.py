@@ -148,8 +148,8 @@ async def test_a_failing_disk_keeps_the_live_lane_alerts_counts_and_recovers(
             await process.wait()
     log = log_path.read_text()
     assert process.returncode == 0, log
-    assert log.count("buffers.outbox: the store is failing") == 1, log  # not one per commit
-    assert log.count("buffers.outbox: the store works again") == 1, log
+    assert log.count("buffers.outbox.writer: the store is failing") == 1, log  # not one per commit
+    assert log.count("buffers.outbox.writer: the store works again") == 1, log
     async with Outbox(image.mount / "wgw.sqlite", {}) as outbox:
         history = await outbox.history(lambda r: r.stream == "heart_rate", 0, 10**6)
     seqs = [r.record.seq for r in history]

@@ -1,0 +1,162 @@
+"""Reading for delivery: each sink's leases, where its next lease resumes, records built once.
+
+A sink leases its oldest undelivered rows; rows leased and not yet acked, nacked or released
+are not offered again in this process (after a restart they are).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Final
+
+from buffers.records import OutboxRecord, StoredRecord
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable, Iterable, Sequence
+
+    from buffers.outbox.index import Index
+
+_BUILT_MAX: Final = 20_000  # records kept built for leases that come back to them
+_SELECT_RECORD: Final = (
+    "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
+    " r.payload, r.encoding, r.participant_id, r.session_id, r.seg, r.seg_offset, r.size,"
+    " r.backfilled"
+)
+
+
+class Leases:
+    """What each sink holds, and the records built for it."""
+
+    def __init__(self, index: Index, sinks: Iterable[str]) -> None:
+        self._index = index
+        self._leased: dict[str, set[int]] = {sink: set() for sink in sinks}
+        self._resume_after: dict[tuple[str, int], int] = {}  # (sink, after_id) -> last handed out
+        self._built: dict[int, OutboxRecord] = {}
+
+    async def lease(
+        self,
+        sink: str,
+        max_rows: int,
+        max_bytes: int | None = None,
+        *,
+        after_id: int = 0,
+        device_id: str | None = None,
+    ) -> list[StoredRecord]:
+        """The sink's oldest undelivered rows, up to the first one waiting for a retry."""
+        leased = self._leased[sink]
+        # A snapshot taken before the query: an ack committed while the query runs removes its
+        # rows from ``leased``, but the query may still have read them as pending.
+        excluded = set(leased)
+        # Every pending row up to the last one handed out is still in flight, unless one was
+        # given back since (release, nack): then scan from the oldest again. (Not so for one
+        # device's rows: the other devices' rows before them are not in flight.)
+        after = after_id
+        if device_id is None:
+            after = max(after_id, self._resume_after.get((sink, after_id), 0))
+        device = " AND r.device_id = ?" if device_id is not None else ""
+        rows = await self._index.read(
+            f"SELECT {_SELECT_RECORD}, p.next_attempt_s FROM pending p"  # noqa: S608 - constants
+            " JOIN records r ON r.id = p.record_id"
+            f" WHERE p.sink = ? AND p.dead = 0 AND p.record_id > ?{device}"
+            " ORDER BY p.record_id LIMIT ?",
+            (
+                sink,
+                after,
+                *([device_id] if device_id is not None else []),
+                max_rows + (len(excluded) if after == after_id else 0),
+            ),
+        )
+        now = time.time()
+        taken: list[sqlite3.Row] = []
+        size = 0
+        for row in rows:
+            if row["id"] in excluded:
+                continue
+            size += row["size"]
+            full = len(taken) == max_rows or (taken and max_bytes and size > max_bytes)
+            if row["next_attempt_s"] > now or full:
+                break
+            taken.append(row)
+        out = self.records(taken)
+        leased.update(r.id for r in out)
+        if out and device_id is None:
+            self._resume_after[(sink, after_id)] = out[-1].id
+        return out
+
+    async def history(
+        self, wants: Callable[[OutboxRecord], bool], after_id: int, max_rows: int
+    ) -> list[StoredRecord]:
+        """Retained rows after ``after_id`` that ``wants`` accepts, delivered or not."""
+        rows = await self._index.read(
+            f"SELECT {_SELECT_RECORD} FROM records r WHERE r.id > ? ORDER BY r.id LIMIT ?",  # noqa: S608
+            (after_id, max_rows),
+        )
+        return [r for r in self.records(rows) if wants(r.record)]
+
+    def settled(self, sink: str, record_ids: Iterable[int]) -> None:
+        """These rows were acked: no longer in flight."""
+        self._leased[sink].difference_update(record_ids)
+
+    def given_back(self, sink: str, record_ids: Sequence[int]) -> None:
+        """These rows come back (released, nacked, parked): the next lease scans from the start."""
+        self._leased[sink].difference_update(record_ids)
+        if record_ids:
+            self._forget_resume(sink)
+
+    def forget(self, sink: str) -> None:
+        """The sink starts over: its rows in flight are offered again."""
+        self._leased[sink].clear()
+        self._forget_resume(sink)
+
+    def clear(self) -> None:
+        """The store was reopened: nothing is in flight, nothing built."""
+        self._built.clear()
+        for leased in self._leased.values():
+            leased.clear()
+        self._resume_after.clear()
+
+    def times_moved(self) -> None:
+        """A clock correction moves rows' times: records built before are stale."""
+        self._built.clear()
+
+    def _forget_resume(self, sink: str) -> None:
+        for key in [k for k in self._resume_after if k[0] == sink]:
+            del self._resume_after[key]
+
+    def records(self, rows: Sequence[sqlite3.Row]) -> list[StoredRecord]:
+        """Records from ``_SELECT_RECORD`` rows, their payloads read from the log together.
+
+        A sink leases the same rows again while it waits (pacing, retries): the records built
+        last are kept (rows do not change but for clock corrections, which empty the cache).
+        """
+        cache = self._built
+        missing = [row for row in rows if row["id"] not in cache]
+        in_log = [row for row in missing if row["seg"] is not None]
+        places = [(row["seg"], row["seg_offset"], row["size"]) for row in in_log]
+        read = self._index.segments.read_many(places)
+        payloads = dict(zip((row["id"] for row in in_log), read, strict=True))
+        for row in missing:
+            cache[row["id"]] = _record(row, payloads.get(row["id"]) or bytes(row["payload"] or b""))
+        while len(cache) > _BUILT_MAX:
+            del cache[next(iter(cache))]  # the oldest built first (dicts keep insertion order)
+        return [StoredRecord(row["id"], cache[row["id"]]) for row in rows]
+
+
+def _record(row: sqlite3.Row, payload: bytes) -> OutboxRecord:
+    return OutboxRecord(
+        kind=row["kind"],
+        device_id=row["device_id"],
+        stream=row["stream"],
+        seq=row["seq"],
+        t0_s=row["t0_s"],
+        payload=payload,
+        sample_rate_hz=row["sample_rate_hz"],
+        dtype=row["dtype"],
+        shape=tuple(json.loads(row["shape"])) if row["shape"] is not None else None,
+        encoding=row["encoding"],
+        participant_id=row["participant_id"],
+        session_id=row["session_id"],
+        backfilled=bool(row["backfilled"]),
+    )
