@@ -20,6 +20,7 @@ from buffers.outbox import Outbox
 from buffers.records import ClockStamp
 from drivers.ble.adapter import AdapterWatch
 from drivers.ble.backends import PLATFORM, BleBackends, simulated
+from drivers.ble.backfill import RECORDED
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
 from drivers.frames import GapMarker, VitalReading
 from drivers.polar.pmd import StreamSettings
@@ -219,7 +220,7 @@ class Daemon:
                 backends = simulated(self.sim_world)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             self._build_sinks(outbox, session)
-            self._links = self._build_links(backends)
+            self._links = await self._build_links(backends, outbox)
             if s.http.enabled:
                 self.status_url = await self._serve_http(stack)
             async with asyncio.TaskGroup() as tg:
@@ -356,7 +357,7 @@ class Daemon:
             index_interval_s=s.storage.index_interval_s,
         )
 
-    def _build_links(self, backends: BleBackends) -> list[DeviceLink]:
+    async def _build_links(self, backends: BleBackends, outbox: Outbox) -> list[DeviceLink]:
         """One supervised link per configured device, sharing the adapter's connection slots."""
         s = self.settings
         timings = LinkTimings(
@@ -377,30 +378,34 @@ class Daemon:
         )
         return [
             DeviceLink(
-                _device_spec(d),
+                _device_spec(d, await self._record_cursors(outbox, d.id)),
                 backends,
                 self._frames.put,
                 timings,
-                clock=self.wallclock.mono,  # UTC at storage: see _store_frames
+                now=self.wallclock.mono,  # UTC at storage: see _store_frames
                 connection_slots=slots,
                 adapter=self._adapter,
-                record_cursor=self._cursor_of(d.id) if s.ble.backfill else None,
                 utc=self._utc_now,
             )
             for d in s.devices
         ]
 
-    def _cursor_of(self, device_id: str) -> Callable[[str], Awaitable[int | None]]:
-        """Where a device's next record fetch starts: after the newest record the outbox holds."""
+    async def _record_cursors(self, outbox: Outbox, device_id: str) -> dict[str, int | None] | None:
+        """Where a device's record fetches start: after the newest record the outbox holds.
 
-        async def cursor(stream: str) -> int | None:
-            assert self._outbox is not None  # links start after the outbox opened
-            try:
-                return await self._outbox.cursor(device_id, stream)
-            except StorageError as exc:  # the transfer fails now and is tried at the next connect
-                raise TimeoutError(str(exc)) from exc
-
-        return cursor
+        None when backfill is off. A store that cannot be read now: from the first record
+        (the outbox drops what it holds already, by each record's device timestamp).
+        """
+        if not self.settings.ble.backfill:
+            return None
+        streams = {recorded.stream for recorded in RECORDED.values()}
+        try:
+            return {stream: await outbox.cursor(device_id, stream) for stream in streams}
+        except StorageError as exc:
+            log.warning(
+                "%s: record cursors unreadable (%s): fetching from the first", device_id, exc
+            )
+            return {}
 
     def _build_sinks(self, outbox: Outbox, session: aiohttp.ClientSession) -> None:
         """The sinks the config asks for, over ``outbox`` and one HTTP session."""
@@ -583,12 +588,12 @@ def _statistics_in_utc(stats: LinkStatistics, offset_s: float) -> LinkStatistics
     return dataclasses.replace(stats, streams=streams, clock_offset_s=device_offset)
 
 
-def _device_spec(device: DeviceConfig) -> DeviceSpec:
+def _device_spec(device: DeviceConfig, cursors: dict[str, int | None] | None) -> DeviceSpec:
     pmd_streams = tuple(
         StreamSettings(p.measurement, p.sample_rate_hz, p.resolution_bits, p.channels)
         for p in device.pmd
     )
-    return DeviceSpec(device.id, device.address, pmd_streams)
+    return DeviceSpec(device.id, device.address, pmd_streams, cursors)
 
 
 def _where(task: asyncio.Task[None]) -> str:

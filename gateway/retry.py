@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -12,24 +11,9 @@ from gateway.errors import AuthError, PermanentSinkError, RetryableSinkError, Si
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from drivers.backoff import Backoff
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter.
-
-    Attempt n waits uniformly in [0, min(max_s, min_s * 2**(n-1))] (AWS architecture blog,
-    "Exponential Backoff And Jitter").
-    """
-
-    min_s: float
-    max_s: float
-
-    def delay_s(self, attempt: int) -> float:
-        """The wait before retry number ``attempt`` (1-based)."""
-        ceiling = min(self.max_s, self.min_s * 2 ** min(max(attempt - 1, 0), 30))
-        return random.uniform(0.0, ceiling)
 
 
 @dataclass(frozen=True, slots=True)

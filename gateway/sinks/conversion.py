@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import numpy as np
 
+from drivers.backoff import Backoff
 from gateway import codec
 from gateway.errors import SinkError
 from gateway.pipeline import quality
 from gateway.pipeline.chain import ChainSettings, SignalChain
-from gateway.retry import Backoff, DeadLetter, classify
+from gateway.retry import DeadLetter, classify
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

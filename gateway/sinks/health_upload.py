@@ -22,10 +22,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from drivers.backoff import Backoff
 from gateway import codec, health_records
 from gateway.codec import HEALTH_STREAMS
 from gateway.errors import SinkError
-from gateway.retry import Backoff, DeadLetter, classify
+from gateway.retry import DeadLetter, classify
 
 if TYPE_CHECKING:
     from buffers.outbox import Outbox

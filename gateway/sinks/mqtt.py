@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aiomqtt
 
 from buffers.errors import StorageError
+from drivers.backoff import Backoff
 from gateway.cancellation import StopFlag
 from gateway.codec import (
     CONVERTED_STREAMS,
@@ -28,7 +29,6 @@ from gateway.codec import (
     mqtt_vitals_payload,
     mqtt_waveform_payload,
 )
-from gateway.retry import Backoff
 from gateway.sinks import homeassistant
 
 if TYPE_CHECKING:

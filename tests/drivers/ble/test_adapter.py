@@ -61,7 +61,7 @@ async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back() -> N
                 backends,
                 emit,
                 FAST,
-                clock=world.clock.now_s,
+                now=world.clock.now_s,
                 adapter=watch,
             )
             for i, d in enumerate(devices)

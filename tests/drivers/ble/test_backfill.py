@@ -55,9 +55,6 @@ class Store:
     def cursor(self) -> int | None:
         return self.cursors.get("blood_pressure")
 
-    async def cursor_of(self, stream: str) -> int | None:
-        return self.cursors.get(stream)
-
     def gaps(self, stream: str = "blood_pressure") -> list[GapMarker]:
         return [f for f in self.frames if isinstance(f, GapMarker) and f.stream == stream]
 
@@ -85,12 +82,11 @@ async def linked(
             before_link()
         store = Store()
         link = DeviceLink(
-            DeviceSpec("dev", device.address),
+            DeviceSpec("dev", device.address, record_cursors={}),
             simulated(world),
             store.emit,
             FAST,
-            clock=world.clock.now_s,
-            record_cursor=store.cursor_of,
+            now=world.clock.now_s,
             utc=world.clock.now_s,
         )
         task = asyncio.create_task(link.run(), name="link-under-test")

@@ -37,7 +37,7 @@ class Run:
             simulated(world),
             self._emit,
             FAST,
-            clock=world.clock.now_s,
+            now=world.clock.now_s,
             connection_slots=connection_slots,
         )
 
@@ -203,3 +203,18 @@ async def test_device_clock_is_mapped_to_utc() -> None:
     # consecutive chunks tile the time line: no gap, no overlap beyond delivery jitter
     for a, b in itertools.pairwise(chunks):
         assert abs(b.t0_s - (a.t0_s + a.samples.shape[0] / 135.0)) < 0.05
+
+
+async def test_refused_connects_are_counted_by_class_and_retried_at_their_floor() -> None:
+    """Test a strap that leaves three connection requests unanswered: 'aborted' three times,
+    each retried after the transient floor, then connected.
+    """
+    device = SimDevice(preset("strap", "5A:00:00:00:00:07", "S", heart_rate_interval_s=0.25))
+    device.refuse_next_connects = 3
+    async with SimWorld([device], advert_interval_s=0.01, speed=2) as world:
+        run = Run(world, DeviceSpec("s", device.address))
+        await run_until(run, lambda: run.link.statistics().connected, world)
+    stats = run.link.statistics()
+    assert device.link.refused == 3
+    assert stats.failures == {"aborted": 3}
+    assert stats.connects == 1
