@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from buffers.records import OutboxRecord
-from drivers.frames import Frame, GapMarker, VitalReading
+from drivers.frames import Frame, GapMarker, VitalReading, WaveformChunk
+from gateway.readings import Labels, Reading
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 _SAMPLE_DTYPE = "<i4"
 _FLOAT_DTYPE = "<f4"
-_MMHG_PER_KPA = 7.500_62
 HEALTH_STREAMS = frozenset({"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature"})
 ECG_FROM_PPG = "ecg_from_ppg"  # one ECG lead converted from a PPG window
 ECG_12 = "ecg12"  # 12 leads (I, II, III, aVR, aVL, aVF, V1-V6) converted from PPG or ECG
@@ -182,23 +182,94 @@ def iso_utc(time_s: float) -> str:
     )
 
 
-def mqtt_vitals_payload(record: OutboxRecord) -> bytes:
-    """The JSON published on ``<prefix>/<gateway>/<device>/vitals`` (or ``.../backfill``)."""
-    body = {
-        "schema": 1,
-        "device_id": record.device_id,
-        "kind": record.stream,
-        "seq": record.seq,
-        "timestamp": iso_utc(record.t0_s),
-        "values": vital_values(record),
-        **({"backfilled": True} if record.backfilled else {}),
-        **study_labels(record),
-    }
+def reading_of(record: OutboxRecord) -> Reading:
+    """A stored vitals, gap or (integer) waveform row decoded once, as the pipeline built it.
+
+    Raises:
+        ValueError: A conversion result (float leads): ``mqtt_converted_payload`` reads those.
+    """
+    labels = Labels(record.participant_id, record.session_id)
+    if record.kind == "vital":
+        reading = VitalReading(
+            record.device_id,
+            record.stream,
+            record.seq,
+            record.t0_s,
+            vital_values(record),
+            backfilled=record.backfilled,
+            source_key=record.source_key,
+            record_number=record.source_cursor,
+        )
+        return Reading(reading, labels)
+    if record.kind == "gap":
+        gap = json.loads(record.payload)
+        marker = GapMarker(
+            record.device_id,
+            record.stream,
+            record.seq,
+            record.t0_s,
+            gap["t1_s"],
+            gap["reason"],
+            filled=bool(gap.get("filled", False)),
+        )
+        return Reading(marker, labels)
+    if record.dtype == _FLOAT_DTYPE:
+        msg = f"record {record.device_id}/{record.stream}/{record.seq} is a conversion result"
+        raise ValueError(msg)
+    assert record.sample_rate_hz is not None
+    chunk = WaveformChunk(
+        record.device_id,
+        record.stream,
+        record.seq,
+        record.t0_s,
+        record.sample_rate_hz,
+        waveform_samples(record),
+    )
+    return Reading(chunk, labels)
+
+
+def mqtt_payload(reading: Reading) -> bytes:
+    """The JSON published for a reading: vitals, a waveform chunk or a gap marker."""
+    frame, labels = reading.frame, reading.labels.as_json()
+    if isinstance(frame, VitalReading):
+        body: dict[str, object] = {
+            "schema": 1,
+            "device_id": frame.device_id,
+            "kind": frame.kind,
+            "seq": frame.seq,
+            "timestamp": iso_utc(frame.time_s),
+            "values": frame.values,
+            **({"backfilled": True} if frame.backfilled else {}),
+            **labels,
+        }
+    elif isinstance(frame, GapMarker):
+        body = {
+            "schema": 1,
+            "device_id": frame.device_id,
+            "stream": frame.stream,
+            "seq": frame.seq,
+            "from": iso_utc(frame.t0_s),
+            "to": iso_utc(frame.t1_s),
+            "reason": frame.reason,
+            "filled": frame.filled,
+            **labels,
+        }
+    else:
+        body = {
+            "schema": 1,
+            "device_id": frame.device_id,
+            "stream": frame.stream,
+            "seq": frame.seq,
+            "t0": iso_utc(frame.t0_s),
+            "rate_hz": frame.sample_rate_hz,
+            "samples": frame.samples.tolist(),
+            **labels,
+        }
     return _compact(body)
 
 
-def mqtt_waveform_payload(record: OutboxRecord) -> bytes:
-    """The JSON published on ``<prefix>/<gateway>/<device>/<stream>`` for a waveform chunk."""
+def mqtt_converted_payload(record: OutboxRecord) -> bytes:
+    """The JSON published on ``<prefix>/<gateway>/<device>/<stream>`` for a conversion result."""
     body = {
         "schema": 1,
         "device_id": record.device_id,
@@ -206,29 +277,9 @@ def mqtt_waveform_payload(record: OutboxRecord) -> bytes:
         "seq": record.seq,
         "t0": iso_utc(record.t0_s),
         "rate_hz": record.sample_rate_hz,
-        "samples": (
-            converted_leads(record).T.round(5).tolist()
-            if record.dtype == _FLOAT_DTYPE
-            else waveform_samples(record).tolist()
-        ),
-        **study_labels(record),
-    }
-    return _compact(body)
-
-
-def mqtt_gap_payload(record: OutboxRecord) -> bytes:
-    """The JSON published on ``<prefix>/<gateway>/<device>/gaps``."""
-    gap = json.loads(record.payload)
-    body = {
-        "schema": 1,
-        "device_id": record.device_id,
-        "stream": record.stream,
-        "seq": record.seq,
-        "from": iso_utc(record.t0_s),
-        "to": iso_utc(gap["t1_s"]),
-        "reason": gap["reason"],
-        "filled": bool(gap.get("filled", False)),
-        **study_labels(record),
+        "samples": converted_leads(record).T.round(5).tolist(),
+        "participant_id": record.participant_id,
+        "session_id": record.session_id,
     }
     return _compact(body)
 
@@ -254,54 +305,6 @@ def mqtt_state_payload(state: LinkStatistics) -> bytes:
         },
     }
     return _compact(body)
-
-
-def health_record(record: OutboxRecord) -> dict[str, object]:
-    """A health record in the "AI-33 Medical Watch" format of API.md from one vitals row.
-
-    Fields the reading did not measure are ``null``; pressure goes in mmHg and temperature in
-    degrees C whatever unit the device used.
-    """
-    values = vital_values(record)
-    out: dict[str, object] = {
-        "timestamp": iso_utc(record.t0_s),
-        "heart_rate": None,
-        "blood_pressure": None,
-        "blood_oxygen": None,
-        "temperature": None,
-        "stress_level": None,
-        "sleep_hours": None,
-        "steps": None,
-        "calories": None,
-        **study_labels(record),
-    }
-    if record.stream == "heart_rate":
-        out["heart_rate"] = values.get("heart_rate_bpm")
-    elif record.stream in ("spo2", "spo2_spot"):
-        out["blood_oxygen"] = values.get("spo2_pct")
-        out["heart_rate"] = values.get("pulse_rate_bpm")
-    elif record.stream == "blood_pressure":
-        scale = _MMHG_PER_KPA if values.get("unit") == "kPa" else 1.0
-        systolic, diastolic = values.get("systolic"), values.get("diastolic")
-        if isinstance(systolic, float) and isinstance(diastolic, float):
-            out["blood_pressure"] = {
-                "systolic": round(systolic * scale, 1),
-                "diastolic": round(diastolic * scale, 1),
-            }
-    elif record.stream == "temperature":
-        temperature = values.get("temperature")
-        if isinstance(temperature, float):
-            celsius = (temperature - 32.0) * 5.0 / 9.0 if values.get("unit") == "F" else temperature
-            out["temperature"] = round(celsius, 2)
-    return out
-
-
-def study_labels(record: OutboxRecord) -> dict[str, object]:
-    """``participant_id`` and ``session_id``, on every message and uploaded record.
-
-    Null when the device was not assigned, or its participant had no open session.
-    """
-    return {"participant_id": record.participant_id, "session_id": record.session_id}
 
 
 def _compact(body: dict[str, object]) -> bytes:

@@ -33,6 +33,7 @@ from gateway.http.api import serve_status
 from gateway.http.live_feed import LiveFeed
 from gateway.loop_lag import LoopLag
 from gateway.rate_limits import PLANS
+from gateway.readings import Labels, Reading
 from gateway.sdnotify import Notifier
 from gateway.simulation import build_world, ground_truth
 from gateway.sinks import health_upload, mqtt
@@ -550,19 +551,20 @@ class Daemon:
         while (frame := await self._frames.get()) is not None:
             now = self._clock_now
             utc = _in_utc(frame, now.offset_s)
-            backfilled = isinstance(utc, VitalReading) and utc.backfilled
-            if not backfilled:  # history, not live: the page and MQTT's live lane skip it
+            reading = Reading(utc)
+            participant = study.participant_for(utc.device_id, reading.time_s)
+            labels = Labels(participant, study.session_for(participant, reading.time_s))
+            reading = Reading(utc, labels)
+            if not reading.backfilled:  # history, not live: the page and MQTT's live lane skip it
                 self._live.offer(utc)
-            record = codec.to_record(utc)
-            participant = study.participant_for(record.device_id, record.t0_s)
+                if self._mqtt is not None:  # live subscribers do not wait for the commit
+                    self._mqtt.offer_live(reading)
             record = dataclasses.replace(
-                record,
+                codec.to_record(utc),
                 clock=self._clock_stamp(),
-                participant_id=participant,
-                session_id=study.session_for(participant, record.t0_s),
+                participant_id=labels.participant_id,
+                session_id=labels.session_id,
             )
-            if self._mqtt is not None and not backfilled:
-                self._mqtt.offer_live(record)  # live subscribers do not wait for the commit
             await outbox.put(record)
             self._frames_stored += 1
             self._stored_by_device[frame.device_id] += 1

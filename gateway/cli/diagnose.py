@@ -17,7 +17,8 @@ from buffers import inspect
 from buffers.records import OutboxRecord
 from gateway.cli.common import load
 from gateway.clients.tcm import TcmClient
-from gateway.codec import health_record, iso_utc
+from gateway.clients.tcm_records import health_record
+from gateway.codec import iso_utc, reading_of
 from gateway.errors import SinkError
 from gateway.retry import retrying
 
@@ -58,9 +59,8 @@ def vital_signs(settings: Settings, device_id: str) -> dict[str, Any]:
         if stream not in latest:
             continue
         t0, payload, encoding = latest[stream]
-        record = health_record(
-            OutboxRecord("vital", device_id, stream, 0, t0, payload, encoding=encoding)
-        )
+        row = OutboxRecord("vital", device_id, stream, 0, t0, payload, encoding=encoding)
+        record = health_record(reading_of(row))
         for key in ("heart_rate", "blood_pressure", "blood_oxygen", "temperature"):
             if record[key] is not None:
                 signs[key] = record[key]

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
 from drivers.backoff import Backoff
-from gateway import codec, health_records
+from gateway import codec
+from gateway.clients import tcm_records as health_records
 from gateway.codec import HEALTH_STREAMS
 from gateway.errors import SinkError
 from gateway.retry import DeadLetter, classify

@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from gateway.codec import HEALTH_STREAMS, health_record
+from drivers.frames import VitalReading
+from gateway import units
 
 if TYPE_CHECKING:
-    from buffers.records import OutboxRecord
+    from gateway.readings import Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +57,24 @@ CONNECTION: Final = Sensor(
 )
 
 
-def latest_fields(record: OutboxRecord) -> dict[str, float]:
+def latest_fields(reading: Reading) -> dict[str, float]:
     """The sensor fields a vitals reading updates (``{}`` for anything else)."""
-    if record.kind != "vital" or record.stream not in HEALTH_STREAMS:
+    frame = reading.frame
+    if not isinstance(frame, VitalReading):
         return {}
-    values = health_record(record)
-    fields: dict[str, object] = {
-        "heart_rate": values["heart_rate"],
-        "spo2": values["blood_oxygen"],
-        "temperature": values["temperature"],
-    }
-    pressure = values["blood_pressure"]
-    if isinstance(pressure, dict):
-        fields["systolic"] = pressure.get("systolic")
-        fields["diastolic"] = pressure.get("diastolic")
+    values = frame.values
+    fields: dict[str, object] = {}
+    if frame.kind == "heart_rate":
+        fields["heart_rate"] = values.get("heart_rate_bpm")
+    elif frame.kind in ("spo2", "spo2_spot"):
+        fields["spo2"] = values.get("spo2_pct")
+        fields["heart_rate"] = values.get("pulse_rate_bpm")
+    elif frame.kind == "blood_pressure":
+        pressure = units.pressure_mmhg(values)
+        if pressure is not None:
+            fields["systolic"], fields["diastolic"] = pressure
+    elif frame.kind == "temperature":
+        fields["temperature"] = units.temperature_c(values)
     return {k: float(v) for k, v in fields.items() if isinstance(v, int | float)}
 
 

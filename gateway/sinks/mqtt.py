@@ -24,10 +24,10 @@ from drivers.backoff import Backoff
 from gateway.cancellation import StopFlag
 from gateway.codec import (
     CONVERTED_STREAMS,
-    mqtt_gap_payload,
+    mqtt_converted_payload,
+    mqtt_payload,
     mqtt_state_payload,
-    mqtt_vitals_payload,
-    mqtt_waveform_payload,
+    reading_of,
 )
 from gateway.sinks import homeassistant
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from drivers.ble.link import LinkStatistics
     from gateway.alerts import Alert
     from gateway.config import MqttConfig, MqttTlsConfig
+    from gateway.readings import Reading
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,9 @@ class MqttSink:
         # counted (vitals and gaps still come from the outbox backlog; a QoS 0 waveform chunk
         # is simply not live).
         # Vitals and gaps have a lane of their own, so that they never wait behind a burst of
-        # waveform chunks (a chunk costs a decode and a JSON list of samples).
-        self._live: asyncio.Queue[OutboxRecord] = asyncio.Queue(config.live_queue_max)
-        self._live_waves: asyncio.Queue[OutboxRecord] = asyncio.Queue(config.live_queue_max)
+        # waveform chunks (a chunk costs a JSON list of samples).
+        self._live: asyncio.Queue[Reading] = asyncio.Queue(config.live_queue_max)
+        self._live_waves: asyncio.Queue[Reading] = asyncio.Queue(config.live_queue_max)
         self._confirmed: set[tuple[str, str, str, int]] = set()
         self._live_published = 0
         self._live_dropped = 0
@@ -131,16 +132,17 @@ class MqttSink:
             self._live_dropped,
         )
 
-    def offer_live(self, record: OutboxRecord) -> None:
-        """A frame just arrived: publish it now if the lane has room (never waits)."""
+    def offer_live(self, reading: Reading) -> None:
+        """A reading just arrived: publish it now if the lane has room (never waits)."""
+        waveform = reading.row_kind == "waveform"
         if (
             not self._config.live
-            or record.backfilled  # history: the backlog lane publishes it
-            or (record.kind == "waveform" and not self._config.publish_waveforms)
+            or reading.backfilled  # history: the backlog lane publishes it
+            or (waveform and not self._config.publish_waveforms)
         ):
             return
         try:
-            (self._live_waves if record.kind == "waveform" else self._live).put_nowait(record)
+            (self._live_waves if waveform else self._live).put_nowait(reading)
         except asyncio.QueueFull:
             self._live_dropped += 1
 
@@ -234,10 +236,16 @@ class MqttSink:
                         # not wait for our clock to catch up)
                         wait_s = self._grace_s - max(age_s, 0.0)
                         break
+                    elif r.stream in CONVERTED_STREAMS:
+                        topic = self.topic(r.device_id, r.stream)
+                        payload = mqtt_converted_payload(r)
+                        await client.publish(topic, payload, qos=self._config.vitals_qos)
+                        self._by_device[r.device_id] += 1
                     else:
-                        await client.publish(*self._message(r), qos=self._config.vitals_qos)
-                        self._by_device[row.record.device_id] += 1
-                        await self._update_homeassistant(client, r)
+                        reading = reading_of(r)  # the row decoded once, for every use below
+                        await client.publish(*self._message(reading), qos=self._config.vitals_qos)
+                        self._by_device[r.device_id] += 1
+                        await self._update_homeassistant(client, reading)
                     delivered.append(row.id)
             finally:
                 # Ack what the broker confirmed; the rest is offered again after reconnect.
@@ -248,17 +256,17 @@ class MqttSink:
             if wait_s:  # look again soon: the live lane may confirm it meanwhile
                 await asyncio.sleep(min(wait_s, 0.2))
 
-    def _message(self, r: OutboxRecord) -> tuple[str, bytes]:
-        if r.kind == "gap":
-            return self.topic(r.device_id, "gaps"), mqtt_gap_payload(r)
-        if r.kind == "waveform":
-            return self.topic(r.device_id, r.stream), mqtt_waveform_payload(r)
-        leaf = "backfill" if r.backfilled else "vitals"  # live dashboards see only live data
-        return self.topic(r.device_id, leaf), mqtt_vitals_payload(r)
+    def _message(self, reading: Reading) -> tuple[str, bytes]:
+        kind, device_id = reading.row_kind, reading.frame.device_id
+        if kind == "gap":
+            leaf = "gaps"
+        elif kind == "waveform":
+            leaf = reading.stream
+        else:  # live dashboards see only live data
+            leaf = "backfill" if reading.backfilled else "vitals"
+        return self.topic(device_id, leaf), mqtt_payload(reading)
 
-    async def _publish_live(
-        self, client: aiomqtt.Client, lane: asyncio.Queue[OutboxRecord]
-    ) -> None:
+    async def _publish_live(self, client: aiomqtt.Client, lane: asyncio.Queue[Reading]) -> None:
         """Publish frames as they arrive; what was confirmed need not come from the backlog.
 
         Several publications are in flight at once: a reading does not wait for the broker's
@@ -275,18 +283,19 @@ class MqttSink:
                 tg.create_task(self._publish_one(client, r, slots))
 
     async def _publish_one(
-        self, client: aiomqtt.Client, r: OutboxRecord, slots: asyncio.Semaphore
+        self, client: aiomqtt.Client, reading: Reading, slots: asyncio.Semaphore
     ) -> None:
         try:
-            waveform = r.kind == "waveform"
+            kind, frame = reading.row_kind, reading.frame
+            waveform = kind == "waveform"
             qos = self._config.waveform_qos if waveform else self._config.vitals_qos
-            await client.publish(*self._message(r), qos=qos)
+            await client.publish(*self._message(reading), qos=qos)
             self._live_published += 1
             if not waveform:
-                self._by_device[r.device_id] += 1
+                self._by_device[frame.device_id] += 1
             if not waveform and qos > 0:
-                self._confirmed.add((r.kind, r.device_id, r.stream, r.seq))
-            await self._update_homeassistant(client, r)
+                self._confirmed.add((kind, frame.device_id, reading.stream, frame.seq))
+            await self._update_homeassistant(client, reading)
         finally:
             slots.release()
 
@@ -337,22 +346,23 @@ class MqttSink:
                 f"{self._command_topic}/result", json.dumps(answer).encode(), qos=1
             )
 
-    async def _update_homeassistant(self, client: aiomqtt.Client, r: OutboxRecord) -> None:
+    async def _update_homeassistant(self, client: aiomqtt.Client, reading: Reading) -> None:
         """A vitals reading went out: refresh the device's retained ``latest`` object.
 
         Sensors of fields seen for the first time are announced first.
         """
-        if not self._config.homeassistant or r.backfilled:  # not the latest, however new
+        if not self._config.homeassistant or reading.backfilled:  # not the latest, however new
             return
-        fields = homeassistant.latest_fields(r)
+        fields = homeassistant.latest_fields(reading)
         if not fields:
             return
-        latest = self._latest.setdefault(r.device_id, {})
+        device_id = reading.frame.device_id
+        latest = self._latest.setdefault(device_id, {})
         latest.update(fields)
         for sensor in homeassistant.VITALS:
             if sensor.field in fields:
-                await self._announce(client, r.device_id, sensor)
-        await self._publish_latest(client, r.device_id)
+                await self._announce(client, device_id, sensor)
+        await self._publish_latest(client, device_id)
 
     async def _publish_latest(self, client: aiomqtt.Client, device_id: str) -> None:
         body = json.dumps(self._latest[device_id], separators=(",", ":")).encode()

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
-from buffers.records import OutboxRecord
+from drivers.frames import VitalReading
 from gateway.config import Settings
 from gateway.daemon import Daemon
+from gateway.readings import Reading
 from gateway.sinks import homeassistant
 from tests.support import daemon_config, wait_for
 
@@ -107,20 +108,17 @@ async def test_a_watch_is_announced_as_sensors_over_its_retained_topics(
 
 def test_latest_fields_are_in_mmhg_and_celsius_and_skip_what_was_not_measured() -> None:
     """Test unit conversion and that a missing value never becomes a sensor field."""
-    pressure = OutboxRecord(
-        "vital",
-        "cuff",
-        "blood_pressure",
-        0,
-        1.8e9,
-        json.dumps({"systolic": 16.0, "diastolic": 10.0, "unit": "kPa"}).encode(),
-    )
+
+    def reading(stream: str, values: dict[str, object]) -> Reading:
+        return Reading(VitalReading("d", stream, 0, 1.8e9, values))
+
+    pressure = reading("blood_pressure", {"systolic": 16.0, "diastolic": 10.0, "unit": "kPa"})
     assert homeassistant.latest_fields(pressure) == {"systolic": 120.0, "diastolic": 75.0}
-    fever = OutboxRecord(
-        "vital", "t", "temperature", 0, 1.8e9, b'{"temperature": 100.4, "unit": "F"}'
-    )
+    fever = reading("temperature", {"temperature": 100.4, "unit": "F"})
     assert homeassistant.latest_fields(fever) == {"temperature": 38.0}
-    silent = OutboxRecord("vital", "w", "heart_rate", 0, 1.8e9, b'{"heart_rate_bpm": null}')
+    silent = reading("heart_rate", {"heart_rate_bpm": None})
     assert homeassistant.latest_fields(silent) == {}
-    battery = OutboxRecord("vital", "w", "battery", 0, 1.8e9, b'{"battery_pct": 80}')
+    battery = reading("battery", {"battery_pct": 80})
     assert homeassistant.latest_fields(battery) == {}
+    spot = reading("spo2_spot", {"spo2_pct": 97.0, "pulse_rate_bpm": 64.0})
+    assert homeassistant.latest_fields(spot) == {"spo2": 97.0, "heart_rate": 64.0}

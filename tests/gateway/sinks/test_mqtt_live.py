@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import aiomqtt
 
 from buffers.outbox import Outbox
-from buffers.records import OutboxRecord
+from drivers.frames import VitalReading
 from gateway.config import MqttConfig
+from gateway.readings import Reading
 from gateway.sinks import mqtt
 from tests.support import wait_for
 
@@ -51,9 +52,10 @@ async def test_a_burst_of_live_readings_arrives_whole_without_flooding_the_log(
             running = tg.create_task(sink.run())
             await subscribed.wait()
 
-            def reading(i: int) -> OutboxRecord:
-                body = json.dumps({"heart_rate_bpm": i}).encode()
-                return OutboxRecord("vital", "w1", "heart_rate", i, 1.8e9 + i, body)
+            def reading(i: int) -> Reading:
+                return Reading(
+                    VitalReading("w1", "heart_rate", i, 1.8e9 + i, {"heart_rate_bpm": i})
+                )
 
             def lanes_running() -> bool:  # what a lane finds queued when it starts is stale
                 sink.offer_live(reading(-1))

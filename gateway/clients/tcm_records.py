@@ -1,5 +1,6 @@
-"""Health records in the AI-33 watch format from vitals rows, one per device and interval.
+"""The TCM API's health records (the "AI-33 Medical Watch" format of API.md) from vitals rows.
 
+``health_record``: one reading as one record. ``build``: one record per device and interval.
 A record covers ``[start, start + interval)``: mean heart rate, latest blood pressure, mean SpO2,
 latest temperature (API.md's fields; nobody measured -> ``null``); its timestamp is the
 interval's start. An interval is uploaded once it has closed (its end plus a grace for
@@ -14,12 +15,50 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway.codec import health_record, iso_utc, study_labels
+from drivers.frames import VitalReading
+from gateway import units
+from gateway.codec import iso_utc, reading_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from buffers.records import StoredRecord
+    from gateway.readings import Reading
+
+
+def health_record(reading: Reading) -> dict[str, object]:
+    """One vitals reading as a health record.
+
+    Fields the reading did not measure are ``null``; pressure goes in mmHg and temperature in
+    degrees C whatever unit the device used.
+    """
+    frame = reading.frame
+    assert isinstance(frame, VitalReading)
+    values = frame.values
+    out: dict[str, object] = {
+        "timestamp": iso_utc(frame.time_s),
+        "heart_rate": None,
+        "blood_pressure": None,
+        "blood_oxygen": None,
+        "temperature": None,
+        "stress_level": None,
+        "sleep_hours": None,
+        "steps": None,
+        "calories": None,
+        **reading.labels.as_json(),
+    }
+    if frame.kind == "heart_rate":
+        out["heart_rate"] = values.get("heart_rate_bpm")
+    elif frame.kind in ("spo2", "spo2_spot"):
+        out["blood_oxygen"] = values.get("spo2_pct")
+        out["heart_rate"] = values.get("pulse_rate_bpm")
+    elif frame.kind == "blood_pressure":
+        pressure = units.pressure_mmhg(values)
+        if pressure is not None:
+            out["blood_pressure"] = {"systolic": pressure[0], "diastolic": pressure[1]}
+    elif frame.kind == "temperature":
+        out["temperature"] = units.temperature_c(values)
+    return out
 
 
 @dataclass(slots=True)
@@ -36,11 +75,12 @@ class Bucket:
 
     def add(self, row: StoredRecord) -> None:
         """Take one vitals row into the interval."""
-        fields = health_record(row.record)
+        reading = reading_of(row.record)
+        fields = health_record(reading)
         t = row.record.t0_s
         self.ids.append(row.id)
         if not self.labels:
-            self.labels = study_labels(row.record)
+            self.labels = reading.labels.as_json()
         if row.record.stream == "heart_rate" and isinstance(fields["heart_rate"], int | float):
             self.heart_rates.append(float(fields["heart_rate"]))
         if isinstance(fields["blood_oxygen"], int | float):
@@ -99,7 +139,11 @@ def build(
     """
     if interval_s <= 0:
         return Ready(
-            [health_record(r.record) for r in rows], [r.id for r in rows], [], uploaded_until_s, 0.0
+            [health_record(reading_of(r.record)) for r in rows],
+            [r.id for r in rows],
+            [],
+            uploaded_until_s,
+            0.0,
         )
     buckets: dict[float, Bucket] = {}
     stragglers: list[tuple[StoredRecord, dict[str, object]]] = []
@@ -107,7 +151,7 @@ def build(
     for row in rows:
         start = math.floor(row.record.t0_s / interval_s) * interval_s
         if start < uploaded_until_s:  # its interval is gone already: a record of its own
-            stragglers.append((row, health_record(row.record)))
+            stragglers.append((row, health_record(reading_of(row.record))))
         elif start + interval_s + grace_s > now_s:
             held.append(row.id)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from buffers.records import OutboxRecord, StoredRecord
-from gateway.health_records import build
+from gateway.clients.tcm_records import build
 
 T0 = 1_800_000_000.0  # a minute boundary
 
