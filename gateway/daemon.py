@@ -22,13 +22,14 @@ from drivers.ble.adapter import AdapterWatch
 from drivers.ble.backends import PLATFORM, BleBackends, simulated
 from drivers.ble.backfill import RECORDED
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
+from drivers.bounded import BoundedQueue, FullPolicy
 from drivers.frames import GapMarker, VitalReading
 from drivers.polar.pmd import StreamSettings
 from gateway import codec
 from gateway.alerts import FieldWatch
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient
-from gateway.daemon_statistics import DaemonStatistics
+from gateway.daemon_statistics import DaemonStatistics, Drop
 from gateway.http.api import serve_status
 from gateway.http.live_feed import LiveFeed
 from gateway.loop_lag import LoopLag
@@ -43,6 +44,7 @@ from gateway.wallclock import ClockJump, ClockWatch, ShiftedClock, SystemClock, 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from buffers.records import OutboxStatistics
     from drivers.frames import Frame
     from drivers.sim.world import SimWorld
     from gateway.config import DeviceConfig, Settings
@@ -84,7 +86,8 @@ class Daemon:
         self._disagreements: dict[str, float] = {}
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
-        self._frames: asyncio.Queue[Frame | None] = asyncio.Queue(_FRAME_QUEUE_MAX)
+        # links wait here when storing falls behind: back-pressure reaches their own queues
+        self._frames: BoundedQueue[Frame | None] = BoundedQueue(_FRAME_QUEUE_MAX, FullPolicy.BLOCK)
         self._frames_stored = 0
         self._stored_by_device: Counter[str] = Counter()
         self._outbox: Outbox | None = None
@@ -139,14 +142,16 @@ class Daemon:
             raise RuntimeError(msg)
         outbox = await self._outbox.statistics()
         pending = outbox.backlog[health_upload.SINK].pending
+        devices = self._device_states()
+        mqtt_stats = self._mqtt.statistics() if self._mqtt else None
         return DaemonStatistics(
-            devices=self._device_states(),
+            devices=devices,
             frames_stored=self._frames_stored,
             stored_by_device=dict(self._stored_by_device),
             outbox=outbox,
             health_upload=self._upload.statistics(),
             health_upload_drain_eta_s=self._upload.drain_eta_s(pending, len(self._links)),
-            mqtt=self._mqtt.statistics() if self._mqtt else None,
+            mqtt=mqtt_stats,
             conversion=self._conversion.statistics() if self._conversion else None,
             clock_offset_s=self._clock_now.offset_s,
             clock_synced=self._clock_now.synced,
@@ -157,6 +162,8 @@ class Daemon:
             loop_lag_max_s=self._loop_lag.max_s,
             rates=self._field.rates(),
             alerts=self._field.alerts(),
+            dropped=_drops(devices, outbox, mqtt_stats, self._live.dropped),
+            frame_queue_high_water=self._frames.high_water,
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
@@ -577,6 +584,26 @@ def _in_utc(frame: Frame, offset_s: float) -> Frame:
     if isinstance(frame, GapMarker):
         return dataclasses.replace(frame, t0_s=frame.t0_s + offset_s, t1_s=frame.t1_s + offset_s)
     return dataclasses.replace(frame, t0_s=frame.t0_s + offset_s)
+
+
+def _drops(
+    devices: tuple[LinkStatistics, ...],
+    outbox: OutboxStatistics,
+    mqtt_stats: mqtt.MqttStatistics | None,
+    live_page: int,
+) -> tuple[Drop, ...]:
+    """Every item the gateway let go of, by where and why (``wgw_dropped_total``)."""
+    drops = [
+        Drop("link_queue", "queue_full", sum(d.dropped_queue_full for d in devices)),
+        Drop("link_decode", "malformed", sum(d.decode_errors for d in devices)),
+        Drop("live_page", "queue_full", live_page),
+        Drop("outbox", "duplicate", outbox.duplicates),
+        *(Drop("outbox", reason, n) for reason, n in sorted(outbox.discarded.items())),
+    ]
+    if mqtt_stats is not None:
+        drops.append(Drop("mqtt_live", "queue_full", mqtt_stats.live_dropped))
+        drops.append(Drop("mqtt_live", "stale", mqtt_stats.live_stale))
+    return tuple(drops)
 
 
 def _statistics_in_utc(stats: LinkStatistics, offset_s: float) -> LinkStatistics:

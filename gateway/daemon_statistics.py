@@ -18,6 +18,21 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class Drop:
+    """Items let go of at one place for one reason, since start (``wgw_dropped_total``).
+
+    ``where``: ``link_queue`` (a device's notification queue, drop-newest), ``link_decode``
+    (malformed bytes), ``mqtt_live`` (the live lanes: full, or stale after a reconnect; what
+    they carry still goes by the backlog, but for raw waveforms), ``live_page``, ``outbox``
+    (``storage_full``, ``store_failing``: records not kept; ``duplicate``: held already).
+    """
+
+    where: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonStatistics:
     """Everything the status API, the demo and tests show."""
 
@@ -40,3 +55,5 @@ class DaemonStatistics:
     loop_lag_max_s: float  # and the worst of the last minute
     rates: tuple[StreamRate, ...]  # per device and stream: recent samples/s against nominal
     alerts: tuple[Alert, ...]  # active: stalled streams, growing backlogs
+    dropped: tuple[Drop, ...] = ()  # every drop, by where and why
+    frame_queue_high_water: int = 0  # the most frames waiting for the store at once

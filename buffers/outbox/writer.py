@@ -66,6 +66,8 @@ class Writer:
         self._leases = leases
         self._counts = counts
         self._flush_interval_s = config.flush_interval_ms / 1000.0
+        # Full policy: block (``put`` waits, counted as back-pressure). The same as
+        # ``drivers.bounded.FullPolicy.BLOCK``, which buffers cannot import.
         self._queue: asyncio.Queue[_QueueItem] = asyncio.Queue(config.queue_max_rows)
         self._task: asyncio.Task[None] | None = None
         self._acks: list[_Ack] = []

@@ -27,6 +27,7 @@ from drivers.ble.decoding import VITAL_STREAMS
 from drivers.ble.framing import Framer
 from drivers.ble.record_transfers import RecordTransfers
 from drivers.ble.watchdog import Watchdog
+from drivers.bounded import BoundedQueue, FullPolicy
 from drivers.errors import DecodeError, DeviceNotFound
 from drivers.gatt import uuids
 from drivers.gatt.battery import decode_battery_level
@@ -103,7 +104,7 @@ class LinkStatistics:
     links_lost: int
     notifications: int
     decode_errors: int
-    dropped_queue_full: int
+    dropped_queue_full: int  # notifications and link events the full queue dropped
     readings: int
     samples: int
     battery_pct: int | None
@@ -116,6 +117,7 @@ class LinkStatistics:
     streams: tuple[StreamStatistics, ...]
     backfill: BackfillStatistics | None = None  # devices that keep records (RACP)
     failures: dict[str, int] | None = None  # connection failures and losses by class
+    queue_high_water: int = 0  # the most notifications waiting to be decoded at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +174,9 @@ class DeviceLink:
         self._now = now
         self._slots = connection_slots
         self._adapter = adapter
-        self._queue: asyncio.Queue[_Notification | _Event] = asyncio.Queue(t.notification_queue_max)
+        self._queue: BoundedQueue[_Notification | _Event] = BoundedQueue(
+            t.notification_queue_max, FullPolicy.DROP_NEWEST
+        )
         self._pmd_settings = {s.measurement: s for s in spec.pmd_streams}
         self._watchdog = Watchdog(
             spec.device_id,
@@ -202,7 +206,6 @@ class DeviceLink:
         self._connects = 0
         self._links_lost = 0
         self._notifications = 0
-        self._dropped = 0
         self._watchdog_reconnects = 0
         self._rssi_dbm: int | None = None
         self._device_info: dict[str, str] = {}
@@ -218,7 +221,8 @@ class DeviceLink:
             links_lost=self._links_lost,
             notifications=self._notifications,
             decode_errors=framer.unattributed_errors + sum(t.decode_errors for t in trackers),
-            dropped_queue_full=self._dropped,
+            dropped_queue_full=self._queue.dropped,
+            queue_high_water=self._queue.high_water,
             readings=sum(t.units for t in trackers if t.rate_hz is None),
             samples=sum(t.units for t in trackers if t.rate_hz is not None),
             battery_pct=framer.battery_pct,
@@ -329,8 +333,7 @@ class DeviceLink:
             self._log.warning("%s: link lost", self.spec.device_id)
 
     def _signal(self, event: _Event) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # else the next item wakes the loop
-            self._queue.put_nowait(event)
+        self._queue.offer(event)  # dropped (counted) only by a queue already full
 
     async def _find(self) -> BLEDevice:
         """Scan until the device advertises (taking its RSSI), within the scan timeout."""
@@ -411,10 +414,7 @@ class DeviceLink:
     def _on_notify(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
         """Bleak's callback: stamp, enqueue, count; never raise."""
         self._notifications += 1
-        try:
-            self._queue.put_nowait(_Notification(characteristic.uuid, bytes(data), self._now()))
-        except asyncio.QueueFull:
-            self._dropped += 1
+        self._queue.offer(_Notification(characteristic.uuid, bytes(data), self._now()))
 
     async def _decode_loop(self) -> None:
         while True:

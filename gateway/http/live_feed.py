@@ -7,10 +7,10 @@ vitals as their values; the newest vitals per device are kept for a page that op
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
+from drivers.bounded import BoundedQueue, FullPolicy
 from drivers.frames import VitalReading, WaveformChunk
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class LiveFeed:
 
     def __init__(self, queue_max: int = _QUEUE_MAX) -> None:
         self._queue_max = queue_max
-        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._subscribers: set[BoundedQueue[Event]] = set()
         self._latest: dict[tuple[str, str], Event] = {}
         self.dropped = 0
 
@@ -66,15 +66,14 @@ class LiveFeed:
         else:
             return
         for queue in self._subscribers:
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
+            if not queue.offer(event):
                 self.dropped += 1
 
     @contextlib.contextmanager
-    def subscribe(self) -> Iterator[asyncio.Queue[Event]]:
+    def subscribe(self) -> Iterator[BoundedQueue[Event]]:
         """A queue of events for one page, while the ``with`` lasts."""
-        queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_max)
+        # a page that falls behind loses the newest events (counted) until it catches up
+        queue: BoundedQueue[Event] = BoundedQueue(self._queue_max, FullPolicy.DROP_NEWEST)
         self._subscribers.add(queue)
         try:
             yield queue

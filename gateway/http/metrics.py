@@ -180,14 +180,19 @@ def _gateway(stats: DaemonStatistics) -> Iterator[Metric]:
         "1 while the disk is full",
         value=float(stats.outbox.storage_full),
     )
-    discarded = CounterMetricFamily(
-        "wgw_outbox_discarded",
-        "records the outbox could not keep (a full disk, a failing one)",
-        labels=["reason"],
+    dropped = CounterMetricFamily(
+        "wgw_dropped",
+        "items the gateway let go of, by where and why (outbox: records not kept)",
+        labels=["where", "reason"],
     )
-    for reason, count in stats.outbox.discarded.items():
-        discarded.add_metric([reason], count)
-    yield discarded
+    for drop in stats.dropped:
+        dropped.add_metric([drop.where, drop.reason], drop.count)
+    yield dropped
+    yield GaugeMetricFamily(
+        "wgw_frame_queue_high_water",
+        "the most frames that waited for the store at once",
+        value=stats.frame_queue_high_water,
+    )
     yield GaugeMetricFamily(
         "wgw_outbox_store_failing",
         "1 while the disk refuses writes (I/O errors, read-only)",

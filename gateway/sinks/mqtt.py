@@ -21,6 +21,7 @@ import aiomqtt
 
 from buffers.errors import StorageError
 from drivers.backoff import Backoff
+from drivers.bounded import BoundedQueue, FullPolicy
 from gateway.cancellation import StopFlag
 from gateway.codec import (
     CONVERTED_STREAMS,
@@ -68,7 +69,8 @@ class MqttStatistics:
     published_by_device: dict[str, int]
     errors: int
     live_published: int
-    live_dropped: int
+    live_dropped: int  # the live lanes were full (vitals and gaps still go by the backlog)
+    live_stale: int  # queued while the broker was away, dropped at the reconnect (the same)
 
 
 class MqttSink:
@@ -104,11 +106,15 @@ class MqttSink:
         # is simply not live).
         # Vitals and gaps have a lane of their own, so that they never wait behind a burst of
         # waveform chunks (a chunk costs a JSON list of samples).
-        self._live: asyncio.Queue[Reading] = asyncio.Queue(config.live_queue_max)
-        self._live_waves: asyncio.Queue[Reading] = asyncio.Queue(config.live_queue_max)
+        self._live: BoundedQueue[Reading] = BoundedQueue(
+            config.live_queue_max, FullPolicy.DROP_NEWEST
+        )
+        self._live_waves: BoundedQueue[Reading] = BoundedQueue(
+            config.live_queue_max, FullPolicy.DROP_NEWEST
+        )
         self._confirmed: set[tuple[str, str, str, int]] = set()
         self._live_published = 0
-        self._live_dropped = 0
+        self._live_stale = 0
         self._grace_s = config.live_grace_s if config.live else 0.0
         # Home Assistant: the newest value of each sensor field per device, and what this
         # connection has announced (a broker without persistence forgets retained configs).
@@ -129,7 +135,8 @@ class MqttSink:
             dict(self._by_device),
             self._errors,
             self._live_published,
-            self._live_dropped,
+            self._live.dropped + self._live_waves.dropped,
+            self._live_stale,
         )
 
     def offer_live(self, reading: Reading) -> None:
@@ -141,10 +148,7 @@ class MqttSink:
             or (waveform and not self._config.publish_waveforms)
         ):
             return
-        try:
-            (self._live_waves if waveform else self._live).put_nowait(reading)
-        except asyncio.QueueFull:
-            self._live_dropped += 1
+        (self._live_waves if waveform else self._live).offer(reading)
 
     def topic(self, device_id: str, leaf: str) -> str:
         """``<prefix>/<gateway>/<device>/<leaf>``: ``vitals``, ``backfill``, ``gaps``, ``state``."""
@@ -266,7 +270,7 @@ class MqttSink:
             leaf = "backfill" if reading.backfilled else "vitals"
         return self.topic(device_id, leaf), mqtt_payload(reading)
 
-    async def _publish_live(self, client: aiomqtt.Client, lane: asyncio.Queue[Reading]) -> None:
+    async def _publish_live(self, client: aiomqtt.Client, lane: BoundedQueue[Reading]) -> None:
         """Publish frames as they arrive; what was confirmed need not come from the backlog.
 
         Several publications are in flight at once: a reading does not wait for the broker's
@@ -274,6 +278,7 @@ class MqttSink:
         """
         while not lane.empty():  # what queued up while the broker was away is stale
             lane.get_nowait()
+            self._live_stale += 1
         slots = asyncio.Semaphore(_LIVE_IN_FLIGHT)
         async with asyncio.TaskGroup() as tg:
             while True:

@@ -37,7 +37,7 @@ async def test_readiness_metrics_devices_and_queue(tmp_path: Path, emulator: Tes
     raw = daemon_config(
         tmp_path,
         str(emulator.make_url("")),
-        [{"model": "armband", "address": "5A:00:00:00:00:01"}],
+        [{"model": "armband", "address": "5A:00:00:00:00:01", "malformed_rate": 0.05}],
         [{"id": "arm", "address": "5A:00:00:00:00:01", "pmd": [ppg]}],
         http={"enabled": True, "port": 0},
     )
@@ -49,7 +49,8 @@ async def test_readiness_metrics_devices_and_queue(tmp_path: Path, emulator: Tes
         assert base is not None
 
         async def streaming() -> bool:
-            return (await daemon.statistics()).devices[0].samples > 500
+            device = (await daemon.statistics()).devices[0]
+            return device.samples > 500 and device.decode_errors > 0
 
         await wait_for(streaming)
         ready_status, ready = await get(f"{base}/readyz")
@@ -74,6 +75,15 @@ async def test_readiness_metrics_devices_and_queue(tmp_path: Path, emulator: Tes
     assert "wgw_sink_backlog_rows" in samples
     assert samples["wgw_stream_gaps_total"] == 0  # per device and stream, as are fills
     assert "wgw_stream_backfilled_readings_total" in samples
+    drops = {
+        (s.labels["where"], s.labels["reason"]): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "wgw_dropped_total"
+    }
+    assert drops[("link_decode", "malformed")] > 0  # the malformed packets, under one name
+    # every place that drops, even at 0 (no broker here: no MQTT live lanes)
+    assert {where for where, _ in drops} == {"link_queue", "link_decode", "live_page", "outbox"}
     gateway = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert 0 <= gateway["wgw_loop_lag_seconds"] <= gateway["wgw_loop_lag_max_seconds"] < 1
     limit = gateway["wgw_upload_quota_limit"]
