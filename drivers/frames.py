@@ -16,9 +16,9 @@ class VitalReading:
 
     Attributes:
         device_id: The configured id of the device that sent it.
-        kind: What was measured (``heart_rate``, ``spo2``, ...).
-        seq: Sequence number per device and kind, from 0 at daemon start.
-        time_s: When it was measured, UTC epoch seconds.
+        stream: What was measured (``heart_rate``, ``spo2``, ...).
+        seq: Sequence number per device and stream, from 0 at daemon start.
+        t0_s: When it was measured, UTC epoch seconds.
         values: The decoded fields, JSON-serialisable (e.g. ``heart_rate_bpm``,
             ``rr_intervals_ms``).
         backfilled: Fetched from the device's memory after a gap (its time is the device's
@@ -30,9 +30,9 @@ class VitalReading:
     """
 
     device_id: str
-    kind: str
+    stream: str
     seq: int
-    time_s: float
+    t0_s: float
     values: dict[str, object]
     backfilled: bool = False
     source_key: str | None = None

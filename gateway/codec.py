@@ -46,9 +46,9 @@ def to_record(frame: Frame) -> OutboxRecord:
         return OutboxRecord(
             "vital",
             frame.device_id,
-            frame.kind,
+            frame.stream,
             frame.seq,
-            frame.time_s,
+            frame.t0_s,
             payload,
             encoding=VITALS_ENCODING,
             backfilled=frame.backfilled,
@@ -235,9 +235,9 @@ def mqtt_payload(reading: Reading) -> bytes:
         body: dict[str, object] = {
             "schema": 1,
             "device_id": frame.device_id,
-            "kind": frame.kind,
+            "kind": frame.stream,
             "seq": frame.seq,
-            "timestamp": iso_utc(frame.time_s),
+            "timestamp": iso_utc(frame.t0_s),
             "values": frame.values,
             **({"backfilled": True} if frame.backfilled else {}),
             **labels,

@@ -23,7 +23,7 @@ from drivers.ble.backends import PLATFORM, BleBackends, simulated
 from drivers.ble.backfill import RECORDED
 from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
 from drivers.bounded import BoundedQueue, FullPolicy
-from drivers.frames import GapMarker, VitalReading
+from drivers.frames import GapMarker
 from drivers.polar.pmd import StreamSettings
 from gateway import codec
 from gateway.alerts import FieldWatch
@@ -558,9 +558,8 @@ class Daemon:
         while (frame := await self._frames.get()) is not None:
             now = self._clock_now
             utc = _in_utc(frame, now.offset_s)
-            reading = Reading(utc)
-            participant = study.participant_for(utc.device_id, reading.time_s)
-            labels = Labels(participant, study.session_for(participant, reading.time_s))
+            participant = study.participant_for(utc.device_id, utc.t0_s)
+            labels = Labels(participant, study.session_for(participant, utc.t0_s))
             reading = Reading(utc, labels)
             if not reading.backfilled:  # history, not live: the page and MQTT's live lane skip it
                 self._live.offer(utc)
@@ -579,8 +578,6 @@ class Daemon:
 
 def _in_utc(frame: Frame, offset_s: float) -> Frame:
     """A frame stamped on the monotonic clock, in UTC."""
-    if isinstance(frame, VitalReading):
-        return dataclasses.replace(frame, time_s=frame.time_s + offset_s)
     if isinstance(frame, GapMarker):
         return dataclasses.replace(frame, t0_s=frame.t0_s + offset_s, t1_s=frame.t1_s + offset_s)
     return dataclasses.replace(frame, t0_s=frame.t0_s + offset_s)

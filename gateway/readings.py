@@ -46,18 +46,6 @@ class Reading:
         return "gap" if isinstance(self.frame, GapMarker) else "waveform"
 
     @property
-    def stream(self) -> str:
-        """The stream it belongs to."""
-        frame = self.frame
-        return frame.kind if isinstance(frame, VitalReading) else frame.stream
-
-    @property
-    def time_s(self) -> float:
-        """When it starts (UTC epoch seconds)."""
-        frame = self.frame
-        return frame.time_s if isinstance(frame, VitalReading) else frame.t0_s
-
-    @property
     def backfilled(self) -> bool:
         """Fetched from the device's memory, not received live."""
         return isinstance(self.frame, VitalReading) and self.frame.backfilled

@@ -36,7 +36,7 @@ def health_record(reading: Reading) -> dict[str, object]:
     assert isinstance(frame, VitalReading)
     values = frame.values
     out: dict[str, object] = {
-        "timestamp": iso_utc(frame.time_s),
+        "timestamp": iso_utc(frame.t0_s),
         "heart_rate": None,
         "blood_pressure": None,
         "blood_oxygen": None,
@@ -47,16 +47,16 @@ def health_record(reading: Reading) -> dict[str, object]:
         "calories": None,
         **reading.labels.as_json(),
     }
-    if frame.kind == "heart_rate":
+    if frame.stream == "heart_rate":
         out["heart_rate"] = values.get("heart_rate_bpm")
-    elif frame.kind in ("spo2", "spo2_spot"):
+    elif frame.stream in ("spo2", "spo2_spot"):
         out["blood_oxygen"] = values.get("spo2_pct")
         out["heart_rate"] = values.get("pulse_rate_bpm")
-    elif frame.kind == "blood_pressure":
+    elif frame.stream == "blood_pressure":
         pressure = units.pressure_mmhg(values)
         if pressure is not None:
             out["blood_pressure"] = {"systolic": pressure[0], "diastolic": pressure[1]}
-    elif frame.kind == "temperature":
+    elif frame.stream == "temperature":
         out["temperature"] = units.temperature_c(values)
     return out
 

@@ -58,11 +58,11 @@ class LiveFeed:
             event = {
                 "type": "vital",
                 "device_id": frame.device_id,
-                "stream": frame.kind,
-                "time_s": frame.time_s,
+                "stream": frame.stream,
+                "time_s": frame.t0_s,
                 "values": frame.values,
             }
-            self._latest[(frame.device_id, frame.kind)] = event
+            self._latest[(frame.device_id, frame.stream)] = event
         else:
             return
         for queue in self._subscribers:

@@ -64,16 +64,16 @@ def latest_fields(reading: Reading) -> dict[str, float]:
         return {}
     values = frame.values
     fields: dict[str, object] = {}
-    if frame.kind == "heart_rate":
+    if frame.stream == "heart_rate":
         fields["heart_rate"] = values.get("heart_rate_bpm")
-    elif frame.kind in ("spo2", "spo2_spot"):
+    elif frame.stream in ("spo2", "spo2_spot"):
         fields["spo2"] = values.get("spo2_pct")
         fields["heart_rate"] = values.get("pulse_rate_bpm")
-    elif frame.kind == "blood_pressure":
+    elif frame.stream == "blood_pressure":
         pressure = units.pressure_mmhg(values)
         if pressure is not None:
             fields["systolic"], fields["diastolic"] = pressure
-    elif frame.kind == "temperature":
+    elif frame.stream == "temperature":
         fields["temperature"] = units.temperature_c(values)
     return {k: float(v) for k, v in fields.items() if isinstance(v, int | float)}
 

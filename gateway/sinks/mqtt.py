@@ -265,7 +265,7 @@ class MqttSink:
         if kind == "gap":
             leaf = "gaps"
         elif kind == "waveform":
-            leaf = reading.stream
+            leaf = reading.frame.stream
         else:  # live dashboards see only live data
             leaf = "backfill" if reading.backfilled else "vitals"
         return self.topic(device_id, leaf), mqtt_payload(reading)
@@ -299,7 +299,7 @@ class MqttSink:
             if not waveform:
                 self._by_device[frame.device_id] += 1
             if not waveform and qos > 0:
-                self._confirmed.add((kind, frame.device_id, reading.stream, frame.seq))
+                self._confirmed.add((kind, frame.device_id, frame.stream, frame.seq))
             await self._update_homeassistant(client, reading)
         finally:
             slots.release()

@@ -45,7 +45,7 @@ class Store:
         self.frames.append(frame)
         if isinstance(frame, VitalReading) and frame.source_key is not None:
             if frame.record_number is not None:
-                self.cursors[frame.kind] = frame.record_number
+                self.cursors[frame.stream] = frame.record_number
             if frame.source_key in self.readings:
                 self.duplicates += 1
                 return
@@ -117,7 +117,7 @@ async def test_ten_minutes_out_of_range_come_back_exactly_once_in_time_order() -
     assert len(device.records) - spell_start >= 55  # the spell's readings, kept by the cuff
     assert list(store.readings) == taken(device)[: len(store.readings)]  # all, once, in order
     kept = list(store.readings.values())  # in the order they were stored
-    assert [r.time_s for r in kept] == sorted(r.time_s for r in kept)
+    assert [r.t0_s for r in kept] == sorted(r.t0_s for r in kept)
     backfilled = [r for r in store.readings.values() if r.backfilled]
     assert len(backfilled) >= 55
     # placed by the cuff's clock (an hour slow, read at connect): each within the second
@@ -125,7 +125,7 @@ async def test_ten_minutes_out_of_range_come_back_exactly_once_in_time_order() -
     for r in backfilled:
         assert r.source_key is not None
         device_s = datetime.fromisoformat(r.source_key).replace(tzinfo=UTC).timestamp()
-        assert 0.0 <= r.time_s - (device_s + 3600) < 1.1
+        assert 0.0 <= r.t0_s - (device_s + 3600) < 1.1
     gaps = store.gaps()
     assert [g.filled for g in gaps] == [False, True]  # the gap, then the same gap filled
     assert gaps[0].seq == gaps[1].seq and gaps[0].t0_s == gaps[1].t0_s
@@ -160,7 +160,7 @@ async def test_a_transfer_cut_by_the_link_resumes_on_the_next_connect() -> None:
         await wait_for(lambda: len(store.readings) >= len(device.records), timeout_s=20)
     # every reading once; the live ones the cut transfer held back were stored when it was cut
     # (never kept in memory across a lost link), so by time, not necessarily by arrival
-    by_time = sorted(store.readings.values(), key=lambda r: r.time_s)
+    by_time = sorted(store.readings.values(), key=lambda r: r.t0_s)
     assert [r.source_key for r in by_time] == taken(device)[: len(store.readings)]
     assert len(store.readings) == len(device.records)
     stats = link.statistics().backfill
@@ -266,7 +266,7 @@ async def test_a_malformed_record_is_counted_and_the_gap_stays_open() -> None:
     missing = [stamp for stamp in taken(device) if stamp not in store.readings]
     assert len(missing) == 1  # the cut record, and only it
     kept = list(store.readings.values())
-    assert [r.time_s for r in kept] == sorted(r.time_s for r in kept)
+    assert [r.t0_s for r in kept] == sorted(r.t0_s for r in kept)
     pressure = next(s for s in link.statistics().streams if s.stream == "blood_pressure")
     assert pressure.decode_errors == 1
     gaps = store.gaps()

@@ -88,10 +88,10 @@ async def test_every_stream_of_a_watch_flows_and_malformed_packets_become_gaps()
     chunks = [f for f in run.frames if isinstance(f, WaveformChunk)]
     gaps = [f for f in run.frames if isinstance(f, GapMarker)]
     for stream in ("heart_rate", "spo2", "temperature", "blood_pressure"):
-        mine = [r for r in readings if r.kind == stream]
+        mine = [r for r in readings if r.stream == stream]
         assert len(mine) == device.counters[stream].sent, stream
         assert [r.seq for r in mine] == list(range(len(mine)))
-    assert [r.values["heart_rate_bpm"] for r in readings if r.kind == "heart_rate"] == (
+    assert [r.values["heart_rate_bpm"] for r in readings if r.stream == "heart_rate"] == (
         device.counters["heart_rate"].values_sent
     )
     assert sum(c.samples.shape[0] for c in chunks) == device.counters["ppg"].sent
@@ -101,7 +101,7 @@ async def test_every_stream_of_a_watch_flows_and_malformed_packets_become_gaps()
     assert all(g.reason == "malformed" for g in gaps)
     assert len([g for g in gaps if g.stream == "heart_rate"]) >= 1
     assert stats.device_info["model"] == "watch"
-    bp = next(r for r in readings if r.kind == "blood_pressure")
+    bp = next(r for r in readings if r.stream == "blood_pressure")
     assert bp.values["unit"] == "mmHg" and isinstance(bp.values["systolic"], float)
 
 
