@@ -268,6 +268,11 @@ class Outbox:
         )
 
     @_storage_errors
+    async def peek(self, sink: str, max_rows: int, *, after_id: int = 0) -> list[StoredRecord]:
+        """What :meth:`lease` would hand out from ``after_id`` now, without taking it."""
+        return await self._leases.lease(sink, max_rows, after_id=after_id, take=False)
+
+    @_storage_errors
     async def history(
         self, wants: Callable[[OutboxRecord], bool], after_id: int, max_rows: int
     ) -> list[StoredRecord]:

@@ -43,8 +43,12 @@ class Leases:
         *,
         after_id: int = 0,
         device_id: str | None = None,
+        take: bool = True,
     ) -> list[StoredRecord]:
-        """The sink's oldest undelivered rows, up to the first one waiting for a retry."""
+        """The sink's oldest undelivered rows, up to the first one waiting for a retry.
+
+        ``take`` false: a peek from ``after_id``; nothing is marked in flight.
+        """
         leased = self._leased[sink]
         # A snapshot taken before the query: an ack committed while the query runs removes its
         # rows from ``leased``, but the query may still have read them as pending.
@@ -53,7 +57,7 @@ class Leases:
         # given back since (release, nack): then scan from the oldest again. (Not so for one
         # device's rows: the other devices' rows before them are not in flight.)
         after = after_id
-        if device_id is None:
+        if device_id is None and take:
             after = max(after_id, self._resume_after.get((sink, after_id), 0))
         device = " AND r.device_id = ?" if device_id is not None else ""
         rows = await self._index.read(
@@ -80,9 +84,10 @@ class Leases:
                 break
             taken.append(row)
         out = self.records(taken)
-        leased.update(r.id for r in out)
-        if out and device_id is None:
-            self._resume_after[(sink, after_id)] = out[-1].id
+        if take:
+            leased.update(r.id for r in out)
+            if out and device_id is None:
+                self._resume_after[(sink, after_id)] = out[-1].id
         return out
 
     async def history(

@@ -276,8 +276,7 @@ class HealthUploadSink:
         Returns how long to wait before the next request (pacing, or a retry's delay), None
         when that device has no closed interval yet, or ``_IDLE`` when the lane has no rows.
         """
-        rows = await self._outbox.lease(SINK, _PROBE_ROWS, after_id=lane.after_id)
-        await self._outbox.release(SINK, [r.id for r in rows])
+        rows = await self._outbox.peek(SINK, _PROBE_ROWS, after_id=lane.after_id)
         # A backlog: rows more than backfill_after_s (and the quota's pace) older than what
         # would be live data now. It counts only once requests succeed again: during an
         # outage everything waits alike.

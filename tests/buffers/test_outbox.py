@@ -132,6 +132,21 @@ async def test_unacked_leases_are_offered_again_after_restart(tmp_path: Path) ->
         assert [r.record.seq for r in await outbox.lease("a", 10)] == [4]
 
 
+async def test_a_peek_takes_nothing(tmp_path: Path) -> None:
+    """Test a peek: what a lease would hand out, still there for the lease, and in-flight rows
+    skipped as a lease skips them.
+    """
+    async with Outbox(tmp_path / "o.sqlite", SUBSCRIPTIONS, flush_interval_ms=10) as outbox:
+        for i in range(5):
+            await outbox.put(vital(i))
+        await outbox.flush()
+        assert [r.record.seq for r in await outbox.peek("a", 3)] == [0, 1, 2]
+        leased = await outbox.lease("a", 2)
+        assert [r.record.seq for r in leased] == [0, 1]
+        assert [r.record.seq for r in await outbox.peek("a", 10)] == [2, 3, 4]
+        assert [r.record.seq for r in await outbox.lease("a", 10)] == [2, 3, 4]
+
+
 async def test_put_after_close_raises_storage_error(tmp_path: Path) -> None:
     """Test that a closed outbox refuses records loudly instead of losing them."""
     outbox = Outbox(tmp_path / "o.sqlite", SUBSCRIPTIONS)
