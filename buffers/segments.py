@@ -14,6 +14,9 @@ A torn batch at the end of a lane's last file (a power cut mid-write) fails its 
 Power cuts: a new file is fsynced with its folder before a record goes into it, a removal is
 followed by an fsync of the folder, and a file that comes back from a cut unreadable (empty,
 zeros, a bad header) is moved to ``damaged/`` and counted at open (:meth:`SegmentLog.check`).
+
+Size: one class over 300 lines, on purpose: the file format, the appends and the recovery
+(check, replay, torn tails) must agree byte for byte, so they are read together.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Every path and URL of the cloud APIs (``../shared/API.md``) is a field with the documented value
 as default, so a deployment can follow a server that differs without a release.
+
+Size: one small pydantic model per config section, kept in one module so that the tree reads
+top to bottom as ``config.yaml`` does.
 """
 
 from __future__ import annotations

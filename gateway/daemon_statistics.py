@@ -57,3 +57,23 @@ class DaemonStatistics:
     alerts: tuple[Alert, ...]  # active: stalled streams, growing backlogs
     dropped: tuple[Drop, ...] = ()  # every drop, by where and why
     frame_queue_high_water: int = 0  # the most frames waiting for the store at once
+
+
+def drops(
+    devices: tuple[LinkStatistics, ...],
+    outbox: OutboxStatistics,
+    mqtt_stats: mqtt.MqttStatistics | None,
+    live_page: int,
+) -> tuple[Drop, ...]:
+    """Every item the gateway let go of, by where and why (``wgw_dropped_total``)."""
+    found = [
+        Drop("link_queue", "queue_full", sum(d.dropped_queue_full for d in devices)),
+        Drop("link_decode", "malformed", sum(d.decode_errors for d in devices)),
+        Drop("live_page", "queue_full", live_page),
+        Drop("outbox", "duplicate", outbox.duplicates),
+        *(Drop("outbox", reason, n) for reason, n in sorted(outbox.discarded.items())),
+    ]
+    if mqtt_stats is not None:
+        found.append(Drop("mqtt_live", "queue_full", mqtt_stats.live_dropped))
+        found.append(Drop("mqtt_live", "stale", mqtt_stats.live_stale))
+    return tuple(found)

@@ -3,6 +3,8 @@
 ``Index`` (the files and the connection), ``Writer`` (group commit, de-duplication, the failing
 store's held records), ``Room`` (the cap and a full disk), ``Leases`` (each sink's reads),
 ``clock`` (corrections after a wall-clock jump), ``StudyStore`` (assignments, sessions, markers).
+
+Size: most of its lines are the public methods' docstrings; each method delegates to a part.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 It owns the connection, the cache of contexts (what neighbouring rows share), the next id, the
 index transaction that rides a minute of group commits, and the failing-store state. Everything
 else in the outbox reaches SQLite through it.
+
+Size: the connection's life (open, fail, reopen, the index transaction) and the rows written
+through it share the same state (contexts, next id): one class, over 300 lines.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import logging
 import os
 import sqlite3
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiosqlite
 
@@ -311,9 +314,15 @@ class Index:
             raise
 
     async def read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        """Rows of one read (WAL: it does not wait for the writer)."""
+        """Rows of one read, by name (WAL: it does not wait for the writer)."""
         async with self.db.execute(sql, params) as cur:
             return list(await cur.fetchall())
+
+    async def read_tuples(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read as plain tuples (a hot path: positions named by the caller)."""
+        async with self.db.execute(sql, params) as cur:
+            cur.row_factory = None
+            return [tuple(row) for row in await cur.fetchall()]
 
     # --- rows -------------------------------------------------------------------------------
 

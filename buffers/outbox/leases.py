@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from buffers.records import OutboxRecord, StoredRecord
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Callable, Iterable, Sequence
 
     from buffers.outbox.index import Index
 
 _BUILT_MAX: Final = 20_000  # records kept built for leases that come back to them
-_SELECT_RECORD: Final = (
-    "r.id, r.kind, r.device_id, r.stream, r.seq, r.t0_s, r.sample_rate_hz, r.dtype, r.shape,"
-    " r.payload, r.encoding, r.participant_id, r.session_id, r.seg, r.seg_offset, r.size,"
-    " r.backfilled"
-)
+# The columns a record is built from, read as plain tuples: a lease reads thousands of rows a
+# second, and sqlite3.Row's lookup by name scans the column names each time. Each position
+# has a name below.
+_COLUMNS: Final = (
+    "id", "kind", "device_id", "stream", "seq", "t0_s", "sample_rate_hz", "dtype", "shape",
+    "payload", "encoding", "participant_id", "session_id", "seg", "seg_offset", "size",
+    "backfilled", "next_attempt_s",
+)  # fmt: skip
+(
+    _ID, _KIND, _DEVICE_ID, _STREAM, _SEQ, _T0_S, _RATE, _DTYPE, _SHAPE, _PAYLOAD, _ENCODING,
+    _PARTICIPANT, _SESSION, _SEG, _SEG_OFFSET, _SIZE, _BACKFILLED, _NEXT_ATTEMPT_S,
+) = range(len(_COLUMNS))  # fmt: skip
+_SELECT_RECORD: Final = ", ".join(f"r.{c}" for c in _COLUMNS[:_NEXT_ATTEMPT_S])
+Row = tuple[Any, ...]
 
 
 class Leases:
@@ -60,7 +68,7 @@ class Leases:
         if device_id is None and take:
             after = max(after_id, self._resume_after.get((sink, after_id), 0))
         device = " AND r.device_id = ?" if device_id is not None else ""
-        rows = await self._index.read(
+        rows = await self._index.read_tuples(
             f"SELECT {_SELECT_RECORD}, p.next_attempt_s FROM pending p"  # noqa: S608 - constants
             " JOIN records r ON r.id = p.record_id"
             f" WHERE p.sink = ? AND p.dead = 0 AND p.record_id > ?{device}"
@@ -73,14 +81,14 @@ class Leases:
             ),
         )
         now = time.time()
-        taken: list[sqlite3.Row] = []
+        taken: list[Row] = []
         size = 0
         for row in rows:
-            if row["id"] in excluded:
+            if row[_ID] in excluded:
                 continue
-            size += row["size"]
+            size += row[_SIZE]
             full = len(taken) == max_rows or (taken and max_bytes and size > max_bytes)
-            if row["next_attempt_s"] > now or full:
+            if row[_NEXT_ATTEMPT_S] > now or full:
                 break
             taken.append(row)
         out = self.records(taken)
@@ -94,7 +102,7 @@ class Leases:
         self, wants: Callable[[OutboxRecord], bool], after_id: int, max_rows: int
     ) -> list[StoredRecord]:
         """Retained rows after ``after_id`` that ``wants`` accepts, delivered or not."""
-        rows = await self._index.read(
+        rows = await self._index.read_tuples(
             f"SELECT {_SELECT_RECORD} FROM records r WHERE r.id > ? ORDER BY r.id LIMIT ?",  # noqa: S608
             (after_id, max_rows),
         )
@@ -130,38 +138,39 @@ class Leases:
         for key in [k for k in self._resume_after if k[0] == sink]:
             del self._resume_after[key]
 
-    def records(self, rows: Sequence[sqlite3.Row]) -> list[StoredRecord]:
+    def records(self, rows: Sequence[Row]) -> list[StoredRecord]:
         """Records from ``_SELECT_RECORD`` rows, their payloads read from the log together.
 
         A sink leases the same rows again while it waits (pacing, retries): the records built
         last are kept (rows do not change but for clock corrections, which empty the cache).
         """
         cache = self._built
-        missing = [row for row in rows if row["id"] not in cache]
-        in_log = [row for row in missing if row["seg"] is not None]
-        places = [(row["seg"], row["seg_offset"], row["size"]) for row in in_log]
+        missing = [row for row in rows if row[_ID] not in cache]
+        in_log = [row for row in missing if row[_SEG] is not None]
+        places = [(row[_SEG], row[_SEG_OFFSET], row[_SIZE]) for row in in_log]
         read = self._index.segments.read_many(places)
-        payloads = dict(zip((row["id"] for row in in_log), read, strict=True))
+        payloads = dict(zip((row[_ID] for row in in_log), read, strict=True))
         for row in missing:
-            cache[row["id"]] = _record(row, payloads.get(row["id"]) or bytes(row["payload"] or b""))
+            cache[row[_ID]] = _record(row, payloads.get(row[_ID]) or bytes(row[_PAYLOAD] or b""))
         while len(cache) > _BUILT_MAX:
             del cache[next(iter(cache))]  # the oldest built first (dicts keep insertion order)
-        return [StoredRecord(row["id"], cache[row["id"]]) for row in rows]
+        return [StoredRecord(row[_ID], cache[row[_ID]]) for row in rows]
 
 
-def _record(row: sqlite3.Row, payload: bytes) -> OutboxRecord:
+def _record(row: Row, payload: bytes) -> OutboxRecord:
+    shape = row[_SHAPE]
     return OutboxRecord(
-        kind=row["kind"],
-        device_id=row["device_id"],
-        stream=row["stream"],
-        seq=row["seq"],
-        t0_s=row["t0_s"],
+        kind=row[_KIND],
+        device_id=row[_DEVICE_ID],
+        stream=row[_STREAM],
+        seq=row[_SEQ],
+        t0_s=row[_T0_S],
         payload=payload,
-        sample_rate_hz=row["sample_rate_hz"],
-        dtype=row["dtype"],
-        shape=tuple(json.loads(row["shape"])) if row["shape"] is not None else None,
-        encoding=row["encoding"],
-        participant_id=row["participant_id"],
-        session_id=row["session_id"],
-        backfilled=bool(row["backfilled"]),
+        sample_rate_hz=row[_RATE],
+        dtype=row[_DTYPE],
+        shape=tuple(json.loads(shape)) if shape is not None else None,
+        encoding=row[_ENCODING],
+        participant_id=row[_PARTICIPANT],
+        session_id=row[_SESSION],
+        backfilled=bool(row[_BACKFILLED]),
     )

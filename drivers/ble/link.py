@@ -7,6 +7,9 @@ watchdog actions travel through the same queue, so gaps are placed exactly where
 in the stream of notifications. The parts: ``decoding`` (bytes -> values, pure), ``framing``
 (values -> frames in time), ``record_transfers`` (backfill), ``watchdog``, ``link_errors``
 (the wait after each failure, by its class).
+
+Size: ``DeviceLink`` is a session's life (scan, connect, subscribe, the decode loop); each step
+delegates to a part, and the lifecycle reads best in one place.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@
 
 Devices that keep records keep measuring while nobody listens, and give their records back
 over the Record Access Control Point.
+
+Size: the models share one ``SimDevice`` (GATT table, tick loop, faults, records); each model
+is a preset of it, so the class is long and the models are short.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 TCM lives under ``/api/v1`` as on the real service. ``/_emulator/...`` are the emulator's own
 routes: what it received (per device), and fault injection for tests.
+
+Size: the TCM API's routes with their error envelope and the emulator's own routes, one
+handler each; HeartVoice's routes are in ``heartvoice``.
 """
 
 from __future__ import annotations

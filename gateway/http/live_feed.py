@@ -16,7 +16,7 @@ from drivers.frames import VitalReading, WaveformChunk
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from drivers.frames import Frame
+    from gateway.readings import Reading
 
 _QUEUE_MAX: Final = 500
 
@@ -41,8 +41,9 @@ class LiveFeed:
         """The newest reading of every device's vitals streams."""
         return list(self._latest.values())
 
-    def offer(self, frame: Frame) -> None:
-        """A frame (times in UTC) just arrived."""
+    def offer(self, reading: Reading) -> None:
+        """A live reading (times in UTC) just arrived."""
+        frame = reading.frame
         if isinstance(frame, WaveformChunk):
             if not self._subscribers:
                 return

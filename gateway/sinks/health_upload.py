@@ -6,6 +6,10 @@
 sync``) runs a batch now, or with ``full`` resends the retained history (``sync_type=full``)
 without touching the backlog. Every request is filled up to the record and byte caps, so a
 backlog drains in the fewest requests the plan's quota allows.
+
+Size: the sink's live and backfill lanes, pacing and full resend share one backlog and one
+quota; split apart, each part would reach into the others' state. The record format is
+``gateway.clients.tcm_records``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Whatever the broker did not confirm stays in the outbox and is published, in order, after the
 next connect.
+
+Size: the connection's loops (two live lanes, the backlog, states, commands) share one client
+and one reconnect; Home Assistant's messages are built in ``homeassistant``.
 """
 
 from __future__ import annotations
