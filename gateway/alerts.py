@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from drivers.ble.link import LinkStatistics
+    from drivers.ble.link_spec import LinkStatistics
     from gateway.config import AlertsConfig
 
 log = logging.getLogger(__name__)

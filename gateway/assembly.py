@@ -14,7 +14,8 @@ from buffers.errors import StorageError
 from buffers.outbox import Outbox
 from drivers.ble.adapter import AdapterWatch
 from drivers.ble.backfill import RECORDED
-from drivers.ble.link import DeviceLink, DeviceSpec, LinkStatistics, LinkTimings
+from drivers.ble.link import DeviceLink
+from drivers.ble.link_spec import DeviceSpec, LinkStatistics, LinkTimings
 from drivers.polar.pmd import StreamSettings
 from gateway.clients.limiter import ClientRateLimiter
 from gateway.clients.tcm import TcmClient

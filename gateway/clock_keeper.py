@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from buffers.outbox import Outbox
-    from drivers.ble.link import LinkStatistics
+    from drivers.ble.link_spec import LinkStatistics
     from gateway.config import ClockConfig
     from gateway.wallclock import WallClock
 

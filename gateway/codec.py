@@ -16,7 +16,7 @@ from gateway.readings import Labels, Reading
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from drivers.ble.link import LinkStatistics
+    from drivers.ble.link_spec import LinkStatistics
 
 _SAMPLE_DTYPE = "<i4"
 _FLOAT_DTYPE = "<f4"

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
     from buffers.outbox import Outbox
     from drivers.ble.adapter import AdapterWatch
-    from drivers.ble.link import DeviceLink, LinkStatistics
+    from drivers.ble.link import DeviceLink
+    from drivers.ble.link_spec import LinkStatistics
     from drivers.sim.world import SimWorld
     from gateway.assembly import Sinks
     from gateway.config import Settings

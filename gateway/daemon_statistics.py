@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from buffers.records import OutboxStatistics
     from drivers.ble.adapter import AdapterStatistics
-    from drivers.ble.link import LinkStatistics
+    from drivers.ble.link_spec import LinkStatistics
     from gateway.alerts import Alert, StreamRate
     from gateway.sinks import conversion, health_upload, mqtt
 

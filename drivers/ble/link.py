@@ -28,6 +28,7 @@ from drivers.backoff import Backoff
 from drivers.ble import decoding, link_errors
 from drivers.ble.decoding import VITAL_STREAMS
 from drivers.ble.framing import Framer
+from drivers.ble.link_spec import DeviceSpec, LinkStatistics, LinkTimings
 from drivers.ble.record_transfers import RecordTransfers
 from drivers.ble.watchdog import Watchdog
 from drivers.bounded import BoundedQueue, FullPolicy
@@ -38,7 +39,7 @@ from drivers.gatt.device_information import decode_device_information_string
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable
 
     from bleak.backends.characteristic import BleakGATTCharacteristic
     from bleak.backends.device import BLEDevice
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 
     from drivers.ble.adapter import AdapterWatch
     from drivers.ble.backends import BleBackends
-    from drivers.ble.backfill import BackfillStatistics
-    from drivers.ble.streams import StreamStatistics
     from drivers.frames import Frame
 
 log = logging.getLogger(__name__)
@@ -59,68 +58,6 @@ _INFO_STRINGS: Final = {
     uuids.FIRMWARE_REVISION: "firmware",
 }
 _WATCHED_VITALS: Final = frozenset({"heart_rate"})
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceSpec:
-    """What the link needs to know of one configured device.
-
-    ``record_cursors``: for the streams the device keeps records of, the newest record the
-    outbox holds (absent or ``None``: none yet); given, each connect fetches the records that
-    follow (backfill) and the link moves the cursor itself. ``None``: records are not fetched.
-    """
-
-    device_id: str
-    address: str
-    pmd_streams: tuple[pmd.StreamSettings, ...] = ()
-    record_cursors: Mapping[str, int | None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LinkTimings:
-    """Every radio await is bounded; reconnects back off by the class of the failure.
-
-    A watched stream (heard rate, PMD) silent for ``stream_silence_s`` while connected is
-    subscribed again; silent for another ``stream_silence_s``, the link is dropped and rebuilt.
-    The connect is bounded by bleak's ``connect_timeout_s`` and, above it, by a safety timeout
-    of ``connect_safety_s`` more (a stalled stack may not honour bleak's).
-    """
-
-    scan_timeout_s: float = 10.0
-    connect_timeout_s: float = 10.0
-    connect_safety_s: float = 5.0
-    gatt_timeout_s: float = 5.0
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    notification_queue_max: int = 1000
-    stream_silence_s: float = 10.0
-    watchdog_interval_s: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class LinkStatistics:
-    """A device's connection state and counters, for status pages and metrics."""
-
-    device_id: str
-    connected: bool
-    connects: int
-    links_lost: int
-    notifications: int
-    decode_errors: int
-    dropped_queue_full: int  # notifications and link events the full queue dropped
-    readings: int
-    samples: int
-    battery_pct: int | None
-    rssi_dbm: int | None
-    resubscribes: int
-    watchdog_reconnects: int
-    device_info: dict[str, str]
-    clock_offset_s: float | None
-    clock_drift_ppm: float | None
-    streams: tuple[StreamStatistics, ...]
-    backfill: BackfillStatistics | None = None  # devices that keep records (RACP)
-    failures: dict[str, int] | None = None  # connection failures and losses by class
-    queue_high_water: int = 0  # the most notifications waiting to be decoded at once
 
 
 @dataclass(frozen=True, slots=True)

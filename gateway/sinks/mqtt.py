@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from buffers.outbox import Outbox
     from buffers.records import OutboxRecord
-    from drivers.ble.link import LinkStatistics
+    from drivers.ble.link_spec import LinkStatistics
     from gateway.alerts import Alert
     from gateway.config import MqttConfig, MqttTlsConfig
     from gateway.readings import Reading

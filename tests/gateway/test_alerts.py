@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
-from drivers.ble.link import LinkStatistics
+from drivers.ble.link_spec import LinkStatistics
 from drivers.ble.streams import StreamStatistics
 from gateway.alerts import FieldWatch
 from gateway.config import AlertsConfig, Settings

@@ -10,7 +10,8 @@ import sys
 from drivers.ble import bluez
 from drivers.ble.adapter import AdapterWatch
 from drivers.ble.backends import simulated
-from drivers.ble.link import DeviceLink, DeviceSpec, LinkTimings
+from drivers.ble.link import DeviceLink
+from drivers.ble.link_spec import DeviceSpec, LinkTimings
 from drivers.frames import Frame, GapMarker, WaveformChunk
 from drivers.polar import pmd
 from drivers.sim.devices import SimDevice, preset

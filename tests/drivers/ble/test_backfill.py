@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from drivers.ble.backends import simulated
-from drivers.ble.link import DeviceLink, DeviceSpec, LinkTimings
+from drivers.ble.link import DeviceLink
+from drivers.ble.link_spec import DeviceSpec, LinkTimings
 from drivers.frames import Frame, GapMarker, VitalReading
 from drivers.gatt import uuids
 from drivers.sim.devices import SimDevice, preset

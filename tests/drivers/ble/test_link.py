@@ -8,7 +8,8 @@ import itertools
 import pytest
 
 from drivers.ble.backends import simulated
-from drivers.ble.link import DeviceLink, DeviceSpec, LinkTimings
+from drivers.ble.link import DeviceLink
+from drivers.ble.link_spec import DeviceSpec, LinkTimings
 from drivers.frames import Frame, GapMarker, VitalReading, WaveformChunk
 from drivers.polar import pmd
 from drivers.sim.devices import SimDevice, preset
