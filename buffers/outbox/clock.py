@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from buffers.errors import StorageError
-from buffers.outbox.index import CONTEXT_FIELDS, ContextKey
+from buffers.outbox.rows import CONTEXT_FIELDS, ContextKey
 
 if TYPE_CHECKING:
     import asyncio
@@ -83,7 +83,7 @@ async def _move_untrusted(index: Index, db: aiosqlite.Connection, c: ClockCorrec
     for row in stale:
         fields = tuple(row)[2:]
         key: ContextKey = (*fields[:7], c.offset_s, *fields[8:])
-        new_ctx = await index.context_of(db, key, row["first_id"])
+        new_ctx = await index.contexts.id_of(db, key, row["first_id"])
         shift = c.offset_s - row["clock_offset_s"]
         cur = await db.execute(
             "UPDATE items SET t0_s = t0_s + ?, clock_corrected_s = clock_corrected_s + ?,"

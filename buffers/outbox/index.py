@@ -4,8 +4,8 @@ It owns the connection, the cache of contexts (what neighbouring rows share), th
 index transaction that rides a minute of group commits, and the failing-store state. Everything
 else in the outbox reaches SQLite through it.
 
-Size: the connection's life (open, fail, reopen, the index transaction) and the rows written
-through it share the same state (contexts, next id): one class, over 300 lines.
+Size: one class near 300 lines: the connection's life (open, fail, reopen, the index
+transaction) and the replay share one state; the rows' own code is in ``rows``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import os
 import sqlite3
@@ -22,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Final
 import aiosqlite
 
 from buffers.errors import StorageError
+from buffers.outbox.rows import Contexts, insert
 from buffers.recovery import OpenReport, prepare
-from buffers.segments import Mark, Placed, SegmentLog, folder_for
+from buffers.segments import Mark, SegmentLog, folder_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -31,24 +31,15 @@ if TYPE_CHECKING:
 
     from buffers.outbox.config import OutboxConfig
     from buffers.records import OutboxRecord, SetAside
+    from buffers.segments import Placed
 
 log = logging.getLogger(__name__)
 
-_INSERT_ITEM: Final = (
-    "INSERT INTO items (id, ctx, seq, t0_s, shape, size, sinks, stored_s, seg, seg_offset)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-CONTEXT_FIELDS: Final = (
-    "kind, device_id, stream, sample_rate_hz, dtype, encoding, boot_id, clock_offset_s,"
-    " clock_synced, participant_id, session_id, backfilled"
-)
 _SAVEPOINT: Final = "wgw_batch"
 _CLOSE_TIMEOUT_S: Final = 5.0
 FAILING_RETRY_S: Final = 2.0  # a failing store is reopened this often
 # SQLite's primary result codes that mean the storage itself fails (not a full disk)
 _SQLITE_STORE_FAILURES: Final = frozenset({8, 10, 11, 14, 26})  # READONLY IOERR CORRUPT ...
-
-ContextKey = tuple[object, ...]
 
 
 def store_fails(exc: BaseException) -> bool:
@@ -78,7 +69,7 @@ class Index:
         self.set_aside: list[SetAside] = []  # unreadable files and batches found at open
         self.replayed = 0
         self.next_id = 1
-        self._contexts: dict[ContextKey, int] = {}
+        self.contexts = Contexts()
         self.index_open = False
         self._index_opened_at = 0.0
         self.reindex = False  # the index transaction was lost: the log is replayed into it
@@ -328,9 +319,7 @@ class Index:
 
     async def load_contexts(self) -> None:
         """Read the contexts again (after a rollback dropped some the cache holds)."""
-        self._contexts.clear()
-        for row in await self.read(f"SELECT id, {CONTEXT_FIELDS} FROM contexts"):  # noqa: S608
-            self._contexts[tuple(row)[1:]] = row["id"]
+        await self.contexts.load(self.db)
 
     async def _count_set_aside(self) -> None:
         """Count what the open found unreadable (persisted), and say it in one log line."""
@@ -368,86 +357,18 @@ class Index:
         if not by_id:
             return 0
         async with self.own_transaction() as db:
-            await self.insert(db, [(r.id, r.record, r.stored_s, r.placed) for r in by_id.values()])
+            rows = [(r.id, r.record, r.stored_s, r.placed) for r in by_id.values()]
+            await self.insert(db, rows)
         log.warning("outbox: %d rows since the last index commit rebuilt from the log", len(by_id))
         return len(by_id)
 
-    async def context_of(self, db: aiosqlite.Connection, key: ContextKey, first_id: int) -> int:
-        """The id of the context row with these fields (created, from ``first_id``, if new)."""
-        ctx = self._contexts.get(key)
-        if ctx is None:
-            cur = await db.execute(
-                f"INSERT INTO contexts ({CONTEXT_FIELDS}, first_id)"  # noqa: S608 - constants
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*key, first_id),
-            )
-            assert cur.lastrowid is not None
-            ctx = self._contexts[key] = cur.lastrowid
-        return ctx
-
     async def insert(
-        self,
-        db: aiosqlite.Connection,
-        rows: Sequence[tuple[int, OutboxRecord, float, Placed]],
+        self, db: aiosqlite.Connection, rows: Sequence[tuple[int, OutboxRecord, float, Placed]]
     ) -> None:
-        """Index rows (id, record, stored at, where its payload lies) and their pending rows."""
-        items: list[tuple[object, ...]] = []
-        pending: list[tuple[str, int]] = []
-        keys: list[tuple[str, str, str, int]] = []
-        cursors: list[tuple[str, str, int]] = []
-        for record_id, r, stored_s, placed in rows:
-            if r.source_key is not None:
-                keys.append((r.device_id, r.stream, r.source_key, record_id))
-            if r.source_cursor is not None:
-                cursors.append((r.device_id, r.stream, r.source_cursor))
-            ctx = await self.context_of(db, _context_key(r), record_id)
-            shape = json.dumps(list(r.shape)) if r.shape is not None else None
-            sinks = [sink for sink, wants in self._subscriptions.items() if wants(r)]
-            size = len(r.payload)
-            at = (placed.seg, placed.offset)
-            items.append((record_id, ctx, r.seq, r.t0_s, shape, size, len(sinks), stored_s, *at))
-            pending.extend((sink, record_id) for sink in sinks)
-        await db.executemany(_INSERT_ITEM, items)
-        await db.executemany("INSERT INTO pending (sink, record_id) VALUES (?, ?)", pending)
-        if keys:  # rare (timestamped readings): no round trip to SQLite's thread otherwise
-            await db.executemany(
-                "INSERT OR IGNORE INTO source_keys (device_id, stream, key, record_id)"
-                " VALUES (?, ?, ?, ?)",
-                keys,
-            )
-        await set_cursors(db, cursors)
+        """Index rows (id, record, stored at, where its payload lies) for the sinks wanting them."""
+        await insert(db, self.contexts, self._subscriptions, rows)
 
     def undo(self, mark: Mark | None) -> None:
         """Cut a failed batch back out of the segment log."""
         if mark is not None:
             self.segments.undo(mark)
-
-
-def _context_key(r: OutboxRecord) -> ContextKey:
-    """What ``r`` shares with its neighbours, in ``CONTEXT_FIELDS`` order."""
-    c = r.clock
-    return (
-        r.kind,
-        r.device_id,
-        r.stream,
-        r.sample_rate_hz,
-        r.dtype,
-        r.encoding,
-        c.boot_id if c else None,
-        c.offset_s if c else None,
-        (int(c.synced) if c.synced is not None else None) if c else None,
-        r.participant_id,
-        r.session_id,
-        int(r.backfilled),
-    )
-
-
-async def set_cursors(db: aiosqlite.Connection, cursors: Sequence[tuple[str, str, int]]) -> None:
-    """Each (device, stream)'s cursor to the last of ``cursors`` that names it."""
-    if not cursors:
-        return
-    await db.executemany(
-        "INSERT INTO source_cursors (device_id, stream, cursor) VALUES (?, ?, ?)"
-        " ON CONFLICT (device_id, stream) DO UPDATE SET cursor = excluded.cursor",
-        cursors,
-    )

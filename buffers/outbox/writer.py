@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from buffers.errors import StorageError
 from buffers.outbox import clock
 from buffers.outbox.clock import ClockCorrection
-from buffers.outbox.index import FAILING_RETRY_S, set_cursors, store_fails
+from buffers.outbox.index import FAILING_RETRY_S, store_fails
+from buffers.outbox.rows import set_cursors
 from buffers.records import OutboxRecord
 
 if TYPE_CHECKING:
