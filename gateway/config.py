@@ -9,6 +9,7 @@ top to bottom as ``config.yaml`` does.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -20,6 +21,7 @@ from pydantic import (
     FilePath,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -93,7 +95,9 @@ class DiscoveryConfig(_Section):
 class BleConfig(_Section):
     """Bluetooth: which bleak backend, and the bounds on every radio await."""
 
-    backend: Literal["bluez", "sim"] = "bluez"
+    backend: Literal["bluez", "sim", "bumble"] = Field(
+        "bluez", description="bumble: the simulated devices over bumble's stack (bumble extra)"
+    )
     scan_timeout_s: PositiveSeconds = 10.0
     connect_timeout_s: PositiveSeconds = 10.0
     gatt_timeout_s: PositiveSeconds = 5.0
@@ -115,6 +119,14 @@ class BleConfig(_Section):
     )
     discovery: DiscoveryConfig = DiscoveryConfig()
     sim: SimConfig = SimConfig()
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_installed(cls, backend: str) -> str:
+        if backend == "bumble" and importlib.util.find_spec("bumble") is None:
+            msg = "bumble needs the bumble extra: pip install 'wearable-gateway[bumble]'"
+            raise ValueError(msg)
+        return backend
 
 
 class PmdStreamConfig(_Section):

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 
 from buffers.errors import StorageError
-from drivers.ble.backends import PLATFORM, simulated
 from gateway import assembly
 from gateway.alerts import FieldWatch
 from gateway.clock_keeper import ClockKeeper
@@ -29,7 +28,7 @@ from gateway.http.api import serve_status
 from gateway.http.live_feed import LiveFeed
 from gateway.loop_lag import LoopLag
 from gateway.sdnotify import Notifier
-from gateway.simulation import build_world, ground_truth
+from gateway.simulation import backends_for, build_world, ground_truth
 from gateway.sinks import health_upload
 from gateway.study import StudyContext, perform, vars_of
 from gateway.wallclock import ShiftedClock, SystemClock, WallClock
@@ -68,7 +67,7 @@ class Daemon:
         wallclock: WallClock | None = None,
     ) -> None:
         self.settings = settings
-        if settings.ble.backend == "sim":
+        if settings.ble.backend in ("sim", "bumble"):
             self.sim_world: SimWorld | None = sim_world or build_world(settings.ble.sim)
             self.wallclock: WallClock = wallclock or ShiftedClock(self.sim_world.clock.now_s)
         else:
@@ -210,10 +209,7 @@ class Daemon:
             clock = self._clock
             self._study = StudyContext(outbox, now=clock.utc_now, stamp=clock.stamp)
             await self._study.load(s.devices)
-            backends = PLATFORM
-            if self.sim_world is not None:
-                await stack.enter_async_context(self.sim_world)
-                backends = simulated(self.sim_world)
+            backends = await backends_for(s.ble, self.sim_world, stack)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             self._sinks = assembly.build_sinks(
                 s,

@@ -1,16 +1,39 @@
-"""Builds the simulated radio environment that ``ble.backend: sim`` runs against."""
+"""Builds the simulated wearables that ``ble.backend: sim`` and ``ble.backend: bumble`` run against.
+
+``sim``: our own in-process stand-in for bleak's backend. ``bumble``: the same device models
+served over bumble's host stack on a virtual radio, reached through bleak's API.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from drivers.ble.backends import PLATFORM, bumble, simulated
 from drivers.sim.devices import ScheduledFault, SimDevice, preset
 from drivers.sim.world import SimWorld
 
 if TYPE_CHECKING:
+    from contextlib import AsyncExitStack
+
+    from drivers.ble.backends import BleBackends
     from drivers.sim.devices import SimDeviceSpec
-    from gateway.config import SimConfig, SimDeviceConfig
+    from gateway.config import BleConfig, SimConfig, SimDeviceConfig
+
+
+async def backends_for(
+    ble: BleConfig, world: SimWorld | None, stack: AsyncExitStack
+) -> BleBackends:
+    """The bleak backends ``ble.backend`` names; a simulated world runs while ``stack`` does."""
+    if world is None:
+        return PLATFORM
+    await stack.enter_async_context(world)
+    if ble.backend != "bumble":
+        return simulated(world)
+    from drivers.bumble.serve import served  # noqa: PLC0415 - the optional bumble extra
+
+    radio, _ = await stack.enter_async_context(served(world))
+    return bumble(radio)
 
 
 def build_world(config: SimConfig) -> SimWorld:

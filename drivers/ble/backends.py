@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from bleak.backends.client import BaseBleakClient
     from bleak.backends.scanner import BaseBleakScanner
 
+    from drivers.bumble.radio import BumbleRadio
     from drivers.sim.world import SimWorld
 
 
@@ -36,3 +37,13 @@ def simulated(world: SimWorld) -> BleBackends:
     scanner = type("SimScanner", (SimScanner,), {"world": world})
     client = type("SimClient", (SimClient,), {"world": world})
     return BleBackends(scanner, client, world.reset_adapter)
+
+
+def bumble(radio: BumbleRadio) -> BleBackends:
+    """Backends on bumble's host stack over ``radio`` (the optional ``bumble`` extra)."""
+    from drivers.bumble.client import BumbleClient  # noqa: PLC0415 - an optional extra
+    from drivers.bumble.scanner import BumbleScanner  # noqa: PLC0415
+
+    scanner = type("BumbleScanner", (BumbleScanner,), {"radio": radio})
+    client = type("BumbleClient", (BumbleClient,), {"radio": radio})
+    return BleBackends(scanner, client)

@@ -8,10 +8,9 @@ import json
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
-from drivers.ble.backends import PLATFORM, simulated
 from drivers.ble.discovery import AllowList, scan
 from gateway.cli.common import load
-from gateway.simulation import build_world
+from gateway.simulation import backends_for, build_world
 
 if TYPE_CHECKING:
     import argparse
@@ -44,10 +43,9 @@ def allow_list(settings: Settings) -> AllowList:
 async def _print_scan(settings: Settings, duration_s: float, *, as_json: bool) -> int:
     """Scan with the configured backend and print a table (or JSON lines)."""
     async with AsyncExitStack() as stack:
-        backends = PLATFORM
-        if settings.ble.backend == "sim":
-            world = await stack.enter_async_context(build_world(settings.ble.sim))
-            backends = simulated(world)
+        ble = settings.ble
+        world = build_world(ble.sim) if ble.backend in ("sim", "bumble") else None
+        backends = await backends_for(ble, world, stack)
         try:
             sightings = await scan(backends, duration_s, allow_list(settings))
         except OSError as exc:  # bleak's BlueZ backend without D-Bus: FileNotFoundError

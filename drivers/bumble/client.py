@@ -1,0 +1,247 @@
+"""``BaseBleakClient`` over a bumble central: connect, discovery, ATT reads and writes, CCCDs.
+
+As BlueZ does for bleak: the MTU is exchanged at connect (bumble then holds the peripheral's
+answer), services are discovered with their characteristics and descriptors, each
+characteristic is addressed by its handle (two may share a UUID), the disconnected callback
+fires on every disconnect, a dropped link fails GATT operations with ``BleakError``, and a
+failed connect says it in BlueZ's words (``le-connection-abort-by-local``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
+from bleak.exc import BleakDeviceNotFoundError, BleakError
+from bleak.uuids import normalize_uuid_str
+from bumble import core
+from bumble.device import Advertisement, Peer
+from bumble.gatt import Characteristic
+from bumble.hci import Address
+
+if TYPE_CHECKING:
+    from bleak.args import SizedBuffer
+    from bleak.assigned_numbers import CharacteristicPropertyName
+    from bleak.backends.client import NotifyCallback
+    from bleak.backends.descriptor import BleakGATTDescriptor
+    from bumble.device import Connection
+    from bumble.gatt_client import CharacteristicProxy
+
+    from drivers.bumble.radio import BumbleRadio
+
+PREFERRED_MTU: Final = 247  # what BlueZ asks for (the most a BLE 4.2+ data packet carries)
+_PROPERTY_NAMES: Final[tuple[tuple[Characteristic.Properties, CharacteristicPropertyName], ...]] = (
+    (Characteristic.Properties.READ, "read"),
+    (Characteristic.Properties.WRITE_WITHOUT_RESPONSE, "write-without-response"),
+    (Characteristic.Properties.WRITE, "write"),
+    (Characteristic.Properties.NOTIFY, "notify"),
+    (Characteristic.Properties.INDICATE, "indicate"),
+)
+
+
+class BumbleClient(BaseBleakClient):
+    """Client backend; ``ble.backends.bumble`` binds ``radio``."""
+
+    radio: ClassVar[BumbleRadio]
+
+    def __init__(
+        self,
+        address_or_ble_device: BLEDevice | str,
+        services: set[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(address_or_ble_device, **kwargs)
+        details = (
+            address_or_ble_device.details if isinstance(address_or_ble_device, BLEDevice) else None
+        )
+        # the address as advertised (its type included); from a bare string, a public one
+        self._target = (
+            details.address
+            if isinstance(details, Advertisement)
+            else Address(self.address, Address.PUBLIC_DEVICE_ADDRESS)
+        )
+        self._connection: Connection | None = None
+        self._peer: Peer | None = None
+        self._proxies: dict[int, CharacteristicProxy[bytes]] = {}
+
+    @property
+    def name(self) -> str:
+        """The peripheral's address (its name is in the advertisement)."""
+        return self.address
+
+    @property
+    def mtu_size(self) -> int:
+        """The ATT MTU the two sides agreed on."""
+        return self._connection.att_mtu if self._connection is not None else 23
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the link is up."""
+        return self._connection is not None
+
+    async def connect(self, pair: bool, **kwargs: Any) -> None:
+        """Connect, exchange the MTU and discover every service, characteristic, descriptor."""
+        await self.radio.power_on()
+        try:
+            connection = await self.radio.central.connect(self._target, timeout=self._timeout)
+        except core.TimeoutError:
+            raise BleakDeviceNotFoundError(
+                self.address, f"Device with address {self.address} was not found."
+            ) from None
+        except core.BaseBumbleError as exc:
+            if "already pending" in str(exc):  # one connect at a time, as BlueZ says it
+                msg = f"{self.address}: [org.bluez.Error.InProgress] Operation already in progress"
+            else:
+                msg = f"{self.address}: le-connection-abort-by-local ({exc})"
+            raise BleakError(msg) from None
+        self._connection = connection
+        connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
+        peer = self._peer = Peer(connection)
+        try:
+            await peer.request_mtu(PREFERRED_MTU)
+            await peer.discover_services()
+            collection = BleakGATTServiceCollection()
+            for service in peer.services:
+                await service.discover_characteristics()
+                bleak_service = BleakGATTService(service, service.handle, _uuid(service.uuid))
+                collection.add_service(bleak_service)
+                for proxy in service.characteristics:
+                    await proxy.discover_descriptors()
+                    self._proxies[proxy.handle] = proxy
+                    collection.add_characteristic(
+                        BleakGATTCharacteristic(
+                            proxy,
+                            proxy.handle,
+                            _uuid(proxy.uuid),
+                            [name for flag, name in _PROPERTY_NAMES if flag & proxy.properties],
+                            lambda: self.mtu_size - 3,
+                            bleak_service,
+                        )
+                    )
+        except (core.BaseBumbleError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) or self._connection is None:
+                self._closed()
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise BleakError(f"{self.address}: disconnected during discovery") from None
+            raise BleakError(f"{self.address}: discovery failed: {exc}") from None
+        if self._connection is None:  # the peripheral ended it while we discovered
+            raise BleakError(f"{self.address}: disconnected during discovery")
+        self.services = collection
+
+    async def disconnect(self) -> None:
+        """Disconnect on purpose; the callback fires as with BlueZ."""
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            await connection.disconnect()
+        except core.BaseBumbleError:
+            self._closed()
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        """Not yet: the simulated wearables need no encrypted link."""
+        raise NotImplementedError
+
+    async def unpair(self) -> None:
+        """Not yet."""
+        raise NotImplementedError
+
+    async def read_gatt_char(
+        self,
+        characteristic: BleakGATTCharacteristic,
+        *,
+        use_cached: bool = False,
+        **kwargs: Any,
+    ) -> bytearray:
+        """Read a characteristic's value by its handle."""
+        try:
+            return bytearray(await self._proxy(characteristic).read_value())
+        except core.BaseBumbleError as exc:
+            raise BleakError(f"Operation failed with {exc}") from None
+
+    async def read_gatt_descriptor(
+        self,
+        descriptor: BleakGATTDescriptor,
+        *,
+        use_cached: bool = False,
+        **kwargs: Any,
+    ) -> bytearray:
+        """Descriptors are not read by the gateway."""
+        raise BleakError(f"descriptor {descriptor.uuid} is not readable here")
+
+    async def write_gatt_char(
+        self,
+        characteristic: BleakGATTCharacteristic,
+        data: SizedBuffer,
+        response: bool,
+    ) -> None:
+        """Write a characteristic by its handle, with or without response as asked."""
+        try:
+            await self._proxy(characteristic).write_value(bytes(data), with_response=response)
+        except core.BaseBumbleError as exc:
+            raise BleakError(f"Operation failed with {exc}") from None
+
+    async def write_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, data: SizedBuffer
+    ) -> None:
+        """Descriptors are written through ``start_notify``."""
+        raise BleakError(f"descriptor {descriptor.uuid} is not writable here")
+
+    async def start_notify(
+        self,
+        characteristic: BleakGATTCharacteristic,
+        callback: NotifyCallback,
+        **kwargs: Any,
+    ) -> None:
+        """Write the CCCD: notifications where the characteristic notifies, else indications."""
+        proxy = self._proxy(characteristic)
+        prefer_notify = bool(proxy.properties & Characteristic.Properties.NOTIFY)
+        try:
+            await self._require_peer().subscribe(
+                proxy, lambda value: callback(bytearray(value)), prefer_notify=prefer_notify
+            )
+        except core.BaseBumbleError as exc:
+            raise BleakError(f"Operation failed with {exc}") from None
+
+    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        """Clear the CCCD."""
+        try:
+            await self._require_peer().unsubscribe(self._proxy(characteristic))
+        except core.BaseBumbleError as exc:
+            raise BleakError(f"Operation failed with {exc}") from None
+
+    def _proxy(self, characteristic: BleakGATTCharacteristic) -> CharacteristicProxy[bytes]:
+        self._require_peer()
+        proxy = self._proxies.get(characteristic.handle)
+        if proxy is None:
+            raise BleakError(f"characteristic {characteristic.uuid} is not on this device")
+        return proxy
+
+    def _require_peer(self) -> Peer:
+        if self._peer is None:
+            msg = "Not connected"
+            raise BleakError(msg)
+        return self._peer
+
+    def _disconnected(self, reason: int) -> None:
+        self.radio.disconnections[reason] += 1
+        self._closed()
+
+    def _closed(self) -> None:
+        was_connected = self._connection is not None
+        self._connection = None
+        self._peer = None
+        self._proxies = {}
+        self.services = None
+        if was_connected and self._disconnected_callback is not None:
+            self._disconnected_callback()
+
+
+def _uuid(uuid: core.UUID) -> str:
+    """A bumble UUID as bleak writes it: 128-bit, lower case."""
+    return normalize_uuid_str(uuid.to_hex_str("-"))

@@ -1,0 +1,191 @@
+"""A simulated wearable served by a bumble device: its GATT table, advertising, links, faults.
+
+The device model (``drivers.sim``) decides what is measured and sent; here it travels over a
+real host stack: ATT reads and writes, CCCD subscriptions, notifications and indications in
+order, the MTU the central exchanged. Faults map to radio events: out of range is advertising
+stopped and the link dropped; a link drop is a disconnection with reason 0x08 (supervision
+timeout); a refused connect is a connection the peripheral ends at once (0x13).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Final
+
+from bumble import att
+from bumble.core import UUID, AdvertisingData
+from bumble.gatt import Characteristic, CharacteristicValue, Service
+
+from drivers.bumble.radio import new_device
+from drivers.sim.peripheral import AttError
+
+if TYPE_CHECKING:
+    from bumble.device import Connection, Device
+    from bumble.link import LocalLink
+
+    from drivers.sim.peripheral import SimPeripheral
+
+log = logging.getLogger(__name__)
+
+_PROPERTIES: Final = {
+    "read": Characteristic.Properties.READ,
+    "write": Characteristic.Properties.WRITE,
+    "write-without-response": Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
+    "notify": Characteristic.Properties.NOTIFY,
+    "indicate": Characteristic.Properties.INDICATE,
+}
+_SUPERVISION_TIMEOUT: Final = 0x08
+_REMOTE_USER_TERMINATED: Final = 0x13
+_POLL_S: Final = 0.02  # how often range is looked at (advertising follows it)
+_ADVERTISING_INTERVAL_MS: Final = 20.0
+_SIG_BASE: Final = "-0000-1000-8000-00805f9b34fb"
+
+
+class ServedPeripheral:
+    """``peripheral``'s GATT table on a bumble device of ``link``, while :meth:`run` runs."""
+
+    def __init__(self, link: LocalLink, peripheral: SimPeripheral) -> None:
+        self.sim = peripheral
+        self.device: Device = new_device(link, peripheral.address, peripheral.name)
+        self._uuid_of: dict[int, str] = {}  # id(characteristic) -> the model's UUID
+        for service in peripheral.services:
+            characteristics = [
+                self._characteristic(c.uuid, c.properties) for c in service.characteristics
+            ]
+            self.device.add_service(Service(UUID(service.uuid), characteristics))
+        self._connection: Connection | None = None
+        self._outgoing: asyncio.Queue[tuple[Characteristic[bytes], bytes]] = asyncio.Queue()
+        self._indicating: set[str] = set()
+
+    def _characteristic(self, uuid: str, properties: tuple[str, ...]) -> Characteristic[bytes]:
+        flags = Characteristic.Properties(0)
+        for name in properties:
+            flags |= _PROPERTIES.get(name, Characteristic.Properties(0))
+        value = CharacteristicValue(
+            read=lambda _connection: self._read(uuid),
+            write=lambda _connection, data: self._write(uuid, data),
+        )
+        permissions = Characteristic.READABLE | Characteristic.WRITEABLE
+        characteristic: Characteristic[bytes] = Characteristic(
+            UUID(uuid), flags, permissions, value
+        )
+        self._uuid_of[id(characteristic)] = uuid
+        return characteristic
+
+    def _read(self, uuid: str) -> bytes:
+        try:
+            return self.sim.read(uuid)
+        except KeyError:
+            raise att.ATT_Error(att.ATT_READ_NOT_PERMITTED_ERROR) from None
+
+    def _write(self, uuid: str, data: bytes) -> None:
+        try:
+            self.sim.write(uuid, bytes(data))
+        except AttError as exc:
+            raise att.ATT_Error(exc.code) from None
+        except KeyError:
+            raise att.ATT_Error(att.ATT_WRITE_NOT_PERMITTED_ERROR) from None
+
+    async def run(self) -> None:
+        """Serve until cancelled: advertise while in range and free, send what the model sends."""
+        device = self.device
+        await device.power_on()
+        device.on(device.EVENT_CONNECTION, self._connected)
+        device.on("characteristic_subscription", self._subscription)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._send_loop(), name=f"bumble[{self.sim.address}].send")
+                await self._advertise_loop()
+        finally:
+            with contextlib.suppress(Exception):
+                await device.stop_advertising()
+
+    async def _advertise_loop(self) -> None:
+        device = self.device
+        advertising = False
+        while True:
+            wanted = self.sim.in_range and self._connection is None
+            if wanted and not advertising:
+                device.advertising_data = self._advertising_data()
+                await device.start_advertising(
+                    advertising_interval_min=_ADVERTISING_INTERVAL_MS,
+                    advertising_interval_max=_ADVERTISING_INTERVAL_MS,
+                )
+                advertising = True
+            elif not wanted and advertising:
+                await device.stop_advertising()
+                advertising = False
+            await asyncio.sleep(_POLL_S)
+
+    def _advertising_data(self) -> bytes:
+        """Its name and service UUIDs (16-bit where the SIG's base allows), as BlueZ reads them."""
+        short: list[bytes] = []
+        full: list[bytes] = []
+        for text in self.sim.advertised_service_uuids():
+            if text.endswith(_SIG_BASE) and text.startswith("0000"):
+                short.append(bytes(UUID(text[4:8])))
+            else:
+                full.append(bytes(UUID(text)))
+        fields = [(AdvertisingData.COMPLETE_LOCAL_NAME, self.sim.name.encode())]
+        if short:
+            kind = AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS
+            fields.append((kind, b"".join(short)))
+        if full:
+            kind = AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS
+            fields.append((kind, b"".join(full)))
+        return bytes(AdvertisingData(fields))
+
+    def _connected(self, connection: Connection) -> None:
+        if not self.sim.in_range or not self.sim.accept(self):
+            # what a device that will not take the central looks like from the central
+            asyncio.get_running_loop().create_task(connection.disconnect(_REMOTE_USER_TERMINATED))
+            return
+        self._connection = connection
+        connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
+
+    def _disconnected(self, _reason: int) -> None:
+        self._connection = None
+        self._indicating.clear()
+        self.sim.release()
+
+    def link_lost(self) -> None:
+        """The model dropped the link (a fault): end it as a supervision timeout would."""
+        connection = self._connection
+        if connection is not None:
+            asyncio.get_running_loop().create_task(connection.disconnect(_SUPERVISION_TIMEOUT))
+
+    def _subscription(
+        self,
+        connection: Connection,
+        characteristic: Characteristic[bytes],
+        notify_enabled: bool,
+        indicate_enabled: bool,
+    ) -> None:
+        uuid = self._uuid_of[id(characteristic)]
+        if indicate_enabled:
+            self._indicating.add(uuid)
+        else:
+            self._indicating.discard(uuid)
+        if notify_enabled or indicate_enabled:
+            self.sim.subscribe(
+                uuid, lambda data: self._outgoing.put_nowait((characteristic, bytes(data)))
+            )
+        else:
+            self.sim.unsubscribe(uuid)
+
+    async def _send_loop(self) -> None:
+        """Notifications and indications in the order the model sent them."""
+        while True:
+            characteristic, value = await self._outgoing.get()
+            connection = self._connection
+            if connection is None:
+                continue
+            try:
+                if self._uuid_of[id(characteristic)] in self._indicating:
+                    await self.device.indicate_subscriber(connection, characteristic, value)
+                else:
+                    await self.device.notify_subscriber(connection, characteristic, value)
+            except Exception as exc:  # noqa: BLE001 - a link gone mid-send: the model counted it sent
+                log.debug("%s: a notification was not sent: %s", self.sim.address, exc)

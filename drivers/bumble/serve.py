@@ -1,0 +1,30 @@
+"""A simulated world's wearables on a bumble radio, for as long as a ``with`` block runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from drivers.bumble.peripheral import ServedPeripheral
+from drivers.bumble.radio import BumbleRadio
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from drivers.sim.world import SimWorld
+
+
+@contextlib.asynccontextmanager
+async def served(world: SimWorld) -> AsyncIterator[tuple[BumbleRadio, list[ServedPeripheral]]]:
+    """Every peripheral of ``world`` (which must be running) served on one new radio."""
+    radio = BumbleRadio()
+    peripherals = [ServedPeripheral(radio.link, p) for p in world.peripherals.values()]
+    await radio.power_on()
+    tasks = [asyncio.create_task(p.run(), name=f"bumble[{p.sim.address}]") for p in peripherals]
+    try:
+        yield radio, peripherals
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
