@@ -10,6 +10,7 @@ failed connect says it in BlueZ's words (``le-connection-abort-by-local``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -24,6 +25,8 @@ from bumble.gatt import Characteristic
 from bumble.hci import Address
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from bleak.args import SizedBuffer
     from bleak.assigned_numbers import CharacteristicPropertyName
     from bleak.backends.client import NotifyCallback
@@ -67,6 +70,7 @@ class BumbleClient(BaseBleakClient):
         self._connection: Connection | None = None
         self._peer: Peer | None = None
         self._proxies: dict[int, CharacteristicProxy[bytes]] = {}
+        self._last_reason = 0
 
     @property
     def name(self) -> str:
@@ -102,36 +106,48 @@ class BumbleClient(BaseBleakClient):
         connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
         peer = self._peer = Peer(connection)
         try:
-            await peer.request_mtu(PREFERRED_MTU)
-            await peer.discover_services()
-            collection = BleakGATTServiceCollection()
-            for service in peer.services:
-                await service.discover_characteristics()
-                bleak_service = BleakGATTService(service, service.handle, _uuid(service.uuid))
-                collection.add_service(bleak_service)
-                for proxy in service.characteristics:
-                    await proxy.discover_descriptors()
-                    self._proxies[proxy.handle] = proxy
-                    collection.add_characteristic(
-                        BleakGATTCharacteristic(
-                            proxy,
-                            proxy.handle,
-                            _uuid(proxy.uuid),
-                            [name for flag, name in _PROPERTY_NAMES if flag & proxy.properties],
-                            lambda: self.mtu_size - 3,
-                            bleak_service,
-                        )
-                    )
+            # a disconnection aborts the exchange at once (bumble would wait for answers)
+            collection = await connection.cancel_on_disconnection(self._discover(peer))
         except (core.BaseBumbleError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) or self._connection is None:
+            ended = self._connection is None
+            if not ended:  # a half-made connection must not keep holding the peripheral
                 self._closed()
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                raise BleakError(f"{self.address}: disconnected during discovery") from None
+                asyncio.get_running_loop().create_task(_quietly(connection.disconnect()))
+            if ended:
+                raise BleakError(self._ended_while_connecting()) from None
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise BleakError(f"{self.address}: discovery failed: {exc}") from None
-        if self._connection is None:  # the peripheral ended it while we discovered
-            raise BleakError(f"{self.address}: disconnected during discovery")
         self.services = collection
+
+    async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
+        """The MTU exchange, then every service, characteristic and descriptor."""
+        await peer.request_mtu(PREFERRED_MTU)
+        await peer.discover_services()
+        collection = BleakGATTServiceCollection()
+        for service in peer.services:
+            await service.discover_characteristics()
+            bleak_service = BleakGATTService(service, service.handle, _uuid(service.uuid))
+            collection.add_service(bleak_service)
+            for proxy in service.characteristics:
+                await proxy.discover_descriptors()
+                self._proxies[proxy.handle] = proxy
+                collection.add_characteristic(
+                    BleakGATTCharacteristic(
+                        proxy,
+                        proxy.handle,
+                        _uuid(proxy.uuid),
+                        [name for flag, name in _PROPERTY_NAMES if flag & proxy.properties],
+                        lambda: self.mtu_size - 3,
+                        bleak_service,
+                    )
+                )
+        return collection
+
+    def _ended_while_connecting(self) -> str:
+        """As BlueZ says a connection the peripheral did not keep."""
+        reason = self._last_reason
+        return f"{self.address}: le-connection-abort-by-local (peripheral ended it: 0x{reason:02x})"
 
     async def disconnect(self) -> None:
         """Disconnect on purpose; the callback fires as with BlueZ."""
@@ -230,6 +246,7 @@ class BumbleClient(BaseBleakClient):
 
     def _disconnected(self, reason: int) -> None:
         self.radio.disconnections[reason] += 1
+        self._last_reason = reason
         self._closed()
 
     def _closed(self) -> None:
@@ -245,3 +262,9 @@ class BumbleClient(BaseBleakClient):
 def _uuid(uuid: core.UUID) -> str:
     """A bumble UUID as bleak writes it: 128-bit, lower case."""
     return normalize_uuid_str(uuid.to_hex_str("-"))
+
+
+async def _quietly(disconnecting: Awaitable[None]) -> None:
+    """Await a disconnect whose failure changes nothing (the link is going anyway)."""
+    with contextlib.suppress(core.BaseBumbleError):
+        await disconnecting

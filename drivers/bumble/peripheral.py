@@ -58,6 +58,7 @@ class ServedPeripheral:
         self._connection: Connection | None = None
         self._outgoing: asyncio.Queue[tuple[Characteristic[bytes], bytes]] = asyncio.Queue()
         self._indicating: set[str] = set()
+        self._advertising = False
 
     def _characteristic(self, uuid: str, properties: tuple[str, ...]) -> Characteristic[bytes]:
         flags = Characteristic.Properties(0)
@@ -104,19 +105,18 @@ class ServedPeripheral:
 
     async def _advertise_loop(self) -> None:
         device = self.device
-        advertising = False
         while True:
             wanted = self.sim.in_range and self._connection is None
-            if wanted and not advertising:
+            if wanted and not self._advertising:
                 device.advertising_data = self._advertising_data()
                 await device.start_advertising(
                     advertising_interval_min=_ADVERTISING_INTERVAL_MS,
                     advertising_interval_max=_ADVERTISING_INTERVAL_MS,
                 )
-                advertising = True
-            elif not wanted and advertising:
+                self._advertising = True
+            elif not wanted and self._advertising:
                 await device.stop_advertising()
-                advertising = False
+                self._advertising = False
             await asyncio.sleep(_POLL_S)
 
     def _advertising_data(self) -> bytes:
@@ -138,6 +138,7 @@ class ServedPeripheral:
         return bytes(AdvertisingData(fields))
 
     def _connected(self, connection: Connection) -> None:
+        self._advertising = False  # a connection ends advertising (the controller's rule)
         if not self.sim.in_range or not self.sim.accept(self):
             # what a device that will not take the central looks like from the central
             asyncio.get_running_loop().create_task(connection.disconnect(_REMOTE_USER_TERMINATED))

@@ -68,3 +68,25 @@ async def test_a_strap_streams_ecg_and_heart_rate_and_comes_back_after_drops() -
     assert len([g for g in gaps if g.stream == "ecg"]) == 2
     assert len([g for g in gaps if g.stream == "heart_rate"]) == 2
     assert radio.disconnections[0x08] == 2  # each drop reached the central as a supervision timeout
+
+
+async def test_refused_connects_are_classed_aborted_and_retried() -> None:
+    """Test a strap that ends the first two connections at once: BlueZ's words, counted as
+    'aborted', retried at the transient floor, then connected.
+    """
+    device = SimDevice(preset("strap", "5A:00:00:00:00:07", "Strap", heart_rate_interval_s=0.25))
+    device.refuse_next_connects = 2
+    frames: list[Frame] = []
+
+    async def emit(frame: Frame) -> None:
+        frames.append(frame)
+
+    async with SimWorld([device], speed=2) as world, served(world) as (radio, _served):
+        link = DeviceLink(DeviceSpec("s", device.address), bumble(radio), emit, FAST)
+        task = asyncio.create_task(link.run())
+        await wait_for(lambda: len(frames) > 3, timeout_s=15)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    stats = link.statistics()
+    assert device.link.refused == 2
+    assert stats.failures == {"aborted": 2} and stats.connects == 1
