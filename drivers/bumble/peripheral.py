@@ -170,6 +170,8 @@ class ServedPeripheral:
         else:
             self._indicating.discard(uuid)
         if notify_enabled or indicate_enabled:
+            # the MTU is exchanged by now: the model fits its frames to it, as devices do
+            self.sim.max_notify_bytes = connection.att_mtu - 3
             self.sim.subscribe(
                 uuid, lambda data: self._outgoing.put_nowait((characteristic, bytes(data)))
             )

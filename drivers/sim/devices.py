@@ -22,6 +22,7 @@ is a preset of it, so the class is long and the models are short.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -408,20 +409,45 @@ class SimDevice(SimPeripheral):
         p = self._pmd.spec
         n = p.samples_per_packet
         t = (np.arange(k * n, (k + 1) * n, dtype=np.float64) + 1.0) / p.sample_rate_hz
-        samples = self._pmd_samples(p, t)
-        # A tick the loop ran late, after a new start, is for a time the stream was stopped:
+        parts = self._frames_fitting(p, t, self._pmd_samples(p, t))
+        # A frame that would not fit the MTU goes as smaller ones, each as long after its last
+        # sample as the first (as a device filling frames to the MTU would send them).
+        first_s = float(parts[0][0])
+        for last_s, units, payload in parts:
+            if last_s == first_s:
+                self._send_pmd(last_s, units, payload)
+            else:
+                self.after(
+                    last_s - first_s, functools.partial(self._send_pmd, last_s, units, payload)
+                )
+
+    def _send_pmd(self, last_s: float, units: int, payload: bytes) -> None:
+        assert self._pmd is not None
+        # A frame the loop sent late, after a new start, is for a time the stream was stopped:
         # a device never sends samples it was not taking.
-        if not self._pmd.streaming or self.started_utc_s + float(t[-1]) < self._pmd.started_s:
-            self._pmd.counters.produced += n
-            self._pmd.counters.lost_link_down += n
+        if not self._pmd.streaming or self.started_utc_s + last_s < self._pmd.started_s:
+            self._pmd.counters.produced += units
+            self._pmd.counters.lost_link_down += units
             return
+        self.send(pmd.PMD_DATA, payload, self._pmd.counters, units)
+
+    def _frames_fitting(
+        self, p: PmdStreamSpec, t: NDArray[np.float64], samples: NDArray[np.int32]
+    ) -> list[tuple[float, int, bytes]]:
+        """(time of the last sample, samples, payload) of frames that each fit the MTU."""
         # The device's clock stamps the nominal time of the last sample.
         device_time_s = self.started_utc_s + float(t[-1]) + self.spec.clock_offset_s
         timestamp_ns = int((device_time_s - pmd.POLAR_EPOCH_S) * 1e9)
         frame_type = pmd.COMPRESSED if p.compressed else 0
         frame = pmd.PmdFrame(p.measurement, frame_type, timestamp_ns, samples)
         payload = pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits)
-        self.send(pmd.PMD_DATA, payload, self._pmd.counters, n)
+        if len(payload) > self.max_notify_bytes and len(t) > 1:
+            half = len(t) // 2
+            return [
+                *self._frames_fitting(p, t[:half], samples[:half]),
+                *self._frames_fitting(p, t[half:], samples[half:]),
+            ]
+        return [(float(t[-1]), len(t), payload)]
 
     def _pmd_samples(self, p: PmdStreamSpec, t: NDArray[np.float64]) -> NDArray[np.int32]:
         if p.measurement == "ecg":

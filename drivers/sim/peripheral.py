@@ -76,6 +76,7 @@ class StreamCounters:
     lost_link_down: int = 0
     lost_radio: int = 0
     malformed: int = 0
+    malformed_packets: int = 0  # the notifications that carried them
     stalled: int = 0
     bytes_sent: int = 0  # payload bytes of the notifications that went out (malformed too)
     values_sent: list[int] = field(default_factory=list)
@@ -97,6 +98,9 @@ class SimPeripheral:
         self.refuse_next_connects = 0
         self.lose_next_notifications = 0
         self.malformed_rate = 0.0
+        # The most one notification carries: the ATT MTU less 3. 244 at the 247 a BLE 4.2+
+        # central exchanges; a transport with another MTU sets it (devices fit their frames).
+        self.max_notify_bytes = 244
         self.link = LinkStatistics()
         self._observer: LinkObserver | None = None
         self._subscriptions: dict[str, Callable[[bytearray], None]] = {}
@@ -207,6 +211,7 @@ class SimPeripheral:
             return
         if self.malformed_rate and self.rng.random() < self.malformed_rate:
             counters.malformed += units
+            counters.malformed_packets += 1
             payload = self.malform(uuid, payload)
         else:
             counters.sent += units
@@ -280,7 +285,14 @@ class SimPeripheral:
     def after(self, delay_s: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` once, ``delay_s`` simulated seconds from now."""
         loop = self._require_loop()
-        self._timers.append(loop.call_later(self.clock.real_s(delay_s), callback))
+        slot: list[asyncio.TimerHandle] = []
+
+        def fire() -> None:
+            self._timers.remove(slot[0])  # fired: no longer kept (a soak would pile them up)
+            callback()
+
+        slot.append(loop.call_later(self.clock.real_s(delay_s), fire))
+        self._timers.append(slot[0])
 
     def _require_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
