@@ -56,7 +56,8 @@ class ServedPeripheral:
             ]
             self.device.add_service(Service(UUID(service.uuid), characteristics))
         self._connection: Connection | None = None
-        self._outgoing: asyncio.Queue[tuple[Characteristic[bytes], bytes]] = asyncio.Queue()
+        # what the model sent, in order; None: the model dropped the link after those
+        self._outgoing: asyncio.Queue[tuple[Characteristic[bytes], bytes] | None] = asyncio.Queue()
         self._indicating: set[str] = set()
         self._advertising = False
 
@@ -152,10 +153,8 @@ class ServedPeripheral:
         self.sim.release()
 
     def link_lost(self) -> None:
-        """The model dropped the link (a fault): end it as a supervision timeout would."""
-        connection = self._connection
-        if connection is not None:
-            asyncio.get_running_loop().create_task(connection.disconnect(_SUPERVISION_TIMEOUT))
+        """The model dropped the link: after what it sent before, end it (supervision timeout)."""
+        self._outgoing.put_nowait(None)
 
     def _subscription(
         self,
@@ -170,8 +169,6 @@ class ServedPeripheral:
         else:
             self._indicating.discard(uuid)
         if notify_enabled or indicate_enabled:
-            # the MTU is exchanged by now: the model fits its frames to it, as devices do
-            self.sim.max_notify_bytes = connection.att_mtu - 3
             self.sim.subscribe(
                 uuid, lambda data: self._outgoing.put_nowait((characteristic, bytes(data)))
             )
@@ -181,10 +178,15 @@ class ServedPeripheral:
     async def _send_loop(self) -> None:
         """Notifications and indications in the order the model sent them."""
         while True:
-            characteristic, value = await self._outgoing.get()
+            item = await self._outgoing.get()
             connection = self._connection
             if connection is None:
                 continue
+            if item is None:
+                with contextlib.suppress(Exception):  # gone already: nothing to end
+                    await connection.disconnect(_SUPERVISION_TIMEOUT)
+                continue
+            characteristic, value = item
             try:
                 if self._uuid_of[id(characteristic)] in self._indicating:
                     await self.device.indicate_subscriber(connection, characteristic, value)

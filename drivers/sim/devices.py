@@ -22,7 +22,6 @@ is a preset of it, so the class is long and the models are short.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -161,9 +160,35 @@ def preset(model: Model, address: str, name: str, **overrides: object) -> SimDev
     return replace(base, **{**PRESETS[model], **overrides})  # type: ignore[arg-type]
 
 
+# The most one notification carries: ATT MTU 247 (what BlueZ, and bumble's central here,
+# exchange with a BLE 4.2+ device) less 3. A central with a smaller MTU is not modelled.
+NOTIFY_MAX_BYTES: Final = 244
+
+
+def frame_samples(p: PmdStreamSpec, max_bytes: int) -> int:
+    """Samples a notification carries: the packet, halved until its largest frame fits.
+
+    The largest: every delta at full width. Devices fit their frames to the MTU this way.
+    """
+    n = p.samples_per_packet
+    while n > 1 and _largest_frame(p, n) > max_bytes:
+        n = (n + 1) // 2
+    return n
+
+
+def _largest_frame(p: PmdStreamSpec, n: int) -> int:
+    low, high = -(1 << (p.resolution_bits - 1)), (1 << (p.resolution_bits - 1)) - 1
+    column = np.where(np.arange(n) % 2 == 0, low, high)
+    samples = np.repeat(column[:, None], p.channels, axis=1).astype(np.int32)
+    frame_type = pmd.COMPRESSED if p.compressed else 0
+    frame = pmd.PmdFrame(p.measurement, frame_type, 0, samples)
+    return len(pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits))
+
+
 @dataclass(slots=True)
 class _PmdState:
     spec: PmdStreamSpec
+    frame_samples: int  # samples a notification carries (fitted to the MTU)
     streaming: bool = False
     started_s: float = 0.0  # simulated time of the last start
     counters: StreamCounters = field(default_factory=StreamCounters)
@@ -180,7 +205,9 @@ class SimDevice(SimPeripheral):
         self.malformed_rate = spec.malformed_rate
         self.faults_played: dict[str, int] = {}
         self.counters: dict[str, StreamCounters] = {}
-        self._pmd = _PmdState(spec.pmd) if spec.pmd else None
+        self._pmd = (
+            _PmdState(spec.pmd, frame_samples(spec.pmd, NOTIFY_MAX_BYTES)) if spec.pmd else None
+        )
         # what the cuff remembers, oldest first; sequence numbers count every measurement
         self.records: deque[BloodPressureRecord] = deque(maxlen=spec.records_kept or None)
         self.spot_checks: deque[PlxSpotCheck] = deque(maxlen=spec.records_kept or None)
@@ -283,7 +310,7 @@ class SimDevice(SimPeripheral):
         ]
         if self._pmd is not None:
             p = self._pmd.spec
-            ticks.append((p.samples_per_packet / p.sample_rate_hz, self._pmd_tick))
+            ticks.append((self._pmd.frame_samples / p.sample_rate_hz, self._pmd_tick))
         for interval_s, tick in ticks:
             if interval_s:
                 self.every(interval_s, tick)
@@ -407,47 +434,22 @@ class SimDevice(SimPeripheral):
     def _pmd_tick(self, k: int) -> None:
         assert self._pmd is not None
         p = self._pmd.spec
-        n = p.samples_per_packet
+        n = self._pmd.frame_samples
         t = (np.arange(k * n, (k + 1) * n, dtype=np.float64) + 1.0) / p.sample_rate_hz
-        parts = self._frames_fitting(p, t, self._pmd_samples(p, t))
-        # A frame that would not fit the MTU goes as smaller ones, each as long after its last
-        # sample as the first (as a device filling frames to the MTU would send them).
-        first_s = float(parts[0][0])
-        for last_s, units, payload in parts:
-            if last_s == first_s:
-                self._send_pmd(last_s, units, payload)
-            else:
-                self.after(
-                    last_s - first_s, functools.partial(self._send_pmd, last_s, units, payload)
-                )
-
-    def _send_pmd(self, last_s: float, units: int, payload: bytes) -> None:
-        assert self._pmd is not None
-        # A frame the loop sent late, after a new start, is for a time the stream was stopped:
+        samples = self._pmd_samples(p, t)
+        # A tick the loop ran late, after a new start, is for a time the stream was stopped:
         # a device never sends samples it was not taking.
-        if not self._pmd.streaming or self.started_utc_s + last_s < self._pmd.started_s:
-            self._pmd.counters.produced += units
-            self._pmd.counters.lost_link_down += units
+        if not self._pmd.streaming or self.started_utc_s + float(t[-1]) < self._pmd.started_s:
+            self._pmd.counters.produced += n
+            self._pmd.counters.lost_link_down += n
             return
-        self.send(pmd.PMD_DATA, payload, self._pmd.counters, units)
-
-    def _frames_fitting(
-        self, p: PmdStreamSpec, t: NDArray[np.float64], samples: NDArray[np.int32]
-    ) -> list[tuple[float, int, bytes]]:
-        """(time of the last sample, samples, payload) of frames that each fit the MTU."""
         # The device's clock stamps the nominal time of the last sample.
         device_time_s = self.started_utc_s + float(t[-1]) + self.spec.clock_offset_s
         timestamp_ns = int((device_time_s - pmd.POLAR_EPOCH_S) * 1e9)
         frame_type = pmd.COMPRESSED if p.compressed else 0
         frame = pmd.PmdFrame(p.measurement, frame_type, timestamp_ns, samples)
         payload = pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits)
-        if len(payload) > self.max_notify_bytes and len(t) > 1:
-            half = len(t) // 2
-            return [
-                *self._frames_fitting(p, t[:half], samples[:half]),
-                *self._frames_fitting(p, t[half:], samples[half:]),
-            ]
-        return [(float(t[-1]), len(t), payload)]
+        self.send(pmd.PMD_DATA, payload, self._pmd.counters, n)
 
     def _pmd_samples(self, p: PmdStreamSpec, t: NDArray[np.float64]) -> NDArray[np.int32]:
         if p.measurement == "ecg":

@@ -98,9 +98,6 @@ class SimPeripheral:
         self.refuse_next_connects = 0
         self.lose_next_notifications = 0
         self.malformed_rate = 0.0
-        # The most one notification carries: the ATT MTU less 3. 244 at the 247 a BLE 4.2+
-        # central exchanges; a transport with another MTU sets it (devices fit their frames).
-        self.max_notify_bytes = 244
         self.link = LinkStatistics()
         self._observer: LinkObserver | None = None
         self._subscriptions: dict[str, Callable[[bytearray], None]] = {}
