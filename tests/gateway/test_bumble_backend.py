@@ -52,8 +52,10 @@ async def test_the_daemon_stores_every_sample_a_strap_sends_over_bumble(
         await wait_for(streaming, timeout_s=20)
         daemon.sim_world.pause()  # the strap stops measuring: what it sent must all arrive
 
-        async def all_received() -> bool:
-            return (await daemon.statistics()).devices[0].samples == strap.counters["ecg"].sent
+        async def all_received() -> bool:  # readings still on their way over the radio, too
+            device = (await daemon.statistics()).devices[0]
+            readings = strap.counters["heart_rate"].sent + strap.counters["battery"].sent
+            return device.samples == strap.counters["ecg"].sent and device.readings == readings
 
         await wait_for(all_received, timeout_s=10)
     finally:

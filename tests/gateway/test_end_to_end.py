@@ -127,6 +127,11 @@ async def test_every_reading_reaches_mqtt_and_the_upload_api(
         # the live lane may overtake the backfill: subscribers de-duplicate by seq
         await wait_for(lambda: len({m["seq"] for m in messages}) == len(sent))
         await wait_for(lambda: len(state.records.get("watch-01", [])) == len(sent))
+
+        async def samples_arrived() -> bool:  # over bumble, some may still be on the radio
+            return (await daemon.statistics()).devices[0].samples == watch.counters["ppg"].sent
+
+        await wait_for(samples_arrived)
         gap_count = sum(s.gaps for s in (await daemon.statistics()).devices[0].streams)
         await wait_for(lambda: len({(g["stream"], g["seq"]) for g in gaps}) == gap_count)
     finally:

@@ -50,10 +50,14 @@ async def test_a_strap_streams_ecg_and_heart_rate_and_comes_back_after_drops() -
         await wait_for(lambda: len(frames) > count + 5, timeout_s=15)
         world.pause()
         sent = device.counters["ecg"].sent
-        await wait_for(
-            lambda: sum(f.samples.shape[0] for f in frames if isinstance(f, WaveformChunk)) >= sent,
-            timeout_s=15,
-        )
+        hr_sent = device.counters["heart_rate"].sent
+
+        def all_arrived() -> bool:  # notifications still on their way over the radio, too
+            samples = sum(f.samples.shape[0] for f in frames if isinstance(f, WaveformChunk))
+            hr = [f for f in frames if isinstance(f, VitalReading) and f.stream == "heart_rate"]
+            return samples >= sent and len(hr) >= hr_sent
+
+        await wait_for(all_arrived, timeout_s=15)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     stats = link.statistics()
