@@ -101,8 +101,10 @@ class ServedPeripheral:
                 tg.create_task(self._send_loop(), name=f"bumble[{self.sim.address}].send")
                 await self._advertise_loop()
         finally:
+            # bounded: a host whose controller is gone never answers (a test's teardown hung)
             with contextlib.suppress(Exception):
-                await device.stop_advertising()
+                async with asyncio.timeout(1.0):
+                    await device.stop_advertising()
 
     async def _advertise_loop(self) -> None:
         device = self.device
