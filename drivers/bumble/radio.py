@@ -10,6 +10,7 @@ import asyncio
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from bumble import hci
 from bumble.controller import Controller
 from bumble.device import Device
 from bumble.hci import Address
@@ -25,9 +26,41 @@ if TYPE_CHECKING:
 CENTRAL_ADDRESS = "F0:F0:F0:F0:F0:F0"
 
 
+class _Controller(Controller):
+    """bumble's controller, with LE Create Connection Cancel as the specification has it.
+
+    bumble's answers success and does nothing else: the pending connection stays, and its
+    host waits for ever for the LE Connection Complete event a real controller sends with
+    status 0x02 (Vol 4, Part E, 7.8.13). A connect that timed out (the device stopped
+    advertising meanwhile) hung the link for good.
+    """
+
+    def on_hci_le_create_connection_cancel_command(
+        self, _command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        pending = self.pending_le_connection
+        if pending is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        ended = hci.HCI_LE_Connection_Complete_Event(
+            status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+            connection_handle=0,
+            role=hci.Role.CENTRAL,
+            peer_address_type=pending.peer_address_type,
+            peer_address=pending.peer_address,
+            connection_interval=0,
+            peripheral_latency=0,
+            supervision_timeout=0,
+            central_clock_accuracy=0,
+        )
+        # after this command's Command Complete, as the specification orders them
+        asyncio.get_running_loop().call_soon(self.send_hci_packet, ended)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+
 def new_device(link: LocalLink, address: str, name: str) -> Device:
     """A bumble device with its own controller on ``link``, at a public ``address``."""
-    controller = Controller(name, link=link, public_address=address)
+    controller = _Controller(name, link=link, public_address=address)
     device = Device(address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
     device.name = name
     return device
