@@ -5,6 +5,7 @@ configuration over simulated devices and the emulator, and ``wgw`` as a process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import sys
@@ -14,9 +15,30 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from drivers.ble.backends import bumble, simulated
+
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
+
+    from drivers.ble.backends import BleBackends
+    from drivers.sim.world import SimWorld
+
+BACKENDS = ("sim", "bumble")  # the simulator's bleak backend, and bumble's real host stack
+
+
+@contextlib.asynccontextmanager
+async def backends(kind: str, world: SimWorld) -> AsyncIterator[BleBackends]:
+    """The running ``world``'s devices through bleak: the simulator's backend, or served as
+    GATT servers on bumble's stack (``kind`` "bumble") for as long as the block runs.
+    """
+    if kind == "sim":
+        yield simulated(world)
+        return
+    from drivers.bumble.serve import served  # noqa: PLC0415 - bumble loads only when asked
+
+    async with served(world) as (radio, _served):
+        yield bumble(radio)
 
 
 def free_port() -> int:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from bleak import BleakClient
+    from bleak.backends.characteristic import BleakGATTCharacteristic
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class Transfer:
     """One connection's procedure for one recorded stream, as the decode loop sees it."""
 
     recorded: Recorded
+    control: BleakGATTCharacteristic  # the record access control point of its service
     first_wanted: int | None = None  # the sequence number asked from (None: not asked yet)
     cursor: int | None = None  # the last one the outbox held when asked (a number, or time)
     first_seq: int | None = None  # the first record that came
@@ -170,6 +172,7 @@ class RecordAccess:
         self._cursor = cursor
         self._timeout_s = answer_timeout_s
         self._answers: asyncio.Queue[racp.Answer] = asyncio.Queue()
+        self._control: BleakGATTCharacteristic | None = None  # the running transfer's
         self._log = logging.LoggerAdapter(log, {"device_id": device_id})
 
     def answered(self, data: bytes | bytearray) -> None:
@@ -186,6 +189,7 @@ class RecordAccess:
         The caller subscribed to the record and control point characteristics, and routes
         their notifications to the decode loop (records) and :meth:`answered` (answers).
         """
+        self._control = transfer.control
         while not self._answers.empty():  # an answer a lost link left behind
             self._answers.get_nowait()
         if self.statistics.supported is False:
@@ -317,9 +321,8 @@ class RecordAccess:
 
     async def _write(self, client: BleakClient, request: racp.Request) -> None:
         async with asyncio.timeout(self._timeout_s):
-            await client.write_gatt_char(
-                uuids.RECORD_ACCESS_CONTROL_POINT, request.encode(), response=True
-            )
+            assert self._control is not None  # run() set it
+            await client.write_gatt_char(self._control, request.encode())
 
     async def _answer(self, transfer: Transfer | None) -> racp.Answer:
         """The next answer; silence for the timeout (records count as news) is a failure."""

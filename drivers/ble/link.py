@@ -28,7 +28,9 @@ from drivers.backoff import Backoff
 from drivers.ble import decoding, link_errors
 from drivers.ble.decoding import VITAL_STREAMS
 from drivers.ble.framing import Framer
+from drivers.ble.gatt_table import find
 from drivers.ble.link_spec import DeviceSpec, LinkStatistics, LinkTimings
+from drivers.ble.mtu import agreed_mtu, unfit_streams
 from drivers.ble.record_transfers import RecordTransfers
 from drivers.ble.watchdog import Watchdog
 from drivers.bounded import BoundedQueue, FullPolicy
@@ -118,6 +120,8 @@ class DeviceLink:
             t.notification_queue_max, FullPolicy.DROP_NEWEST
         )
         self._pmd_settings = {s.measurement: s for s in spec.pmd_streams}
+        self._mtu: int | None = None
+        self._not_started: dict[str, str] = {}  # PMD streams the link's MTU cannot carry
         self._watchdog = Watchdog(
             spec.device_id,
             silence_s=t.stream_silence_s,
@@ -141,7 +145,9 @@ class DeviceLink:
             else None
         )
         self._reconnects = link_errors.Reconnects(Backoff(t.reconnect_min_s, t.reconnect_max_s))
-        self._notify_uuid: dict[str, str] = {}  # stream -> characteristic, this connection
+        # this connection's: stream -> the characteristic it notifies on; the PMD control point
+        self._notifying: dict[str, BleakGATTCharacteristic] = {}
+        self._pmd_control: BleakGATTCharacteristic | None = None
         self._connected = False
         self._connects = 0
         self._links_lost = 0
@@ -175,6 +181,8 @@ class DeviceLink:
             streams=tuple(t.statistics() for t in trackers),
             backfill=self._transfers.statistics() if self._transfers else None,
             failures=dict(self._reconnects.by_class),
+            mtu=self._mtu,
+            not_started=dict(self._not_started),
         )
 
     async def run(self) -> None:
@@ -308,48 +316,69 @@ class DeviceLink:
 
     async def _subscribe(self, client: BleakClient) -> None:
         services = client.services
+        self._mtu = await agreed_mtu(client)
         if self._transfers is not None:
             await self._transfers.read_clock(client)
             await self._transfers.prepare(client, self._on_notify)
         for uuid, key in _INFO_STRINGS.items():
-            if key not in self._device_info and services.get_characteristic(uuid) is not None:
+            char = find(services, uuid)
+            if key not in self._device_info and char is not None:
                 with contextlib.suppress(DecodeError):
-                    raw = await client.read_gatt_char(uuid)
+                    raw = await client.read_gatt_char(char)
                     self._device_info[key] = decode_device_information_string(raw)
-        if services.get_characteristic(uuids.BATTERY_LEVEL) is not None:
+        battery = find(services, uuids.BATTERY_LEVEL)
+        if battery is not None:
             with contextlib.suppress(DecodeError):
                 self._framer.battery_pct = decode_battery_level(
-                    await client.read_gatt_char(uuids.BATTERY_LEVEL)
+                    await client.read_gatt_char(battery)
                 )
-        self._notify_uuid = {}
+        self._notifying = {}
         for uuid, stream in VITAL_STREAMS.items():
-            char = services.get_characteristic(uuid)
+            char = find(services, uuid)
             if char is None or not {"notify", "indicate"} & set(char.properties):
                 continue
             self._framer.tracker(stream)
-            await client.start_notify(uuid, self._on_notify)
-            self._notify_uuid[stream] = uuid
+            await client.start_notify(char, self._on_notify)
+            self._notifying[stream] = char
             if stream in _WATCHED_VITALS:
                 self._watchdog.watch(stream)
-        if self.spec.pmd_streams and services.get_characteristic(pmd.PMD_DATA) is not None:
-            await client.start_notify(pmd.PMD_CONTROL_POINT, self._on_notify)
-            await client.start_notify(pmd.PMD_DATA, self._on_notify)
-            for settings in self.spec.pmd_streams:
-                await client.write_gatt_char(
-                    pmd.PMD_CONTROL_POINT, pmd.start_command(settings), response=True
+        data = find(services, pmd.PMD_DATA)
+        control = find(services, pmd.PMD_CONTROL_POINT, beside=data) if data else None
+        self._pmd_control = control
+        if self.spec.pmd_streams and data is not None and control is not None:
+            await self._start_pmd(client, control, data)
+
+    async def _start_pmd(
+        self, client: BleakClient, control: BleakGATTCharacteristic, data: BleakGATTCharacteristic
+    ) -> None:
+        """Start every configured PMD stream the link's MTU can carry; say which it cannot."""
+        unfit = unfit_streams(self.spec.pmd_streams, self._mtu)
+        for stream, reason in unfit.items():
+            if self._not_started.get(stream) != reason:  # once, not on every reconnect
+                self._log.error(
+                    "%s: PMD stream %s not started: %s (the device or the adapter will not"
+                    " take a larger MTU; a frame cut to fit would lose samples)",
+                    self.spec.device_id,
+                    stream,
+                    reason,
                 )
+        self._not_started = unfit
+        await client.start_notify(control, self._on_notify)
+        await client.start_notify(data, self._on_notify)
+        for settings in self.spec.pmd_streams:
+            if settings.measurement not in unfit:
+                # with or without response as the characteristic declares (bleak's choice)
+                await client.write_gatt_char(control, pmd.start_command(settings))
                 self._watchdog.watch(settings.measurement)
 
     async def _resubscribe(self, client: BleakClient, stream: str) -> None:
         settings = self._pmd_settings.get(stream)
-        if settings is not None:
-            await client.write_gatt_char(
-                pmd.PMD_CONTROL_POINT, pmd.start_command(settings), response=True
-            )
+        if settings is not None and self._pmd_control is not None:
+            await client.write_gatt_char(self._pmd_control, pmd.start_command(settings))
             return
-        uuid = self._notify_uuid[stream]
-        await client.stop_notify(uuid)
-        await client.start_notify(uuid, self._on_notify)
+        char = self._notifying[stream]
+        await client.stop_notify(char)
+        await client.start_notify(char, self._on_notify)
 
     def _on_notify(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
         """Bleak's callback: stamp, enqueue, count; never raise."""

@@ -73,3 +73,6 @@ class LinkStatistics:
     backfill: BackfillStatistics | None = None  # devices that keep records (RACP)
     failures: dict[str, int] | None = None  # connection failures and losses by class
     queue_high_water: int = 0  # the most notifications waiting to be decoded at once
+    mtu: int | None = None  # the ATT MTU of the current or last link (None: not known)
+    # streams the link could not carry, and why (e.g. an MTU too small for one frame)
+    not_started: dict[str, str] | None = None

@@ -15,6 +15,7 @@ from bleak.exc import BleakError
 
 from drivers.ble.backfill import RECORDED, BackfillStatistics, RecordAccess, Transfer
 from drivers.ble.framing import TIMESTAMPED, epoch_s
+from drivers.ble.gatt_table import find
 from drivers.errors import DecodeError
 from drivers.frames import Frame, GapMarker, VitalReading
 from drivers.gatt import uuids
@@ -79,15 +80,16 @@ class RecordTransfers:
         services = client.services
         if self.transfer is not None:  # the last link's: the decode loop is winding it up
             await self.transfer.finished.wait()
-        if services.get_characteristic(uuids.RECORD_ACCESS_CONTROL_POINT) is None:
-            return
         for recorded in RECORDED.values():
-            if services.get_characteristic(recorded.record_uuid) is None:
+            records = find(services, recorded.record_uuid)
+            # the control point of the records' own service (a device may have one per service)
+            control = find(services, uuids.RECORD_ACCESS_CONTROL_POINT, beside=records)
+            if records is None or control is None:
                 continue
-            self.transfer = Transfer(recorded)
-            await client.start_notify(uuids.RECORD_ACCESS_CONTROL_POINT, on_notify)
+            self.transfer = Transfer(recorded, control)
+            await client.start_notify(control, on_notify)
             if recorded.record_uuid != recorded.live_uuid:  # else the live subscription
-                await client.start_notify(recorded.record_uuid, on_notify)
+                await client.start_notify(records, on_notify)
             return
 
     async def run(self, client: BleakClient, transfer: Transfer) -> None:
@@ -212,10 +214,11 @@ class RecordTransfers:
 
     async def read_clock(self, client: BleakClient) -> None:
         """The device's clock now (Current Time), to place the records it keeps."""
-        if client.services.get_characteristic(uuids.CURRENT_TIME) is None:
+        current_time = find(client.services, uuids.CURRENT_TIME)
+        if current_time is None:
             return
         try:
-            raw = await client.read_gatt_char(uuids.CURRENT_TIME)
+            raw = await client.read_gatt_char(current_time)
             received_s = self._now()
             device_s = decode_current_time(raw).epoch_s()
         except (BleakError, DecodeError) as exc:  # the records go by our clock, then

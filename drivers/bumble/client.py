@@ -71,6 +71,7 @@ class BumbleClient(BaseBleakClient):
         self._peer: Peer | None = None
         self._proxies: dict[int, CharacteristicProxy[bytes]] = {}
         self._last_reason = 0
+        self._leaving = False  # we asked for the disconnect (not counted as a loss)
 
     @property
     def name(self) -> str:
@@ -154,6 +155,7 @@ class BumbleClient(BaseBleakClient):
         connection = self._connection
         if connection is None:
             return
+        self._leaving = True
         try:
             await connection.disconnect()
         except core.BaseBumbleError:
@@ -245,7 +247,8 @@ class BumbleClient(BaseBleakClient):
         return self._peer
 
     def _disconnected(self, reason: int) -> None:
-        self.radio.disconnections[reason] += 1
+        if not self._leaving:
+            self.radio.disconnections[reason] += 1
         self._last_reason = reason
         self._closed()
 

@@ -3,8 +3,9 @@
 The device model (``drivers.sim``) decides what is measured and sent; here it travels over a
 real host stack: ATT reads and writes, CCCD subscriptions, notifications and indications in
 order, the MTU the central exchanged. Faults map to radio events: out of range is advertising
-stopped and the link dropped; a link drop is a disconnection with reason 0x08 (supervision
-timeout); a refused connect is a connection the peripheral ends at once (0x13).
+stopped and the link dropped; a link drop is a disconnection with the model's reason (0x08,
+supervision timeout, unless it says otherwise); a refused connect is a connection the
+peripheral ends at once (0x13).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ _PROPERTIES: Final = {
     "notify": Characteristic.Properties.NOTIFY,
     "indicate": Characteristic.Properties.INDICATE,
 }
-_SUPERVISION_TIMEOUT: Final = 0x08
 _REMOTE_USER_TERMINATED: Final = 0x13
 _POLL_S: Final = 0.02  # how often range is looked at (advertising follows it)
 _ADVERTISING_INTERVAL_MS: Final = 20.0
@@ -49,6 +49,7 @@ class ServedPeripheral:
     def __init__(self, link: LocalLink, peripheral: SimPeripheral) -> None:
         self.sim = peripheral
         self.device: Device = new_device(link, peripheral.address, peripheral.name)
+        self.device.gatt_server.max_mtu = peripheral.max_mtu
         self._uuid_of: dict[int, str] = {}  # id(characteristic) -> the model's UUID
         for service in peripheral.services:
             characteristics = [
@@ -56,8 +57,8 @@ class ServedPeripheral:
             ]
             self.device.add_service(Service(UUID(service.uuid), characteristics))
         self._connection: Connection | None = None
-        # what the model sent, in order; None: the model dropped the link after those
-        self._outgoing: asyncio.Queue[tuple[Characteristic[bytes], bytes] | None] = asyncio.Queue()
+        # what the model sent, in order; a number: it dropped the link after those, that reason
+        self._outgoing: asyncio.Queue[tuple[Characteristic[bytes], bytes] | int] = asyncio.Queue()
         self._indicating: set[str] = set()
         self._advertising = False
 
@@ -147,16 +148,22 @@ class ServedPeripheral:
             asyncio.get_running_loop().create_task(connection.disconnect(_REMOTE_USER_TERMINATED))
             return
         self._connection = connection
+        self.sim.mtu = connection.att_mtu
         connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
+        connection.on(connection.EVENT_CONNECTION_ATT_MTU_UPDATE, self._mtu_changed)
+
+    def _mtu_changed(self) -> None:
+        if self._connection is not None:
+            self.sim.mtu = self._connection.att_mtu
 
     def _disconnected(self, _reason: int) -> None:
         self._connection = None
         self._indicating.clear()
         self.sim.release()
 
-    def link_lost(self) -> None:
-        """The model dropped the link: after what it sent before, end it (supervision timeout)."""
-        self._outgoing.put_nowait(None)
+    def link_lost(self, reason: int) -> None:
+        """The model dropped the link: after what it sent before, end it with ``reason``."""
+        self._outgoing.put_nowait(reason)
 
     def _subscription(
         self,
@@ -184,9 +191,9 @@ class ServedPeripheral:
             connection = self._connection
             if connection is None:
                 continue
-            if item is None:
+            if isinstance(item, int):
                 with contextlib.suppress(Exception):  # gone already: nothing to end
-                    await connection.disconnect(_SUPERVISION_TIMEOUT)
+                    await connection.disconnect(item)
                 continue
             characteristic, value = item
             try:

@@ -284,6 +284,15 @@ def encode_pmd_data(frame: PmdFrame, *, resolution_bits: int | None = None) -> b
     return out
 
 
+def smallest_frame_bytes(settings: StreamSettings) -> int:
+    """The shortest data frame a stream can send: its header and one sample of every channel.
+
+    A notification carries at most the ATT MTU less 3 bytes; a device cannot split a frame
+    across notifications, so a stream whose one-sample frame is longer cannot be carried.
+    """
+    return _HEADER.size + settings.channels * ((settings.resolution_bits + 7) // 8)
+
+
 def start_command(settings: StreamSettings) -> bytes:
     """The control point command that starts a stream with its settings."""
     body = bytearray([OP_START, MEASUREMENT_CODES[settings.measurement]])

@@ -53,8 +53,8 @@ class SimClient(BaseBleakClient):
 
     @property
     def mtu_size(self) -> int:
-        """The negotiated ATT MTU (a BLE 4.2+ device's usual)."""
-        return _MTU
+        """The negotiated ATT MTU: what BlueZ asks for, or the device's limit if lower."""
+        return self._peripheral.mtu if self._peripheral else _MTU
 
     @property
     def is_connected(self) -> bool:
@@ -86,6 +86,7 @@ class SimClient(BaseBleakClient):
             msg = f"{self.address}: le-connection-abort-by-local"
             raise BleakError(msg)
         self._peripheral = peripheral
+        peripheral.mtu = min(_MTU, peripheral.max_mtu)
         self.services = _service_collection(peripheral)
 
     async def disconnect(self) -> None:
@@ -96,8 +97,8 @@ class SimClient(BaseBleakClient):
         peripheral.release()
         self._closed()
 
-    def link_lost(self) -> None:
-        """The peripheral dropped the link."""
+    def link_lost(self, reason: int) -> None:
+        """The peripheral dropped the link (BlueZ tells bleak no reason)."""
         self._closed()
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:

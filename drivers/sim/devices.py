@@ -48,6 +48,7 @@ from drivers.gatt.temperature import TemperatureMeasurement, encode_temperature_
 from drivers.polar import pmd
 from drivers.sim import signals
 from drivers.sim.peripheral import (
+    SUPERVISION_TIMEOUT,
     AttError,
     SimCharacteristic,
     SimPeripheral,
@@ -126,6 +127,7 @@ class SimDeviceSpec:
     # spot-checks; 0: none
     records_kept: int = 0
     record_interval_s: float = 0.01  # between records sent back over RACP
+    max_mtu: int = 247  # the largest ATT MTU the device takes (frames are fitted to the link's)
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -161,7 +163,7 @@ def preset(model: Model, address: str, name: str, **overrides: object) -> SimDev
 
 
 # The most one notification carries: ATT MTU 247 (what BlueZ, and bumble's central here,
-# exchange with a BLE 4.2+ device) less 3. A central with a smaller MTU is not modelled.
+# exchange with a BLE 4.2+ device) less 3. A link with a smaller MTU gets shorter frames.
 NOTIFY_MAX_BYTES: Final = 244
 
 
@@ -188,7 +190,8 @@ def _largest_frame(p: PmdStreamSpec, n: int) -> int:
 @dataclass(slots=True)
 class _PmdState:
     spec: PmdStreamSpec
-    frame_samples: int  # samples a notification carries (fitted to the MTU)
+    frame_samples: int  # samples a tick takes (the most a notification carries, at MTU 247)
+    fitted: dict[int, int] = field(default_factory=dict)  # ATT MTU -> samples a notification
     streaming: bool = False
     started_s: float = 0.0  # simulated time of the last start
     counters: StreamCounters = field(default_factory=StreamCounters)
@@ -203,6 +206,7 @@ class SimDevice(SimPeripheral):
         self.heart = signals.HeartModel(spec.seed)
         self.battery_pct = spec.battery_pct
         self.malformed_rate = spec.malformed_rate
+        self.max_mtu = spec.max_mtu
         self.faults_played: dict[str, int] = {}
         self.counters: dict[str, StreamCounters] = {}
         self._pmd = (
@@ -217,6 +221,7 @@ class SimDevice(SimPeripheral):
         self.record_requests = 0  # control-point writes received
         self._corrupt_records = 0
         self._drop_on_read: str | None = None
+        self._drop_on_write: tuple[str, int] | None = None  # (characteristic, HCI reason)
         self.record_ops: tuple[racp.OpCode, ...] = (
             racp.OpCode.REPORT_RECORDS,
             racp.OpCode.REPORT_NUMBER,
@@ -374,7 +379,7 @@ class SimDevice(SimPeripheral):
         reading = PlxSpotCheck(
             MedFloat(round(signals.spo2_pct(t) * 10), -1),
             MedFloat(round(self.heart.heart_rate_bpm(t)), 0),
-            timestamp=self._device_date_time(),
+            timestamp=self._device_date_time(t),
         )
         if self._keeps_spot_checks:
             self.spot_checks.append(reading)
@@ -407,7 +412,7 @@ class SimDevice(SimPeripheral):
             MedFloat(round(systolic), 0),
             MedFloat(round(diastolic), 0),
             MedFloat(round(mean), 0),
-            timestamp=self._device_date_time(),
+            timestamp=self._device_date_time(t),
             pulse_rate_bpm=MedFloat(round(self.heart.heart_rate_bpm(t)), 0),
         )
         if self.spec.records_kept:
@@ -443,13 +448,19 @@ class SimDevice(SimPeripheral):
             self._pmd.counters.produced += n
             self._pmd.counters.lost_link_down += n
             return
-        # The device's clock stamps the nominal time of the last sample.
-        device_time_s = self.started_utc_s + float(t[-1]) + self.spec.clock_offset_s
-        timestamp_ns = int((device_time_s - pmd.POLAR_EPOCH_S) * 1e9)
+        # A link with a smaller MTU gets the same samples in shorter frames, as Polar's do.
+        fitted = self._pmd.fitted.get(self.mtu)
+        if fitted is None:
+            fitted = self._pmd.fitted[self.mtu] = frame_samples(p, self.mtu - 3)
         frame_type = pmd.COMPRESSED if p.compressed else 0
-        frame = pmd.PmdFrame(p.measurement, frame_type, timestamp_ns, samples)
-        payload = pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits)
-        self.send(pmd.PMD_DATA, payload, self._pmd.counters, n)
+        for start in range(0, n, fitted):
+            part = slice(start, start + fitted)
+            # The device's clock stamps the nominal time of a frame's last sample.
+            device_time_s = self.started_utc_s + float(t[part][-1]) + self.spec.clock_offset_s
+            timestamp_ns = int((device_time_s - pmd.POLAR_EPOCH_S) * 1e9)
+            frame = pmd.PmdFrame(p.measurement, frame_type, timestamp_ns, samples[part])
+            payload = pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits)
+            self.send(pmd.PMD_DATA, payload, self._pmd.counters, len(samples[part]))
 
     def _pmd_samples(self, p: PmdStreamSpec, t: NDArray[np.float64]) -> NDArray[np.int32]:
         if p.measurement == "ecg":
@@ -461,11 +472,16 @@ class SimDevice(SimPeripheral):
         noise = self.heart.noise((len(t), p.channels), 150.0)
         return (offsets + np.outer(wave, gains) + noise).astype(np.int32)
 
-    def _device_date_time(self) -> DateTime:
-        return self._current_time().date_time
+    def _device_date_time(self, t: float) -> DateTime:
+        """The device's stamp for a reading taken ``t`` simulated seconds after start.
 
-    def _current_time(self) -> CurrentTime:
-        now_s = self.clock.now_s() + self.spec.clock_offset_s
+        Nominal, not the loop's time: a timer the loop ran late must not stamp two readings
+        with one second (a busy loop at high speed fired three at once).
+        """
+        return self._current_time(self.started_utc_s + t).date_time
+
+    def _current_time(self, utc_s: float | None = None) -> CurrentTime:
+        now_s = (self.clock.now_s() if utc_s is None else utc_s) + self.spec.clock_offset_s
         tm = time.gmtime(now_s)
         return CurrentTime(
             DateTime(tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec),
@@ -500,6 +516,11 @@ class SimDevice(SimPeripheral):
 
     def write(self, uuid: str, data: bytes) -> None:
         """The PMD control point (start, stop; answered by an indication) and the RACP."""
+        drop = self._drop_on_write
+        if drop is not None and uuid == drop[0]:
+            self._drop_on_write = None
+            self.drop_link(drop[1])  # the write is never answered
+            return
         if uuid == uuids.RECORD_ACCESS_CONTROL_POINT and self.spec.records_kept:
             self._record_access(data)
             return
@@ -584,6 +605,10 @@ class SimDevice(SimPeripheral):
     def drop_link_on_read(self, uuid: str) -> None:
         """Fault: the next read of ``uuid`` is answered, then the link drops (mid-setup)."""
         self._drop_on_read = uuid
+
+    def drop_link_on_write(self, uuid: str, reason: int = SUPERVISION_TIMEOUT) -> None:
+        """Fault: the next write of ``uuid`` (a PMD start, an RACP request) drops the link."""
+        self._drop_on_write = (uuid, reason)
 
     def corrupt_next_records(self, count: int) -> None:
         """Fault: the next ``count`` records sent back go out cut short (what a decoder refuses)."""

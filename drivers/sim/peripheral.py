@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from bleak.assigned_numbers import CharacteristicPropertyName
 
 
+SUPERVISION_TIMEOUT = 0x08  # the HCI reason a central sees when a peripheral goes silent
+
+
 class AttError(Exception):
     """A write refused with an ATT error code (the simulated client raises it as bleak does)."""
 
@@ -47,8 +50,8 @@ class SimService:
 class LinkObserver(Protocol):
     """What a peripheral tells the client backend connected to it."""
 
-    def link_lost(self) -> None:
-        """The peripheral dropped the link on its own."""
+    def link_lost(self, reason: int) -> None:
+        """The peripheral dropped the link on its own; ``reason``: the HCI code it gives."""
 
 
 @dataclass(slots=True)
@@ -91,6 +94,8 @@ class SimPeripheral:
         self.address = address.upper()
         self.name = name
         self.rssi_dbm = rssi_dbm
+        self.max_mtu = 247  # the largest ATT MTU the device takes in an exchange
+        self.mtu = 23  # the current link's ATT MTU (the transport sets it)
         self.rng = random.Random(seed)
         self.clock = SimClock()
         self.in_range = True
@@ -133,14 +138,14 @@ class SimPeripheral:
         self._stubborn.clear()
         self.on_link_closed()
 
-    def drop_link(self) -> None:
-        """Fault: the link drops (supervision timeout)."""
+    def drop_link(self, reason: int = SUPERVISION_TIMEOUT) -> None:
+        """Fault: the link drops (by default as radio loss: a supervision timeout)."""
         observer = self._observer
         if observer is None:
             return
         self.link.link_drops += 1
         self.release()
-        observer.link_lost()
+        observer.link_lost(reason)
 
     def go_out_of_range(self, duration_s: float) -> None:
         """Fault: the wearer walks away for ``duration_s`` simulated seconds."""
@@ -206,10 +211,11 @@ class SimPeripheral:
             self.lose_next_notifications -= 1
             counters.lost_radio += units
             return
-        if self.malformed_rate and self.rng.random() < self.malformed_rate:
+        cut = len(payload) > self.mtu - 3  # a stack sends what fits of a longer value
+        if cut or (self.malformed_rate and self.rng.random() < self.malformed_rate):
             counters.malformed += units
             counters.malformed_packets += 1
-            payload = self.malform(uuid, payload)
+            payload = payload[: self.mtu - 3] if cut else self.malform(uuid, payload)
         else:
             counters.sent += units
         counters.bytes_sent += len(payload)
