@@ -128,7 +128,15 @@ def _device_spec(device: DeviceConfig, cursors: dict[str, int | None] | None) ->
         StreamSettings(p.measurement, p.sample_rate_hz, p.resolution_bits, p.channels)
         for p in device.pmd
     )
-    return DeviceSpec(device.id, device.address, pmd_streams, cursors)
+    passkey = device.passkey.get_secret_value() if device.passkey is not None else None
+    return DeviceSpec(
+        device.id,
+        device.address,
+        pmd_streams,
+        cursors,
+        pairing=device.pairing,
+        passkey=int(passkey) if passkey is not None else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

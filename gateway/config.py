@@ -10,6 +10,7 @@ top to bottom as ``config.yaml`` does.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -74,6 +75,10 @@ class SimDeviceConfig(_Section):
     battery_pct: float = Field(90.0, ge=0.0, le=100.0)
     clock_offset_s: float = 0.0
     faults: tuple[SimFaultConfig, ...] = ()
+    security: Literal["none", "just_works", "passkey"] = Field(
+        "none", description="an encrypted link for its health services (bumble backend only)"
+    )
+    passkey: int = Field(123456, ge=0, le=999_999, description="what it shows to pair")
 
 
 class SimConfig(_Section):
@@ -147,6 +152,21 @@ class DeviceConfig(_Section):
     participant: TopicSafeId | None = Field(None, description="who wears it (study context)")
     site: str | None = Field(None, max_length=64)
     study: str | None = Field(None, max_length=64)
+    pairing: Literal["none", "just_works", "passkey"] = Field(
+        "none", description="pair and bond at connect: a device that wants an encrypted link"
+    )
+    passkey: SecretStr | None = Field(None, description="six digits the device shows")
+
+    @model_validator(mode="after")
+    def _passkey_with_passkey_pairing(self) -> DeviceConfig:
+        passkey = self.passkey.get_secret_value() if self.passkey is not None else None
+        if self.pairing == "passkey" and (passkey is None or not re.fullmatch(r"\d{6}", passkey)):
+            msg = "pairing: passkey needs passkey: the six digits the device shows"
+            raise ValueError(msg)
+        if self.pairing != "passkey" and passkey is not None:
+            msg = "passkey is used only with pairing: passkey"
+            raise ValueError(msg)
+        return self
 
 
 class StorageConfig(_Section):

@@ -209,7 +209,8 @@ class Daemon:
             clock = self._clock
             self._study = StudyContext(outbox, now=clock.utc_now, stamp=clock.stamp)
             await self._study.load(s.devices)
-            backends = await backends_for(s.ble, self.sim_world, stack)
+            bonds = s.storage.path.parent / "bonds.json"
+            backends = await backends_for(s.ble, self.sim_world, stack, bonds)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             self._sinks = assembly.build_sinks(
                 s,

@@ -15,6 +15,7 @@ from drivers.sim.world import SimWorld
 
 if TYPE_CHECKING:
     from contextlib import AsyncExitStack
+    from pathlib import Path
 
     from drivers.ble.backends import BleBackends
     from drivers.sim.devices import SimDeviceSpec
@@ -22,9 +23,12 @@ if TYPE_CHECKING:
 
 
 async def backends_for(
-    ble: BleConfig, world: SimWorld | None, stack: AsyncExitStack
+    ble: BleConfig, world: SimWorld | None, stack: AsyncExitStack, bond_file: Path | None = None
 ) -> BleBackends:
-    """The bleak backends ``ble.backend`` names; a simulated world runs while ``stack`` does."""
+    """The bleak backends ``ble.backend`` names; a simulated world runs while ``stack`` does.
+
+    ``bond_file``: where bumble's central keeps its bonds (BlueZ keeps its own).
+    """
     if world is None:
         return PLATFORM
     await stack.enter_async_context(world)
@@ -32,7 +36,7 @@ async def backends_for(
         return simulated(world)
     from drivers.bumble.serve import served  # noqa: PLC0415 - the optional bumble extra
 
-    radio, _ = await stack.enter_async_context(served(world))
+    radio, _ = await stack.enter_async_context(served(world, bond_file))
     return bumble(radio)
 
 
@@ -84,6 +88,8 @@ def _spec(d: SimDeviceConfig) -> SimDeviceSpec:
         battery_pct=d.battery_pct,
         clock_offset_s=d.clock_offset_s,
         faults=tuple(ScheduledFault(**f.model_dump()) for f in d.faults),
+        security=d.security,
+        passkey=d.passkey,
     )
     if d.heart_rate_interval_ms is not None:
         spec = replace(spec, heart_rate_interval_s=d.heart_rate_interval_ms / 1000.0)

@@ -121,6 +121,7 @@ class DeviceLink:
         )
         self._pmd_settings = {s.measurement: s for s in spec.pmd_streams}
         self._mtu: int | None = None
+        self._told_encryption = False  # the log said what an encrypted device needs
         self._not_started: dict[str, str] = {}  # PMD streams the link's MTU cannot carry
         self._watchdog = Watchdog(
             spec.device_id,
@@ -210,10 +211,34 @@ class DeviceLink:
             except (BleakError, DeviceNotFound, TimeoutError, OSError) as exc:
                 # OSError: bleak's BlueZ backend raises FileNotFoundError without D-Bus.
                 error_class = link_errors.classify(exc)
-                self._log.warning(
-                    "%s: %s (%s)", self.spec.device_id, exc or type(exc).__name__, error_class.name
-                )
+                if error_class is link_errors.ENCRYPTION:
+                    self._encryption_failed(exc)
+                else:
+                    self._log.warning(
+                        "%s: %s (%s)",
+                        self.spec.device_id,
+                        exc or type(exc).__name__,
+                        error_class.name,
+                    )
             await asyncio.sleep(self._reconnects.delay_after(error_class))
+
+    def _encryption_failed(self, exc: BaseException) -> None:
+        """Say once (until a link works again) what the device wants and what to do."""
+        if self._told_encryption:
+            self._log.debug("%s: %s (encryption)", self.spec.device_id, exc)
+            return
+        self._told_encryption = True
+        if self.spec.pairing == "none":
+            advice = (
+                "it needs an encrypted link: set pairing: just_works for this device in the"
+                " config (or pairing: passkey with the passkey the device shows) and restart"
+            )
+        else:
+            advice = (
+                "pairing did not give an encrypted link: check the passkey in the config, or"
+                " clear the device's pairings (its manual says how) so it pairs afresh"
+            )
+        self._log.error("%s: %s: %s (%s)", self.spec.device_id, self.spec.address, advice, exc)
 
     async def _session_once(self) -> None:
         """One connection, from scan to link loss, holding a connection slot throughout."""
@@ -236,8 +261,12 @@ class DeviceLink:
                 self._connects += 1
                 self._reconnects.connected()
                 self._log.info("%s: connected to %s", self.spec.device_id, self.spec.address)
+                if self.spec.pairing != "none":  # bonded: the stack re-encrypted already
+                    async with asyncio.timeout(t.connect_timeout_s):
+                        await client.pair(passkey=self.spec.passkey)
                 async with asyncio.timeout(t.gatt_timeout_s):
                     await self._subscribe(client)
+                self._told_encryption = False
                 await self._connected_until_lost(client, lost)
             finally:
                 self._connected = False

@@ -42,6 +42,9 @@ NOT_FOUND: Final = ErrorClass("not_found", 0.0)
 TIMEOUT: Final = ErrorClass("timeout", 0.25)
 OTHER: Final = ErrorClass("other", 0.1)
 LINK_LOST: Final = ErrorClass("link_lost", 0.0)  # a session that ran and ended: reconnect soon
+# the device wants an encrypted link the gateway could not make (not paired, pairing refused,
+# a bond the device forgot): nothing changes until someone acts, so no hurry
+ENCRYPTION: Final = ErrorClass("encryption", 2.0)
 
 MAX_TRANSIENT: Final = 3
 
@@ -56,6 +59,13 @@ _BY_TEXT: Final = (
     ("ESP_GATT_CONN_FAIL_ESTABLISH", ABORTED),
     ("ESP_GATT_CONN_TERMINATE_PEER_USER", ABORTED),
     ("org.freedesktop.DBus.Error.UnknownObject", NOT_FOUND),
+    ("ATT error: 0x05", ENCRYPTION),  # insufficient authentication
+    ("ATT error: 0x0f", ENCRYPTION),  # insufficient encryption
+    ("Insufficient Authentication", ENCRYPTION),
+    ("Insufficient Encryption", ENCRYPTION),
+    ("org.bluez.Error.AuthenticationFailed", ENCRYPTION),
+    ("pairing failed", ENCRYPTION),
+    ("this gateway's bond", ENCRYPTION),
 )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,6 +26,10 @@ class DeviceSpec:
     address: str
     pmd_streams: tuple[pmd.StreamSettings, ...] = ()
     record_cursors: Mapping[str, int | None] | None = None
+    # pair and bond after each connect (a bonded link re-encrypts instead): "just_works", or
+    # "passkey" entering ``passkey`` (the six digits the device shows)
+    pairing: Literal["none", "just_works", "passkey"] = "none"
+    passkey: int | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,12 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 from bleak.uuids import normalize_uuid_str
-from bumble import core
+from bumble import att, core
 from bumble.device import Advertisement, Peer
 from bumble.gatt import Characteristic
 from bumble.hci import Address
+
+from drivers.bumble.radio import peer_key
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -107,8 +109,11 @@ class BumbleClient(BaseBleakClient):
         connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
         peer = self._peer = Peer(connection)
         try:
-            # a disconnection aborts the exchange at once (bumble would wait for answers)
-            collection = await connection.cancel_on_disconnection(self._discover(peer))
+            # a disconnection aborts the exchange at once (bumble would wait for answers); one
+            # that came already (a peripheral refusing the central) is not waited for
+            if self._connection is None:
+                raise core.InvalidStateError("ended")
+            collection = await connection.cancel_on_disconnection(self._set_up(connection, peer))
         except (core.BaseBumbleError, asyncio.CancelledError) as exc:
             ended = self._connection is None
             if not ended:  # a half-made connection must not keep holding the peripheral
@@ -120,6 +125,26 @@ class BumbleClient(BaseBleakClient):
                 raise
             raise BleakError(f"{self.address}: discovery failed: {exc}") from None
         self.services = collection
+
+    async def _set_up(self, connection: Connection, peer: Peer) -> BleakGATTServiceCollection:
+        await self._encrypt_if_bonded(connection)
+        return await self._discover(peer)
+
+    async def _encrypt_if_bonded(self, connection: Connection) -> None:
+        """As BlueZ does with a bonded device: encrypt the link with the stored keys at once.
+
+        A device that lost the bond refuses (PIN or key missing): the stale keys are dropped,
+        so that the next connection pairs afresh if the gateway is configured to.
+        """
+        keystore = self.radio.central.keystore
+        if keystore is None or await keystore.get(str(connection.peer_address)) is None:
+            return
+        try:
+            await connection.encrypt()
+        except core.BaseBumbleError as exc:
+            await keystore.delete(str(connection.peer_address))
+            msg = f"{self.address}: the device refused this gateway's bond ({exc}); forgotten"
+            raise core.InvalidStateError(msg) from None
 
     async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
         """The MTU exchange, then every service, characteristic and descriptor."""
@@ -161,13 +186,32 @@ class BumbleClient(BaseBleakClient):
         except core.BaseBumbleError:
             self._closed()
 
-    async def pair(self, *args: Any, **kwargs: Any) -> None:
-        """Not yet: the simulated wearables need no encrypted link."""
-        raise NotImplementedError
+    async def pair(self, *args: Any, passkey: int | None = None, **kwargs: Any) -> None:
+        """Pair and bond (LE Secure Connections): "just works", or entering ``passkey``.
+
+        Already encrypted (bonded before, re-encrypted at connect): nothing to do.
+        """
+        connection = self._connection
+        if connection is None:
+            msg = "Not connected"
+            raise BleakError(msg)
+        if connection.is_encrypted:
+            return
+        self.radio.passkeys[peer_key(connection.peer_address)] = passkey
+        try:
+            await connection.cancel_on_disconnection(connection.pair())
+        except (core.BaseBumbleError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and self._connection is not None:
+                raise
+            raise BleakError(f"{self.address}: pairing failed: {exc}") from None
 
     async def unpair(self) -> None:
-        """Not yet."""
-        raise NotImplementedError
+        """Forget the device's keys and disconnect, as BlueZ's RemoveDevice does."""
+        keystore = self.radio.central.keystore
+        if keystore is not None:
+            with contextlib.suppress(KeyError):
+                await keystore.delete(str(self._target))
+        await self.disconnect()
 
     async def read_gatt_char(
         self,
@@ -180,7 +224,7 @@ class BumbleClient(BaseBleakClient):
         try:
             return bytearray(await self._proxy(characteristic).read_value())
         except core.BaseBumbleError as exc:
-            raise BleakError(f"Operation failed with {exc}") from None
+            raise _failed(exc) from None
 
     async def read_gatt_descriptor(
         self,
@@ -202,7 +246,7 @@ class BumbleClient(BaseBleakClient):
         try:
             await self._proxy(characteristic).write_value(bytes(data), with_response=response)
         except core.BaseBumbleError as exc:
-            raise BleakError(f"Operation failed with {exc}") from None
+            raise _failed(exc) from None
 
     async def write_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, data: SizedBuffer
@@ -224,14 +268,14 @@ class BumbleClient(BaseBleakClient):
                 proxy, lambda value: callback(bytearray(value)), prefer_notify=prefer_notify
             )
         except core.BaseBumbleError as exc:
-            raise BleakError(f"Operation failed with {exc}") from None
+            raise _failed(exc) from None
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         """Clear the CCCD."""
         try:
             await self._require_peer().unsubscribe(self._proxy(characteristic))
         except core.BaseBumbleError as exc:
-            raise BleakError(f"Operation failed with {exc}") from None
+            raise _failed(exc) from None
 
     def _proxy(self, characteristic: BleakGATTCharacteristic) -> CharacteristicProxy[bytes]:
         self._require_peer()
@@ -260,6 +304,14 @@ class BumbleClient(BaseBleakClient):
         self.services = None
         if was_connected and self._disconnected_callback is not None:
             self._disconnected_callback()
+
+
+def _failed(exc: core.BaseBumbleError) -> BleakError:
+    """A failed GATT operation as BlueZ words it (an ATT error by its code)."""
+    if isinstance(exc, att.ATT_Error):
+        name = exc.error_name.replace("_", " ").title()
+        return BleakError(f"Operation failed with ATT error: 0x{exc.error_code:02x} ({name})")
+    return BleakError(f"Operation failed with {exc}")
 
 
 def _uuid(uuid: core.UUID) -> str:

@@ -17,9 +17,18 @@ from typing import TYPE_CHECKING, Final
 
 from bumble import att
 from bumble.core import UUID, AdvertisingData
-from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.gatt import (
+    GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+    Characteristic,
+    CharacteristicValue,
+    Descriptor,
+    Service,
+)
+from bumble.keys import MemoryKeyStore
+from bumble.pairing import PairingConfig, PairingDelegate
 
-from drivers.bumble.radio import new_device
+from drivers.bumble.radio import IDENTITY, new_device
+from drivers.gatt import uuids
 from drivers.sim.peripheral import AttError
 
 if TYPE_CHECKING:
@@ -43,6 +52,32 @@ _ADVERTISING_INTERVAL_MS: Final = 20.0
 _SIG_BASE: Final = "-0000-1000-8000-00805f9b34fb"
 
 
+# readable by anyone, as on real devices: what it is and its battery
+_OPEN_SERVICES: Final = frozenset({uuids.DEVICE_INFORMATION_SERVICE, uuids.BATTERY_SERVICE})
+_NEEDS: Final = {
+    "none": Characteristic.Permissions(0),
+    "just_works": Characteristic.READ_REQUIRES_ENCRYPTION
+    | Characteristic.WRITE_REQUIRES_ENCRYPTION,
+    "passkey": Characteristic.READ_REQUIRES_AUTHENTICATION
+    | Characteristic.WRITE_REQUIRES_AUTHENTICATION,
+}
+
+
+class _ShowingPasskey(PairingDelegate):
+    """The device's side of pairing: a display showing its passkey, or nothing (just works)."""
+
+    def __init__(self, peripheral: SimPeripheral) -> None:
+        showing = peripheral.security == "passkey"
+        super().__init__(
+            io_capability=self.DISPLAY_OUTPUT_ONLY if showing else self.NO_OUTPUT_NO_INPUT
+        )
+        self._passkey = peripheral.passkey
+
+    async def generate_passkey(self) -> int:
+        """The passkey on its display (fixed, so that a config can hold it)."""
+        return self._passkey
+
+
 class ServedPeripheral:
     """``peripheral``'s GATT table on a bumble device of ``link``, while :meth:`run` runs."""
 
@@ -50,10 +85,22 @@ class ServedPeripheral:
         self.sim = peripheral
         self.device: Device = new_device(link, peripheral.address, peripheral.name)
         self.device.gatt_server.max_mtu = peripheral.max_mtu
+        if not isinstance(peripheral.bonds, MemoryKeyStore):  # a device remembers its bonds
+            peripheral.bonds = MemoryKeyStore()
+        self.device.keystore = peripheral.bonds
+        self.device.pairing_config_factory = lambda _connection: PairingConfig(
+            sc=True,
+            mitm=peripheral.security == "passkey",
+            bonding=True,
+            delegate=_ShowingPasskey(peripheral),
+            identity_address_type=IDENTITY,
+        )
         self._uuid_of: dict[int, str] = {}  # id(characteristic) -> the model's UUID
         for service in peripheral.services:
+            guarded = service.uuid not in _OPEN_SERVICES
             characteristics = [
-                self._characteristic(c.uuid, c.properties) for c in service.characteristics
+                self._characteristic(c.uuid, c.properties, guarded=guarded)
+                for c in service.characteristics
             ]
             self.device.add_service(Service(UUID(service.uuid), characteristics))
         self._connection: Connection | None = None
@@ -61,8 +108,12 @@ class ServedPeripheral:
         self._outgoing: asyncio.Queue[tuple[Characteristic[bytes], bytes] | int] = asyncio.Queue()
         self._indicating: set[str] = set()
         self._advertising = False
+        self._stopping = False
 
-    def _characteristic(self, uuid: str, properties: tuple[str, ...]) -> Characteristic[bytes]:
+    def _characteristic(
+        self, uuid: str, properties: tuple[str, ...], *, guarded: bool
+    ) -> Characteristic[bytes]:
+        """One characteristic; ``guarded``: its value and CCCD need the device's security."""
         flags = Characteristic.Properties(0)
         for name in properties:
             flags |= _PROPERTIES.get(name, Characteristic.Properties(0))
@@ -70,10 +121,21 @@ class ServedPeripheral:
             read=lambda _connection: self._read(uuid),
             write=lambda _connection, data: self._write(uuid, data),
         )
-        permissions = Characteristic.READABLE | Characteristic.WRITEABLE
+        needs = _NEEDS[self.sim.security] if guarded else Characteristic.Permissions(0)
+        permissions = Characteristic.READABLE | Characteristic.WRITEABLE | needs
         characteristic: Characteristic[bytes] = Characteristic(
             UUID(uuid), flags, permissions, value
         )
+        if needs and flags & (
+            Characteristic.Properties.NOTIFY | Characteristic.Properties.INDICATE
+        ):
+            # its own CCCD, guarded too (bumble's default one is open to anyone)
+            cccd = Descriptor(
+                GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+                Descriptor.READABLE | Descriptor.WRITEABLE | needs,
+                self.device.gatt_server.make_descriptor_value(characteristic),
+            )
+            characteristic.descriptors = [cccd]
         self._uuid_of[id(characteristic)] = uuid
         return characteristic
 
@@ -92,24 +154,37 @@ class ServedPeripheral:
             raise att.ATT_Error(att.ATT_WRITE_NOT_PERMITTED_ERROR) from None
 
     async def run(self) -> None:
-        """Serve until cancelled: advertise while in range and free, send what the model sends."""
+        """Serve until :meth:`stop` or cancelled.
+
+        Advertise while in range and free; send what the model sends, in order.
+        """
         device = self.device
         await device.power_on()
         device.on(device.EVENT_CONNECTION, self._connected)
         device.on("characteristic_subscription", self._subscription)
+        send = asyncio.create_task(self._send_loop(), name=f"bumble[{self.sim.address}].send")
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._send_loop(), name=f"bumble[{self.sim.address}].send")
-                await self._advertise_loop()
+            await self._advertise_loop()
         finally:
+            send.cancel()
             # bounded: a host whose controller is gone never answers (a test's teardown hung)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
                     await device.stop_advertising()
 
+    def stop(self) -> None:
+        """End :meth:`run` at its next look at the radio.
+
+        A flag, not only a cancel: with a cancel alone a teardown under load waited for ever
+        about one run in fifteen (bumble's HCI commands wait with ``asyncio.wait_for``, which
+        on Python 3.11 can lose a cancellation that arrives with the answer); with the flag,
+        none in forty.
+        """
+        self._stopping = True
+
     async def _advertise_loop(self) -> None:
         device = self.device
-        while True:
+        while not self._stopping:
             wanted = self.sim.in_range and self._connection is None
             if wanted and not self._advertising:
                 device.advertising_data = self._advertising_data()
@@ -149,8 +224,12 @@ class ServedPeripheral:
             return
         self._connection = connection
         self.sim.mtu = connection.att_mtu
+        connection.on(connection.EVENT_PAIRING, self._paired)
         connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
         connection.on(connection.EVENT_CONNECTION_ATT_MTU_UPDATE, self._mtu_changed)
+
+    def _paired(self, _keys: object) -> None:
+        self.sim.pairings += 1
 
     def _mtu_changed(self) -> None:
         if self._connection is not None:

@@ -7,21 +7,29 @@ links scan at once through one central scan, whose advertisements reach every sc
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 from bumble import hci
 from bumble.controller import Controller
 from bumble.device import Device
 from bumble.hci import Address
 from bumble.host import Host
+from bumble.keys import JsonKeyStore, MemoryKeyStore
 from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
-    from bumble.device import Advertisement
+    from bumble.device import Advertisement, Connection
+
+log = logging.getLogger(__name__)
 
 CENTRAL_ADDRESS = "F0:F0:F0:F0:F0:F0"
 
@@ -66,12 +74,72 @@ def new_device(link: LocalLink, address: str, name: str) -> Device:
     return device
 
 
-class BumbleRadio:
-    """The link, the gateway's central device on it, and a shared scan."""
+class _BondFile(JsonKeyStore):
+    """bumble's JSON key store, kept as the secret it holds and readable after any crash.
 
-    def __init__(self) -> None:
+    Written 0600, synced, then renamed over the old one; a file that does not parse (edited
+    by hand, a disk fault) is set aside as ``.unreadable`` and the gateway pairs afresh.
+    """
+
+    async def load(self) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, Any]]]:
+        try:
+            return await super().load()
+        except ValueError as exc:
+            aside = self.filename.with_name(self.filename.name + ".unreadable")
+            log.error("bond store %s unreadable (%s): set aside as %s", self.filename, exc, aside)
+            self.filename.replace(aside)
+            return await super().load()
+
+    async def save(self, db: dict[str, dict[str, dict[str, Any]]]) -> None:
+        self.filename.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.filename.with_name(self.filename.name + ".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(db, out, sort_keys=True, indent=4)
+            out.flush()
+            os.fsync(out.fileno())
+        temp.replace(self.filename)
+
+
+class _EnteringPasskey(PairingDelegate):
+    """The gateway's side of pairing: no display; a keyboard when a passkey is configured."""
+
+    def __init__(self, passkey: int | None) -> None:
+        io = self.KEYBOARD_INPUT_ONLY if passkey is not None else self.NO_OUTPUT_NO_INPUT
+        super().__init__(io_capability=io)
+        self._passkey = passkey
+
+    async def get_number(self) -> int | None:
+        """The passkey the device shows (None refuses: none was configured)."""
+        return self._passkey
+
+
+# Each side gives the address it connects with (its random static one) as its identity: the
+# other side stores the bond under it and finds it again on the next connection.
+IDENTITY: Final = PairingConfig.AddressType.RANDOM
+
+
+def peer_key(address: Address) -> str:
+    """An address as the passkeys are keyed: upper case, without bumble's type suffix."""
+    return str(address).split("/")[0].upper()
+
+
+class BumbleRadio:
+    """The link, the gateway's central device on it, a shared scan, and the central's bonds.
+
+    ``bond_file``: where the central keeps the keys of the devices it bonded with (JSON), so
+    that a restarted gateway re-encrypts instead of pairing again; None: kept in memory.
+    """
+
+    def __init__(self, bond_file: Path | None = None) -> None:
         self.link = LocalLink()  # type: ignore[no-untyped-call]
         self.central = new_device(self.link, CENTRAL_ADDRESS, "wgw")
+        if bond_file is not None:
+            self.central.keystore = _BondFile("wgw", str(bond_file))
+        else:
+            self.central.keystore = MemoryKeyStore()
+        self.passkeys: dict[str, int | None] = {}  # peer -> the passkey to enter, if any
+        self.central.pairing_config_factory = self._pairing_config
         self._listeners: list[Callable[[Advertisement], None]] = []
         self.disconnections: Counter[int] = Counter()  # HCI reason -> links the central lost
         self._lock = asyncio.Lock()
@@ -100,6 +168,16 @@ class BumbleRadio:
                 self._listeners.remove(listener)
                 if not self._listeners:
                     await self.central.stop_scanning()
+
+    def _pairing_config(self, connection: Connection) -> PairingConfig:
+        passkey = self.passkeys.get(peer_key(connection.peer_address))
+        return PairingConfig(
+            sc=True,
+            mitm=passkey is not None,
+            bonding=True,
+            delegate=_EnteringPasskey(passkey),
+            identity_address_type=IDENTITY,
+        )
 
     def _advertisement(self, advertisement: Advertisement) -> None:
         for listener in list(self._listeners):

@@ -11,20 +11,28 @@ from drivers.bumble.radio import BumbleRadio
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from drivers.sim.world import SimWorld
 
 
 @contextlib.asynccontextmanager
-async def served(world: SimWorld) -> AsyncIterator[tuple[BumbleRadio, list[ServedPeripheral]]]:
-    """Every peripheral of ``world`` (which must be running) served on one new radio."""
-    radio = BumbleRadio()
+async def served(
+    world: SimWorld, bond_file: Path | None = None
+) -> AsyncIterator[tuple[BumbleRadio, list[ServedPeripheral]]]:
+    """Every peripheral of ``world`` (which must be running) served on one new radio.
+
+    Its central keeps its bonds in ``bond_file`` (None: in memory).
+    """
+    radio = BumbleRadio(bond_file)
     peripherals = [ServedPeripheral(radio.link, p) for p in world.peripherals.values()]
     await radio.power_on()
     tasks = [asyncio.create_task(p.run(), name=f"bumble[{p.sim.address}]") for p in peripherals]
     try:
         yield radio, peripherals
     finally:
+        for peripheral in peripherals:
+            peripheral.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -50,6 +50,7 @@ from drivers.sim import signals
 from drivers.sim.peripheral import (
     SUPERVISION_TIMEOUT,
     AttError,
+    Security,
     SimCharacteristic,
     SimPeripheral,
     SimService,
@@ -128,6 +129,8 @@ class SimDeviceSpec:
     records_kept: int = 0
     record_interval_s: float = 0.01  # between records sent back over RACP
     max_mtu: int = 247  # the largest ATT MTU the device takes (frames are fitted to the link's)
+    security: Security = "none"  # what its health services need (see SimPeripheral)
+    passkey: int = 123456  # shown by the device when ``security`` is "passkey"
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -207,6 +210,8 @@ class SimDevice(SimPeripheral):
         self.battery_pct = spec.battery_pct
         self.malformed_rate = spec.malformed_rate
         self.max_mtu = spec.max_mtu
+        self.security = spec.security
+        self.passkey = spec.passkey
         self.faults_played: dict[str, int] = {}
         self.counters: dict[str, StreamCounters] = {}
         self._pmd = (

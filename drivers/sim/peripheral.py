@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from drivers.sim.clock import SimClock
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bleak.assigned_numbers import CharacteristicPropertyName
 
 
+Security = Literal["none", "just_works", "passkey"]
 SUPERVISION_TIMEOUT = 0x08  # the HCI reason a central sees when a peripheral goes silent
 
 
@@ -95,6 +96,13 @@ class SimPeripheral:
         self.name = name
         self.rssi_dbm = rssi_dbm
         self.max_mtu = 247  # the largest ATT MTU the device takes in an exchange
+        # what its health services need: nothing, an encrypted link ("just works" pairing),
+        # or an authenticated one (the central enters ``passkey``, which the device shows);
+        # only a transport with encryption (bumble's) enforces it
+        self.security: Security = "none"
+        self.passkey = 123456
+        self.pairings = 0  # pairings completed (a bonded central re-encrypts instead)
+        self.bonds: object | None = None  # the transport's store of its bonds (its memory)
         self.mtu = 23  # the current link's ATT MTU (the transport sets it)
         self.rng = random.Random(seed)
         self.clock = SimClock()

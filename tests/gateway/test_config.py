@@ -135,3 +135,25 @@ def test_the_example_deployment_config_loads(monkeypatch: pytest.MonkeyPatch) ->
         "p017-cuff",
     ]
     assert settings.ble.backfill
+
+
+def test_pairing_wants_a_six_digit_passkey_only_with_passkey_pairing(tmp_path: Path) -> None:
+    """Test the pairing settings: a passkey of six digits with pairing: passkey, refused with
+    the device's path otherwise, and never shown (it is a secret, like the API key).
+    """
+    device = "devices:\n  - id: cuff\n    address: 5A:00:00:00:0E:01\n"
+    good = load_settings(
+        write(tmp_path, MINIMAL + device + "    pairing: passkey\n    passkey: '024680'\n")
+    )
+    assert good.devices[0].passkey is not None
+    assert good.devices[0].passkey.get_secret_value() == "024680"
+    assert "024680" not in repr(good)
+    for extra, reason in (
+        ("    pairing: passkey\n", "six digits"),
+        ("    pairing: passkey\n    passkey: '12345'\n", "six digits"),
+        ("    pairing: just_works\n    passkey: '123456'\n", "only with pairing: passkey"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            load_settings(write(tmp_path, MINIMAL + device + extra))
+        assert "devices[0]" in str(refused.value) and reason in str(refused.value)
+        assert "12345" not in str(refused.value)
