@@ -14,7 +14,11 @@ Then a naive gateway written here (one task per device, each reading stored in i
 transaction, POSTed alone and published alone) processes the same simulated load, and the
 figures are printed side by side.
 
-Usage: python bench/fieldday.py [--seconds N] [--long]
+With ``--backend bumble`` the daemon's devices are served as GATT servers on bumble's host
+stack (real ATT, GATT and SMP over a virtual radio) instead of the simulator's own backend,
+and so are the naive gateway's.
+
+Usage: python bench/fieldday.py [--seconds N] [--long] [--backend sim|bumble]
 Last line: {"bench": "fieldday", "unaccounted": n, "p99_ms": x, "cpu_pct_per_device": x,
             "peak_rss_mb": x, "bytes_written_per_payload_byte": x, ...}
 Exit status 1 when a sample is unaccounted for.
@@ -45,12 +49,13 @@ import aiosqlite
 import numpy as np
 import yaml
 from aiohttp import web
-from bleak import BleakClient
+from bleak import BleakClient, BleakScanner
 from latency import MOSQUITTO, free_port  # bench/ is the script's folder, on sys.path
 from stopping import stop, stop_popen
 
 from buffers.outbox import Outbox
-from drivers.ble.backends import simulated
+from drivers.ble.backends import BleBackends, bumble, simulated
+from drivers.bumble.serve import served
 from drivers.gatt import uuids
 from drivers.gatt.heart_rate import decode_heart_rate_measurement
 from drivers.polar import pmd
@@ -138,11 +143,13 @@ class Ports:
     http: int
 
 
-def daemon_config(folder: Path, ports: Ports, seconds: float, cap_mb: float | None) -> Path:
+def daemon_config(
+    folder: Path, ports: Ports, seconds: float, cap_mb: float | None, backend: str
+) -> Path:
     config = {
         "gateway_id": "field",
         "ble": {
-            "backend": "sim",
+            "backend": backend,
             "scan_timeout_s": 2,
             "reconnect_max_s": 1,
             "max_connections": len(FLEET),  # the simulated adapter holds them all
@@ -257,6 +264,10 @@ def sim_total(sim: list[dict[str, Any]], key: str, *, waveform: bool = True) -> 
     )
 
 
+def sim_notifications(sim: list[dict[str, Any]]) -> int:
+    return sum(int(d.get("notifications_sent", 0)) for d in sim)
+
+
 def payload_bytes(sim: list[dict[str, Any]]) -> int:
     return sum(c["bytes_sent"] for d in sim for c in d["streams"].values())
 
@@ -334,8 +345,9 @@ def percentile(values: list[float], q: float) -> float:
 class FieldDay:
     """The real daemon through the fault schedule; the books balanced at the end."""
 
-    def __init__(self, folder: Path, seconds: float, outage_s: float) -> None:
+    def __init__(self, folder: Path, seconds: float, outage_s: float, backend: str) -> None:
         self.folder = folder
+        self.backend = backend
         self.seconds = seconds
         self.outage_s = outage_s
         self.broker = Broker(folder)
@@ -349,7 +361,7 @@ class FieldDay:
         self.daemon: asyncio.subprocess.Process | None = None
 
     async def spawn(self, ports: Ports, cap_mb: float | None) -> None:
-        config = daemon_config(self.folder, ports, self.seconds, cap_mb)
+        config = daemon_config(self.folder, ports, self.seconds, cap_mb, self.backend)
         self.daemon = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "gateway", "--log-level", "WARNING", "run"),
             *("--config", str(config)),
@@ -510,6 +522,11 @@ class FieldDay:
             "emulator_records": emulated["records"],
             "emulator_duplicates": emulated["duplicates"],
             "requests": emulated["requests"],
+            "notifications_per_s_per_device": sum(
+                sim_notifications(r.last.sim) - sim_notifications(r.first.sim) for r in runs
+            )
+            / wall
+            / len(FLEET),
             "p50_ms": percentile(live, 50),
             "p99_ms": percentile(live, 99),
             "cpu_pct_per_device": 100.0 * sum(r.steady("cpu_s") for r in runs) / wall / len(FLEET),
@@ -533,19 +550,22 @@ class Naive:
     requests: int = 0
     payload: int = 0
 
-    async def device(self, i: int, device: SimDevice, backends: Any) -> None:
+    async def device(self, i: int, device: SimDevice, backends: BleBackends) -> None:
         settings = pmd.StreamSettings(**pmd_of(FLEET[i]))
         queue: asyncio.Queue[tuple[str, bytes, float]] = asyncio.Queue()
 
         def on_notify(characteristic: Any, data: bytearray) -> None:
             queue.put_nowait((characteristic.uuid, bytes(data), time.time()))
 
-        async with BleakClient(device.address, backend=backends.client) as client:
+        # as heard advertising (bumble's devices advertise a random static address)
+        assert backends.scanner is not None
+        heard = await BleakScanner.find_device_by_address(
+            device.address, 10, backend=backends.scanner
+        )
+        async with BleakClient(heard or device.address, backend=backends.client) as client:
             for char in (uuids.HEART_RATE_MEASUREMENT, pmd.PMD_DATA, pmd.PMD_CONTROL_POINT):
                 await client.start_notify(char, on_notify)
-            await client.write_gatt_char(
-                pmd.PMD_CONTROL_POINT, pmd.start_command(settings), response=True
-            )
+            await client.write_gatt_char(pmd.PMD_CONTROL_POINT, pmd.start_command(settings))
             while True:
                 uuid, data, at = await queue.get()
                 self.payload += len(data)
@@ -588,7 +608,7 @@ class Naive:
         self.requests += 1
 
 
-async def naive(folder: Path, seconds: float) -> dict[str, Any]:
+async def naive(folder: Path, seconds: float, backend: str) -> dict[str, Any]:
     """The same ten devices through the naive gateway, in this process."""
     (folder / "naive").mkdir(exist_ok=True)
     broker = Broker(folder / "naive")
@@ -605,6 +625,7 @@ async def naive(folder: Path, seconds: float) -> dict[str, Any]:
         async with (
             emulator_on_loopback() as (_, emulator_url),
             SimWorld(devices, advert_interval_s=0.05) as world,
+            contextlib.AsyncExitStack() as stack,
             aiosqlite.connect(folder / "naive" / "naive.sqlite", isolation_level=None) as db,
             aiohttp.ClientSession() as session,
             aiomqtt.Client("127.0.0.1", broker.port) as client,
@@ -614,6 +635,9 @@ async def naive(folder: Path, seconds: float) -> dict[str, Any]:
             await db.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, device, kind, t, body)")
             gateway = Naive(db, session, client, f"{emulator_url}/api/v1/health/upload")
             backends = simulated(world)
+            if backend == "bumble":
+                radio, _ = await stack.enter_async_context(served(world))
+                backends = bumble(radio)
             tasks = [
                 asyncio.create_task(gateway.device(i, d, backends)) for i, d in enumerate(devices)
             ]
@@ -643,13 +667,16 @@ async def naive(folder: Path, seconds: float) -> dict[str, Any]:
 # --- report -------------------------------------------------------------------------------------
 
 
-def report(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def report(a: dict[str, Any], b: dict[str, Any], backend: str) -> dict[str, Any]:
     pace_s = Windows(PLANS["free"]).sustainable_interval_s()
     per_day = min(a["requests"] * 86_400 / a["seconds"], 86_400 / pace_s)
     naive_per_day = b["requests"] * 86_400 / b["seconds"]
     wear = a["bytes_written"] / a["payload_bytes"]
     naive_wear = b["bytes_written"] / b["payload_bytes"]
-    print(f"field day: {len(FLEET)} devices, {a['seconds']:.0f} s, {os.cpu_count()} cores here")
+    print(
+        f"field day: {len(FLEET)} devices on the {backend} backend, {a['seconds']:.0f} s,"
+        f" {os.cpu_count()} cores here"
+    )
     print(f"  faults: {'; '.join(a['events'])}; link drops, out of range, malformed (simulator)")
     rows = [
         ("samples generated by the simulator", a["generated"]),
@@ -688,7 +715,9 @@ def report(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     print(f"  {'peak RSS of the daemon, MB':<44}{a['peak_rss_mb']:>10.1f}")
     return {
         "bench": "fieldday",
+        "backend": backend,
         "devices": len(FLEET),
+        "notifications_per_s_per_device": round(a["notifications_per_s_per_device"], 1),
         "seconds": round(a["seconds"], 1),
         "unaccounted": a["unaccounted"],
         "samples_generated": a["generated"],
@@ -720,12 +749,14 @@ async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=32.0, help="length of our run")
     parser.add_argument("--long", action="store_true", help="10 minutes, a 2-minute outage")
+    parser.add_argument("--backend", choices=("sim", "bumble"), default="sim")
     args = parser.parse_args()
     seconds = 600.0 if args.long else args.seconds
     folder = Path(tempfile.mkdtemp(prefix="wgw-fieldday-"))
-    ours = await FieldDay(folder, seconds, 120.0 if args.long else 0.2 * seconds).run()
-    baseline = await naive(folder, min(seconds, 12.0))
-    figures = report(ours, baseline)
+    outage_s = 120.0 if args.long else 0.2 * seconds
+    ours = await FieldDay(folder, seconds, outage_s, args.backend).run()
+    baseline = await naive(folder, min(seconds, 12.0), args.backend)
+    figures = report(ours, baseline, args.backend)
     print(json.dumps(figures))
     return 1 if ours["unaccounted"] else 0
 

@@ -60,6 +60,7 @@ def ground_truth(world: SimWorld) -> list[dict[str, object]]:
                 "connects": p.link.connects,
                 "link_drops": p.link.link_drops,
                 "refused": p.link.refused,
+                "notifications_sent": p.link.notifications_sent,
                 "faults_played": dict(getattr(p, "faults_played", {})),
                 "streams": {
                     name: {

@@ -93,18 +93,31 @@ class BumbleClient(BaseBleakClient):
     async def connect(self, pair: bool, **kwargs: Any) -> None:
         """Connect, exchange the MTU and discover every service, characteristic, descriptor."""
         await self.radio.power_on()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        not_found = BleakDeviceNotFoundError(
+            self.address, f"Device with address {self.address} was not found."
+        )
         try:
-            connection = await self.radio.central.connect(self._target, timeout=self._timeout)
+            # one LE connection is made at a time (a controller has one initiator); BlueZ
+            # queues the others, and the wait counts against their timeout
+            async with asyncio.timeout_at(deadline):
+                await self.radio.connecting.acquire()
+        except TimeoutError:
+            raise not_found from None
+        try:
+            remaining_s = max(0.05, deadline - loop.time())
+            connection = await self.radio.central.connect(self._target, timeout=remaining_s)
         except core.TimeoutError:
-            raise BleakDeviceNotFoundError(
-                self.address, f"Device with address {self.address} was not found."
-            ) from None
+            raise not_found from None
         except core.BaseBumbleError as exc:
             if "already pending" in str(exc):  # one connect at a time, as BlueZ says it
                 msg = f"{self.address}: [org.bluez.Error.InProgress] Operation already in progress"
             else:
                 msg = f"{self.address}: le-connection-abort-by-local ({exc})"
             raise BleakError(msg) from None
+        finally:
+            self.radio.connecting.release()
         self._connection = connection
         connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
         peer = self._peer = Peer(connection)

@@ -143,6 +143,7 @@ class BumbleRadio:
         self._listeners: list[Callable[[Advertisement], None]] = []
         self.disconnections: Counter[int] = Counter()  # HCI reason -> links the central lost
         self._lock = asyncio.Lock()
+        self.connecting = asyncio.Lock()  # held by the one connection being made
         self._powered = False
 
     async def power_on(self) -> None:

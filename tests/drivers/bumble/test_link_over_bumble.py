@@ -5,6 +5,7 @@ over real ATT, GATT and a virtual radio.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from drivers.ble.backends import bumble
 from drivers.ble.link import DeviceLink
@@ -15,6 +16,9 @@ from drivers.polar import pmd
 from drivers.sim.devices import SimDevice, preset
 from drivers.sim.world import SimWorld
 from tests.support import wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 FAST = LinkTimings(
     scan_timeout_s=2,
@@ -94,3 +98,48 @@ async def test_refused_connects_are_classed_aborted_and_retried() -> None:
     stats = link.statistics()
     assert device.link.refused == 2
     assert stats.failures == {"aborted": 2} and stats.connects == 1
+
+
+async def test_links_connecting_at_once_are_queued_as_bluez_queues_them() -> None:
+    """Test five straps whose links all connect at the same moment on one central: one LE
+    connection is made at a time, every link connects once, and each receives exactly what its
+    own strap sent. (Without the queue the controller refused the second initiator, and one
+    link was handed another strap's connection: 438 samples from a strap that sent none.)
+    """
+    devices = [
+        SimDevice(preset("strap", f"5A:00:00:00:00:2{i}", f"Strap{i}", seed=i)) for i in range(5)
+    ]
+    specs = [
+        DeviceSpec(f"s{i}", d.address, (pmd.StreamSettings("ecg", 130, 14, 1),))
+        for i, d in enumerate(devices)
+    ]
+    frames: dict[str, int] = {spec.device_id: 0 for spec in specs}
+
+    def emitter(device_id: str) -> Callable[[Frame], Awaitable[None]]:
+        async def emit(frame: Frame) -> None:
+            if isinstance(frame, WaveformChunk):
+                frames[device_id] += frame.samples.shape[0]
+
+        return emit
+
+    async with SimWorld(devices, speed=2) as world, served(world) as (radio, _served):
+        links = [
+            DeviceLink(spec, bumble(radio), emitter(spec.device_id), FAST, now=world.clock.now_s)
+            for spec in specs
+        ]
+        tasks = [asyncio.create_task(link.run()) for link in links]
+        await wait_for(lambda: all(n > 200 for n in frames.values()), timeout_s=20)
+        world.pause()
+        await wait_for(
+            lambda: all(
+                frames[s.device_id] >= d.counters["ecg"].sent
+                for s, d in zip(specs, devices, strict=True)
+            ),
+            timeout_s=10,
+        )
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for spec, device, link in zip(specs, devices, links, strict=True):
+        assert frames[spec.device_id] == device.counters["ecg"].sent
+        assert link.statistics().connects == 1 and link.statistics().decode_errors == 0
