@@ -208,6 +208,14 @@ class DeviceLink:
             try:
                 await self._session_once()
                 error_class = link_errors.LINK_LOST
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                # A backend's own cancellation leaking out of an operation (bumble's, when the
+                # link drops mid-request): left alone it would end this task without a word.
+                self._log.warning("%s: a Bluetooth operation was cancelled", self.spec.device_id)
+                error_class = link_errors.OTHER
             except (BleakError, DeviceNotFound, TimeoutError, OSError) as exc:
                 # OSError: bleak's BlueZ backend raises FileNotFoundError without D-Bus.
                 error_class = link_errors.classify(exc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from drivers.bumble.radio import BumbleRadio
 
+_T = TypeVar("_T")
 PREFERRED_MTU: Final = 247  # what BlueZ asks for (the most a BLE 4.2+ data packet carries)
 _PROPERTY_NAMES: Final[tuple[tuple[Characteristic.Properties, CharacteristicPropertyName], ...]] = (
     (Characteristic.Properties.READ, "read"),
@@ -121,9 +122,13 @@ class BumbleClient(BaseBleakClient):
         self._connection = connection
         connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
         peer = self._peer = Peer(connection)
+        if self.radio.central.connections.get(connection.handle) is not connection:
+            # it ended before this task resumed (a peripheral that drops a new link at once):
+            # the event (and its reason) came before there was a listener for it
+            self._closed()
         try:
             # a disconnection aborts the exchange at once (bumble would wait for answers); one
-            # that came already (a peripheral refusing the central) is not waited for
+            # that came already is not waited for
             if self._connection is None:
                 raise core.InvalidStateError("ended")
             collection = await connection.cancel_on_disconnection(self._set_up(connection, peer))
@@ -132,10 +137,10 @@ class BumbleClient(BaseBleakClient):
             if not ended:  # a half-made connection must not keep holding the peripheral
                 self._closed()
                 asyncio.get_running_loop().create_task(_quietly(connection.disconnect()))
+            if isinstance(exc, asyncio.CancelledError) and _cancelled_by_caller():
+                raise
             if ended:
                 raise BleakError(self._ended_while_connecting()) from None
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             raise BleakError(f"{self.address}: discovery failed: {exc}") from None
         self.services = collection
 
@@ -214,7 +219,7 @@ class BumbleClient(BaseBleakClient):
         try:
             await connection.cancel_on_disconnection(connection.pair())
         except (core.BaseBumbleError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and self._connection is not None:
+            if isinstance(exc, asyncio.CancelledError) and _cancelled_by_caller():
                 raise
             raise BleakError(f"{self.address}: pairing failed: {exc}") from None
 
@@ -234,10 +239,7 @@ class BumbleClient(BaseBleakClient):
         **kwargs: Any,
     ) -> bytearray:
         """Read a characteristic's value by its handle."""
-        try:
-            return bytearray(await self._proxy(characteristic).read_value())
-        except core.BaseBumbleError as exc:
-            raise _failed(exc) from None
+        return bytearray(await _gatt(self._proxy(characteristic).read_value()))
 
     async def read_gatt_descriptor(
         self,
@@ -256,10 +258,7 @@ class BumbleClient(BaseBleakClient):
         response: bool,
     ) -> None:
         """Write a characteristic by its handle, with or without response as asked."""
-        try:
-            await self._proxy(characteristic).write_value(bytes(data), with_response=response)
-        except core.BaseBumbleError as exc:
-            raise _failed(exc) from None
+        await _gatt(self._proxy(characteristic).write_value(bytes(data), with_response=response))
 
     async def write_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, data: SizedBuffer
@@ -276,19 +275,15 @@ class BumbleClient(BaseBleakClient):
         """Write the CCCD: notifications where the characteristic notifies, else indications."""
         proxy = self._proxy(characteristic)
         prefer_notify = bool(proxy.properties & Characteristic.Properties.NOTIFY)
-        try:
-            await self._require_peer().subscribe(
+        await _gatt(
+            self._require_peer().subscribe(
                 proxy, lambda value: callback(bytearray(value)), prefer_notify=prefer_notify
             )
-        except core.BaseBumbleError as exc:
-            raise _failed(exc) from None
+        )
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         """Clear the CCCD."""
-        try:
-            await self._require_peer().unsubscribe(self._proxy(characteristic))
-        except core.BaseBumbleError as exc:
-            raise _failed(exc) from None
+        await _gatt(self._require_peer().unsubscribe(self._proxy(characteristic)))
 
     def _proxy(self, characteristic: BleakGATTCharacteristic) -> CharacteristicProxy[bytes]:
         self._require_peer()
@@ -317,6 +312,29 @@ class BumbleClient(BaseBleakClient):
         self.services = None
         if was_connected and self._disconnected_callback is not None:
             self._disconnected_callback()
+
+
+async def _gatt(operation: Awaitable[_T]) -> _T:
+    """A GATT operation, failing as BlueZ's do: ``BleakError``, also when the link drops.
+
+    bumble cancels a request pending when the link goes, so its ``CancelledError`` reaches
+    the caller, whose task nobody cancelled: let through, it ended a device's link task
+    for good, without a word (the soak over bumble lost a watch that way).
+    """
+    try:
+        return await operation
+    except core.BaseBumbleError as exc:
+        raise _failed(exc) from None
+    except asyncio.CancelledError:
+        if _cancelled_by_caller():
+            raise  # that one must go through
+        raise BleakError("Not connected (the link dropped during a GATT operation)") from None
+
+
+def _cancelled_by_caller() -> bool:
+    """Whether the running task was cancelled (not a bumble future cancelled by a disconnect)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _failed(exc: core.BaseBumbleError) -> BleakError:

@@ -109,6 +109,7 @@ class ServedPeripheral:
         self._indicating: set[str] = set()
         self._advertising = False
         self._stopping = False
+        self._gone = asyncio.Event()  # the current connection ended
 
     def _characteristic(
         self, uuid: str, properties: tuple[str, ...], *, guarded: bool
@@ -145,13 +146,16 @@ class ServedPeripheral:
         except KeyError:
             raise att.ATT_Error(att.ATT_READ_NOT_PERMITTED_ERROR) from None
 
-    def _write(self, uuid: str, data: bytes) -> None:
+    async def _write(self, uuid: str, data: bytes) -> None:
         try:
             self.sim.write(uuid, bytes(data))
         except AttError as exc:
             raise att.ATT_Error(exc.code) from None
         except KeyError:
             raise att.ATT_Error(att.ATT_WRITE_NOT_PERMITTED_ERROR) from None
+        if not self.sim.connected and self._connection is not None:
+            # the device went away while handling it (a reset): the write is never answered
+            await self._gone.wait()
 
     async def run(self) -> None:
         """Serve until :meth:`stop` or cancelled.
@@ -223,6 +227,7 @@ class ServedPeripheral:
             asyncio.get_running_loop().create_task(connection.disconnect(_REMOTE_USER_TERMINATED))
             return
         self._connection = connection
+        self._gone = asyncio.Event()
         self.sim.mtu = connection.att_mtu
         connection.on(connection.EVENT_PAIRING, self._paired)
         connection.on(connection.EVENT_DISCONNECTION, self._disconnected)
@@ -236,6 +241,7 @@ class ServedPeripheral:
             self.sim.mtu = self._connection.att_mtu
 
     def _disconnected(self, _reason: int) -> None:
+        self._gone.set()
         self._connection = None
         self._indicating.clear()
         self.sim.release()
