@@ -6,12 +6,15 @@ Prints one progress line a second and, at the end, a summary per device.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import TYPE_CHECKING
 
 import aiomqtt
+from pydantic import ValidationError
 
-from gateway.cli.common import load, on_signals
+from gateway.cli.common import EX_CONFIG, load, on_signals
+from gateway.config import BleConfig
 from gateway.daemon import Daemon
 from gateway.emulator.app import EmulatorConfig
 from gateway.emulator.serve import running_emulator
@@ -24,13 +27,28 @@ if TYPE_CHECKING:
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    """``--duration``."""
+    """``--duration``, ``--backend``."""
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument(
+        "--backend",
+        choices=("sim", "bumble"),
+        default=None,
+        help="the simulated devices through our simulator's backend, or served on bumble's"
+        " Bluetooth stack (the bumble extra); default: ble.backend in the config",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C or ``--duration``; the exit status."""
-    return asyncio.run(_demo(load(args), args.duration))
+    settings = load(args)
+    if args.backend is not None:
+        try:
+            ble = BleConfig.model_validate({**settings.ble.model_dump(), "backend": args.backend})
+        except ValidationError as exc:
+            print(f"--backend {args.backend}: {exc.errors()[0]['msg']}", file=sys.stderr)
+            return EX_CONFIG
+        settings = settings.model_copy(update={"ble": ble})
+    return asyncio.run(_demo(settings, args.duration))
 
 
 async def _demo(settings: Settings, duration_s: float | None) -> int:

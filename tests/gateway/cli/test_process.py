@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import pytest
 import yaml
 
 from tests.support import free_port, wait_for
@@ -104,14 +105,19 @@ async def test_sigterm_commits_every_received_frame_and_exits_0(
     assert readings >= 20
 
 
-def test_demo_runs_without_a_broker_and_prints_a_summary(tmp_path: Path) -> None:
-    """Test that `wgw demo --duration` says once that MQTT is off, runs, and summarises."""
+@pytest.mark.parametrize("backend", [(), ("--backend", "bumble")], ids=["config", "bumble"])
+def test_demo_runs_without_a_broker_and_prints_a_summary(
+    tmp_path: Path, backend: tuple[str, ...]
+) -> None:
+    """Test that `wgw demo --duration` says once that MQTT is off, runs, and summarises: with
+    the config's backend, and with the devices served on bumble's stack.
+    """
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["mqtt"]["port"] = free_port()  # nobody listens there
     config["http"]["port"] = 0
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "demo", "--duration", "3.5"],
+        [sys.executable, "-m", "gateway", "demo", "--duration", "3.5", *backend],
         env={**os.environ, "WGW_SYNC__RECORD_INTERVAL_S": "0"},  # a record per reading
         cwd=tmp_path,
         capture_output=True,
