@@ -46,4 +46,4 @@ def bumble(radio: BumbleRadio) -> BleBackends:
 
     scanner = type("BumbleScanner", (BumbleScanner,), {"radio": radio})
     client = type("BumbleClient", (BumbleClient,), {"radio": radio})
-    return BleBackends(scanner, client)
+    return BleBackends(scanner, client, radio.reset_adapter)

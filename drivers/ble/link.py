@@ -293,6 +293,7 @@ class DeviceLink:
             await self._watchdog.run(
                 lambda stream: self._resubscribe(client, stream),
                 lambda stream: self._signal(_Event("silent", stream)),
+                lost,
             )
             lost.set()
 
@@ -303,9 +304,12 @@ class DeviceLink:
             if transfers is not None and transfers.transfer is not None:
                 run = transfers.run(client, transfers.transfer)
                 tasks.append(tg.create_task(run, name=f"{name}.backfill"))
-            await lost.wait()
-            for task in tasks:
-                task.cancel()
+            try:
+                await lost.wait()
+            finally:
+                lost.set()  # the watchdog ends at its next look, even if its cancel is lost
+                for task in tasks:
+                    task.cancel()
         if self._watchdog.stalled is not None:
             self._watchdog_reconnects += 1
             self._log.warning(

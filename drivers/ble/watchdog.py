@@ -59,14 +59,20 @@ class Watchdog:
         self,
         resubscribe: Callable[[str], Awaitable[None]],
         silent: Callable[[str], None],
+        ended: asyncio.Event | None = None,
     ) -> None:
         """Watch until a stream stays silent after a new subscription, or one fails; then return.
 
-        ``stalled`` names the stream when it stayed silent.
+        ``stalled`` names the stream when it stayed silent. ``ended``: the link is gone, return
+        (also when the cancel that came with it was lost: Python 3.11's ``asyncio.timeout`` can
+        take an outside cancel arriving as it expires for its own, and a link's task then
+        waited for ever for its watchdog, about one adapter-stall test in forty-five).
         """
         retried_at: dict[str, float] = {}
-        while True:
+        while ended is None or not ended.is_set():
             await asyncio.sleep(self._interval_s)
+            if ended is not None and ended.is_set():
+                return
             now = time.monotonic()
             for stream, last_frame in list(self._watched.items()):
                 if last_frame > retried_at.get(stream, now):

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from bumble.device import Connection, Device
     from bumble.link import LocalLink
 
-    from drivers.sim.peripheral import SimPeripheral
+    from drivers.sim.peripheral import Receipt, SimPeripheral
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,9 @@ _NEEDS: Final = {
     "passkey": Characteristic.READ_REQUIRES_AUTHENTICATION
     | Characteristic.WRITE_REQUIRES_AUTHENTICATION,
 }
+
+
+_Outgoing = tuple["Characteristic[bytes]", bytes, "Receipt | None"]
 
 
 class _ShowingPasskey(PairingDelegate):
@@ -104,8 +107,9 @@ class ServedPeripheral:
             ]
             self.device.add_service(Service(UUID(service.uuid), characteristics))
         self._connection: Connection | None = None
-        # what the model sent, in order; a number: it dropped the link after those, that reason
-        self._outgoing: asyncio.Queue[tuple[Characteristic[bytes], bytes] | int] = asyncio.Queue()
+        # what the model sent, in order (with its ground-truth receipt); a number: it dropped
+        # the link after those, with that reason
+        self._outgoing: asyncio.Queue[_Outgoing | int] = asyncio.Queue()
         self._indicating: set[str] = set()
         self._advertising = False
         self._stopping = False
@@ -264,27 +268,51 @@ class ServedPeripheral:
             self._indicating.discard(uuid)
         if notify_enabled or indicate_enabled:
             self.sim.subscribe(
-                uuid, lambda data: self._outgoing.put_nowait((characteristic, bytes(data)))
+                uuid,
+                lambda data: self._outgoing.put_nowait(
+                    (characteristic, bytes(data), self.sim.receipt)
+                ),
             )
         else:
             self.sim.unsubscribe(uuid)
 
+    @staticmethod
+    async def _drained(connection: Connection) -> None:
+        """Until the controller took every packet queued for ``connection`` (bounded).
+
+        A disconnect overtakes data still in the host's queue: what the model sent before it
+        dropped the link would be lost, though the model counted it sent.
+        """
+        queue = connection.data_packet_queue
+        if queue is not None:
+            async with asyncio.timeout(1.0):
+                await queue.drain(connection.handle)
+
     async def _send_loop(self) -> None:
-        """Notifications and indications in the order the model sent them."""
+        """Notifications and indications in the order the model sent them.
+
+        One the link took away before it went out (the central ended the link) is moved
+        from the model's sent to lost in the air: the ground truth stays exact.
+        """
         while True:
             item = await self._outgoing.get()
             connection = self._connection
-            if connection is None:
-                continue
             if isinstance(item, int):
-                with contextlib.suppress(Exception):  # gone already: nothing to end
-                    await connection.disconnect(item)
+                if connection is not None:
+                    with contextlib.suppress(Exception):  # gone already: nothing to end
+                        await self._drained(connection)
+                        await connection.disconnect(item)
                 continue
-            characteristic, value = item
+            characteristic, value, receipt = item
             try:
+                if connection is None or self.device.connections.get(connection.handle) is None:
+                    msg = "the link is gone"
+                    raise ConnectionError(msg)
                 if self._uuid_of[id(characteristic)] in self._indicating:
                     await self.device.indicate_subscriber(connection, characteristic, value)
                 else:
                     await self.device.notify_subscriber(connection, characteristic, value)
-            except Exception as exc:  # noqa: BLE001 - a link gone mid-send: the model counted it sent
+            except Exception as exc:  # noqa: BLE001 - a link gone mid-send
                 log.debug("%s: a notification was not sent: %s", self.sim.address, exc)
+                if receipt is not None:
+                    receipt.undelivered()

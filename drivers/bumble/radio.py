@@ -7,13 +7,14 @@ links scan at once through one central scan, whose advertisements reach every sc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
 
-from bumble import hci
+from bumble import core, hci
 from bumble.controller import Controller
 from bumble.device import Device
 from bumble.hci import Address
@@ -68,7 +69,10 @@ class _Controller(Controller):
 
 def new_device(link: LocalLink, address: str, name: str) -> Device:
     """A bumble device with its own controller on ``link``, at a public ``address``."""
-    controller = _Controller(name, link=link, public_address=address)
+    return _device_of(_Controller(name, link=link, public_address=address), address, name)
+
+
+def _device_of(controller: Controller, address: str, name: str) -> Device:
     device = Device(address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
     device.name = name
     return device
@@ -133,7 +137,11 @@ class BumbleRadio:
 
     def __init__(self, bond_file: Path | None = None) -> None:
         self.link = LocalLink()  # type: ignore[no-untyped-call]
-        self.central = new_device(self.link, CENTRAL_ADDRESS, "wgw")
+        self._controller = _Controller("wgw", link=self.link, public_address=CENTRAL_ADDRESS)
+        self.central = _device_of(self._controller, CENTRAL_ADDRESS, "wgw")
+        self.adapter_stalled = False
+        self.adapter_resets = 0
+        self.on_stall: list[Callable[[], None]] = []  # each served device's link drop
         if bond_file is not None:
             self.central.keystore = _BondFile("wgw", str(bond_file))
         else:
@@ -169,6 +177,33 @@ class BumbleRadio:
                 self._listeners.remove(listener)
                 if not self._listeners:
                     await self.central.stop_scanning()
+
+    async def stall_adapter(self) -> None:
+        """Fault: the adapter wedges as BlueZ controllers do, until :meth:`reset_adapter`.
+
+        Every link drops; then its controller hears nothing of the radio: scans report no
+        advertisement, connects time out.
+        """
+        for drop in self.on_stall:  # the devices see the links time out, after what they sent
+            drop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                while self.central.connections:  # noqa: ASYNC110 - bumble has no event for "none left"
+                    await asyncio.sleep(0.01)
+        for connection in list(self.central.connections.values()):  # any the devices kept
+            with contextlib.suppress(core.BaseBumbleError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await connection.disconnect()
+        self.link.remove_controller(self._controller)
+        self.adapter_stalled = True
+
+    async def reset_adapter(self, adapter: str) -> bool:
+        """Power-cycle the adapter (``backends``' recovery): it hears the radio again; True."""
+        if self.adapter_stalled:
+            self.link.add_controller(self._controller)
+            self.adapter_stalled = False
+        self.adapter_resets += 1
+        return True
 
     def _pairing_config(self, connection: Connection) -> PairingConfig:
         passkey = self.passkeys.get(peer_key(connection.peer_address))

@@ -26,6 +26,7 @@ async def served(
     """
     radio = BumbleRadio(bond_file)
     peripherals = [ServedPeripheral(radio.link, p) for p in world.peripherals.values()]
+    radio.on_stall = [p.sim.drop_link for p in peripherals]
     await radio.power_on()
     tasks = [asyncio.create_task(p.run(), name=f"bumble[{p.sim.address}]") for p in peripherals]
     try:

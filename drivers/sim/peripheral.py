@@ -86,6 +86,24 @@ class StreamCounters:
     values_sent: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What one notification carries in the ground truth, for a transport that may lose it."""
+
+    counters: StreamCounters
+    units: int
+    intact: bool  # counted sent (else malformed)
+
+    def undelivered(self) -> None:
+        """The transport could not deliver it after all (the link went): lost in the air."""
+        if self.intact:
+            self.counters.sent -= self.units
+        else:
+            self.counters.malformed -= self.units
+            self.counters.malformed_packets -= 1
+        self.counters.lost_radio += self.units
+
+
 class SimPeripheral:
     """Base of every simulated device; subclasses declare ``services`` and their streams."""
 
@@ -113,6 +131,7 @@ class SimPeripheral:
         self.malformed_rate = 0.0
         self.link = LinkStatistics()
         self._observer: LinkObserver | None = None
+        self.receipt: Receipt | None = None  # the notification being handed on, while it is
         self._subscriptions: dict[str, Callable[[bytearray], None]] = {}
         self._stalled: set[str] = set()
         self._stubborn: set[str] = set()
@@ -220,17 +239,22 @@ class SimPeripheral:
             counters.lost_radio += units
             return
         cut = len(payload) > self.mtu - 3  # a stack sends what fits of a longer value
-        if cut or (self.malformed_rate and self.rng.random() < self.malformed_rate):
+        intact = not cut and not (self.malformed_rate and self.rng.random() < self.malformed_rate)
+        if intact:
+            counters.sent += units
+        else:
             counters.malformed += units
             counters.malformed_packets += 1
             payload = payload[: self.mtu - 3] if cut else self.malform(uuid, payload)
-        else:
-            counters.sent += units
         counters.bytes_sent += len(payload)
         if self._held is not None:
             self._held.append((callback, payload))
-        else:
+            return
+        self.receipt = Receipt(counters, units, intact)  # for the callback (a transport)
+        try:
             callback(bytearray(payload))
+        finally:
+            self.receipt = None
 
     def malform(self, uuid: str, payload: bytes) -> bytes:
         """A corrupted version of ``payload`` that its decoder must refuse (default: truncated).

@@ -7,16 +7,17 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import pytest
+
 from drivers.ble import bluez
 from drivers.ble.adapter import AdapterWatch
-from drivers.ble.backends import simulated
 from drivers.ble.link import DeviceLink
 from drivers.ble.link_spec import DeviceSpec, LinkTimings
 from drivers.frames import Frame, GapMarker, WaveformChunk
 from drivers.polar import pmd
 from drivers.sim.devices import SimDevice, preset
 from drivers.sim.world import SimWorld
-from tests.support import wait_for
+from tests.support import BACKENDS, backends, wait_for
 
 FAST = LinkTimings(
     scan_timeout_s=0.3,
@@ -36,8 +37,11 @@ class ManualClock:
         return self.now
 
 
-async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back() -> None:
-    """Test stall -> recovery -> reconnect through bleak's API, with the gap marked."""
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back(kind: str) -> None:
+    """Test stall -> recovery -> reconnect through bleak's API, with the gap marked: on the
+    simulator, and on bumble's stack (the central's controller deaf to the radio until reset).
+    """
     devices = [
         SimDevice(preset("strap", f"5A:00:00:00:0A:0{i}", f"S{i}", heart_rate_interval_s=0.25))
         for i in range(2)
@@ -47,11 +51,14 @@ async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back() -> N
     async def emit(frame: Frame) -> None:
         frames.append(frame)
 
-    async with SimWorld(devices, advert_interval_s=0.01, speed=10) as world:
-        backends = simulated(world)
+    async with (
+        SimWorld(devices, advert_interval_s=0.01, speed=10) as world,
+        backends(kind, world) as chosen,
+    ):
+        radio = getattr(chosen.client, "radio", None)  # bumble's: the adapter it wedges
         watch = AdapterWatch(
             "hci0",
-            backends.recover_adapter,
+            chosen.recover_adapter,
             silence_s=0.5,
             recovery_interval_s=0.2,
             check_interval_s=0.05,
@@ -59,7 +66,7 @@ async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back() -> N
         links = [
             DeviceLink(
                 DeviceSpec(f"s{i}", d.address, (pmd.StreamSettings("ecg", 130, 14, 1),)),
-                backends,
+                chosen,
                 emit,
                 FAST,
                 now=world.clock.now_s,
@@ -79,12 +86,16 @@ async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back() -> N
                 )
 
             await wait_for(ecg_from_all)
-            world.stall_adapter()
+            if radio is None:
+                world.stall_adapter()
+            else:
+                await radio.stall_adapter()
             await wait_for(lambda: not any(link.statistics().connected for link in links))
             # Scans now "work" but hear nothing; the links keep retrying in vain.
             await asyncio.sleep(0.2)
             assert all(link.statistics().connects == 1 for link in links)
-            await wait_for(lambda: world.adapter_resets == 1, timeout_s=10)
+            resets = world if radio is None else radio
+            await wait_for(lambda: resets.adapter_resets == 1, timeout_s=10)
             await wait_for(lambda: all(link.statistics().connects == 2 for link in links))
             # ECG flows again on both (the gap is marked with the first chunk after the drop)
             await wait_for(
@@ -106,7 +117,11 @@ async def test_a_wedged_adapter_is_power_cycled_and_every_link_comes_back() -> N
             for f in frames
             if isinstance(f, WaveformChunk) and f.device_id == f"s{i}"
         )
-        assert samples == devices[i].counters["ecg"].sent  # nothing lost beyond the drop
+        lost = devices[i].counters["ecg"].sent - samples
+        if radio is None:
+            assert lost == 0  # nothing lost beyond the drop
+        else:  # a frame in the air as the adapter wedged may go with the link (gap marked)
+            assert 0 <= lost <= 73
         assert link.statistics().links_lost >= 1
 
 
