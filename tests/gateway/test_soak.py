@@ -100,13 +100,14 @@ async def test_five_devices_with_link_drops_lose_nothing_unaccounted(
         return all(d.connected for d in (await daemon.statistics()).devices)
 
     await wait_for(all_linked, timeout_s=10)
-    stats_before_stop = await daemon.statistics()
-    await wait_for(
-        lambda: all(
+
+    async def all_streaming() -> bool:  # fresh figures each time (a snapshot only ages)
+        return all(
             any(s.units and s.last_time_s and s.last_time_s > clock.now_s() - 2 for s in d.streams)
-            for d in stats_before_stop.devices
+            for d in (await daemon.statistics()).devices
         )
-    )
+
+    await wait_for(all_streaming)
     for device in devices:
         device.stop()
     daemon.stop()

@@ -65,6 +65,8 @@ async def test_a_record_transfer_cut_by_the_device_resumes_and_keeps_each_readin
         await wait_for(lambda: sum(r.backfilled for r in readings.values()) >= 5, timeout_s=10)
         device.drop_link(reason)
         await wait_for(lambda: len(readings) >= len(device.records), timeout_s=20)
+        world.pause()  # the cuff measures on: hold its count still, then let the last one come
+        await wait_for(lambda: len(readings) >= len(device.records), timeout_s=10)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     # the spell out of range ended the first link (0x08), the device the second
