@@ -362,8 +362,10 @@ class DeviceLink:
             await self._transfers.read_clock(client)
             await self._transfers.prepare(client, self._on_notify)
         for uuid, key in _INFO_STRINGS.items():
+            if key in self._device_info:  # read on an earlier connection
+                continue
             char = find(services, uuid)
-            if key not in self._device_info and char is not None:
+            if char is not None:
                 with contextlib.suppress(DecodeError):
                     raw = await client.read_gatt_char(char)
                     self._device_info[key] = decode_device_information_string(raw)

@@ -111,12 +111,8 @@ class BumbleClient(BaseBleakClient):
             connection = await self.radio.central.connect(self._target, timeout=remaining_s)
         except core.TimeoutError:
             raise not_found from None
-        except core.BaseBumbleError as exc:
-            if "already pending" in str(exc):  # one connect at a time, as BlueZ says it
-                msg = f"{self.address}: [org.bluez.Error.InProgress] Operation already in progress"
-            else:
-                msg = f"{self.address}: le-connection-abort-by-local ({exc})"
-            raise BleakError(msg) from None
+        except core.BaseBumbleError as exc:  # (never "already pending": connects are queued)
+            raise BleakError(f"{self.address}: le-connection-abort-by-local ({exc})") from None
         finally:
             self.radio.connecting.release()
         self._connection = connection
