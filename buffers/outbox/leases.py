@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from buffers.outbox.index import Index
 
 _BUILT_MAX: Final = 20_000  # records kept built for leases that come back to them
+_RESUME_MAX: Final = 32  # resume points kept (a lane's after_id is new after each outage)
 # The columns a record is built from, read as plain tuples: a lease reads thousands of rows a
 # second, and sqlite3.Row's lookup by name scans the column names each time. Each position
 # has a name below.
@@ -95,7 +96,12 @@ class Leases:
         if take:
             leased.update(r.id for r in out)
             if out and device_id is None:
+                # kept in order of use; the least recent goes (a lane that has ended): without
+                # its resume point a lease only scans from ``after_id`` again
+                self._resume_after.pop((sink, after_id), None)
                 self._resume_after[(sink, after_id)] = out[-1].id
+                if len(self._resume_after) > _RESUME_MAX:
+                    del self._resume_after[next(iter(self._resume_after))]
         return out
 
     async def history(
@@ -142,7 +148,8 @@ class Leases:
         """Records from ``_SELECT_RECORD`` rows, their payloads read from the log together.
 
         A sink leases the same rows again while it waits (pacing, retries): the records built
-        last are kept (rows do not change but for clock corrections, which empty the cache).
+        or used last are kept (rows do not change but for clock corrections, which empty the
+        cache), the least recently used go first.
         """
         cache = self._built
         missing = [row for row in rows if row[_ID] not in cache]
@@ -152,9 +159,16 @@ class Leases:
         payloads = dict(zip((row[_ID] for row in in_log), read, strict=True))
         for row in missing:
             cache[row[_ID]] = _record(row, payloads.get(row[_ID]) or bytes(row[_PAYLOAD] or b""))
+        out = []
+        for row in rows:
+            record = cache.pop(row[_ID])  # and back in last: the most recently used
+            cache[row[_ID]] = record
+            out.append(StoredRecord(row[_ID], record))
+        # trimmed only now: before the lookup, a full cache could drop rows of this very
+        # lease that were built by an earlier one
         while len(cache) > _BUILT_MAX:
-            del cache[next(iter(cache))]  # the oldest built first (dicts keep insertion order)
-        return [StoredRecord(row[_ID], cache[row[_ID]]) for row in rows]
+            del cache[next(iter(cache))]
+        return out
 
 
 def _record(row: Row, payload: bytes) -> OutboxRecord:
