@@ -2,7 +2,8 @@
 
 Order (DESIGN.md): rows every sink has delivered, oldest first; then raw waveforms not
 delivered (including those no sink wants, kept for export), oldest first; undelivered vitals
-and gap markers only as the very last resort.
+and gap markers only as the very last resort. What only named an evicted row goes with it: its
+source key (backfill's "held already") and a context no row uses any more.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
 
     import aiosqlite
 
@@ -25,18 +26,18 @@ TIERS: Final = (
     (
         "delivered",
         (
-            "SELECT id, kind, size, shape, seg FROM records r WHERE sinks > 0 AND NOT EXISTS"
+            "SELECT id, kind, size, shape, seg, ctx FROM records r WHERE sinks > 0 AND NOT EXISTS"
             " (SELECT 1 FROM pending p WHERE p.record_id = r.id) ORDER BY id LIMIT ?"
         ),
     ),
     (
         "undelivered",
         (
-            "SELECT id, kind, size, shape, seg FROM records WHERE kind = 'waveform'"
+            "SELECT id, kind, size, shape, seg, ctx FROM records WHERE kind = 'waveform'"
             " ORDER BY id LIMIT ?"
         ),
     ),
-    ("undelivered", "SELECT id, kind, size, shape, seg FROM records ORDER BY id LIMIT ?"),
+    ("undelivered", "SELECT id, kind, size, shape, seg, ctx FROM records ORDER BY id LIMIT ?"),
 )
 WAVEFORM_TIERS: Final = 2  # the tiers that never touch an undelivered vital
 
@@ -98,14 +99,17 @@ async def evict(
     target_used_bytes: int,
     tiers: int = len(TIERS),
     segments: SegmentLog | None = None,
+    forget_contexts: Callable[[Collection[int]], None] | None = None,
 ) -> dict[str, int]:
     """Delete rows tier by tier until the data fits in ``target_used_bytes``.
 
     Each batch is a savepoint (inside the caller's transaction if one is open); returns the
     counts per ``<tier>.<kind>``. A segment file is retired once none of its rows is left; the
-    caller purges it after the commit.
+    caller purges it after the commit. The contexts the evicted rows leave unused are deleted
+    at the end, and ``forget_contexts`` (the writer's cache) is told their ids.
     """
     evicted: dict[str, int] = {}
+    emptied: set[int] = set()  # contexts that lost rows
     for tier, select in TIERS[:tiers]:
         while (excess := await used_bytes(db, segments) - target_used_bytes) > 0:
             async with db.execute(select, (_BATCH_ROWS,)) as cur:
@@ -114,36 +118,15 @@ async def evict(
                 break
             # Oldest first, only as many as the excess needs (each row also costs its share of
             # page and index overhead, hence the 64-byte allowance).
-            victims, freed = [], 0
+            victims: list[aiosqlite.Row] = []
+            freed = 0
             for row in candidates:
                 victims.append(row)
                 freed += row[2] + 64
                 if freed >= excess:
                     break
-            ids = [(row[0],) for row in victims]
-            batch: dict[str, int] = {}
-            for _, kind, _, shape, _ in victims:
-                batch[f"evicted.{tier}.{kind}"] = batch.get(f"evicted.{tier}.{kind}", 0) + 1
-                if kind == "waveform" and shape:  # samples too, for whoever balances the books
-                    samples = json.loads(shape)[0]
-                    batch[f"evicted_samples.{tier}"] = (
-                        batch.get(f"evicted_samples.{tier}", 0) + samples
-                    )
-            # a savepoint: inside the outbox's open index transaction, or a transaction alone
-            await db.execute("SAVEPOINT wgw_evict")
-            try:
-                await db.executemany("DELETE FROM pending WHERE record_id = ?", ids)
-                await db.executemany("DELETE FROM items WHERE id = ?", ids)
-                await db.executemany(
-                    "INSERT INTO counters (name, value) VALUES (?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    list(batch.items()),
-                )
-                await db.execute("RELEASE wgw_evict")
-            except BaseException:
-                await db.execute("ROLLBACK TO wgw_evict")
-                await db.execute("RELEASE wgw_evict")
-                raise
+            batch = await _delete(db, tier, victims)
+            emptied.update(row[5] for row in victims)
             for key, count in batch.items():
                 if key.startswith("evicted."):
                     short = key.removeprefix("evicted.")
@@ -152,4 +135,60 @@ async def evict(
                 await drop_dead_segments(db, segments, {row[4] for row in victims})
     if segments is not None and evicted:
         await drop_dead_segments(db, segments)  # and any left empty before (a crash)
+    if emptied:
+        unused = await _drop_unused_contexts(db, emptied)
+        if forget_contexts is not None:
+            forget_contexts(unused)
     return evicted
+
+
+async def _delete(
+    db: aiosqlite.Connection, tier: str, victims: list[aiosqlite.Row]
+) -> dict[str, int]:
+    """Delete one batch of victims (id, kind, size, shape, seg, ctx) in a savepoint.
+
+    Returns the counters it added to.
+    """
+    ids = [(row[0],) for row in victims]
+    batch: dict[str, int] = {}
+    for _, kind, _, shape, _, _ in victims:
+        batch[f"evicted.{tier}.{kind}"] = batch.get(f"evicted.{tier}.{kind}", 0) + 1
+        if kind == "waveform" and shape:  # samples too, for whoever balances the books
+            samples = json.loads(shape)[0]
+            batch[f"evicted_samples.{tier}"] = batch.get(f"evicted_samples.{tier}", 0) + samples
+    keyed = [(row[0],) for row in victims if row[1] != "waveform"]
+    # a savepoint: inside the outbox's open index transaction, or a transaction alone
+    await db.execute("SAVEPOINT wgw_evict")
+    try:
+        await db.executemany("DELETE FROM pending WHERE record_id = ?", ids)
+        await db.executemany("DELETE FROM items WHERE id = ?", ids)
+        if keyed:  # only readings carry source keys; the table is small
+            await db.executemany("DELETE FROM source_keys WHERE record_id = ?", keyed)
+        await db.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            list(batch.items()),
+        )
+        await db.execute("RELEASE wgw_evict")
+    except BaseException:
+        await db.execute("ROLLBACK TO wgw_evict")
+        await db.execute("RELEASE wgw_evict")
+        raise
+    return batch
+
+
+async def _drop_unused_contexts(db: aiosqlite.Connection, candidates: set[int]) -> list[int]:
+    """Delete the ``candidates`` no row uses any more; their ids.
+
+    One scan of ``items`` (no index on ``ctx``: it would cost every insert a second B-tree);
+    evictions come seldom, and in batches, thanks to the low-water mark.
+    """
+    marks = ", ".join("?" * len(candidates))
+    async with db.execute(
+        f"SELECT id FROM contexts WHERE id IN ({marks})"  # noqa: S608 - placeholders
+        " AND id NOT IN (SELECT ctx FROM items)",
+        tuple(candidates),
+    ) as cur:
+        unused = [int(row[0]) for row in await cur.fetchall()]
+    await db.executemany("DELETE FROM contexts WHERE id = ?", [(i,) for i in unused])
+    return unused

@@ -149,6 +149,7 @@ class Room:
                     target_used_bytes=target_used_bytes,
                     tiers=tiers,
                     segments=index.segments,
+                    forget_contexts=index.contexts.forget,
                 )
             except sqlite3.OperationalError as exc:
                 log.error("eviction failed: %s", exc)

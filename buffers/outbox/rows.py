@@ -9,7 +9,7 @@ import json
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     import aiosqlite
 
@@ -40,6 +40,12 @@ class Contexts:
         async with db.execute(f"SELECT id, {CONTEXT_FIELDS} FROM contexts") as cur:  # noqa: S608
             for row in await cur.fetchall():
                 self._ids[tuple(row)[1:]] = row[0]
+
+    def forget(self, ids: Collection[int]) -> None:
+        """These rows were deleted (no record used them any more)."""
+        if ids:
+            gone = set(ids)
+            self._ids = {key: ctx for key, ctx in self._ids.items() if ctx not in gone}
 
     async def id_of(self, db: aiosqlite.Connection, key: ContextKey, first_id: int) -> int:
         """The id of the context row with these fields (created, from ``first_id``, if new)."""

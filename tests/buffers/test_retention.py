@@ -118,3 +118,48 @@ async def test_undelivered_vitals_in_every_commit_do_not_keep_waveform_files(
     assert [r.record.seq for r in remaining] == list(range(600))
     assert stats.evicted["undelivered.waveform"] == 600 - kinds(path)["waveform"] > 300
     assert {p.suffix for p in (tmp_path / "o.sqlite.segments").iterdir()} == {".seg", ".vseg"}
+
+
+def reading(device: str, seq: int) -> OutboxRecord:
+    """A timestamped reading (a source key, as a backfilled blood pressure has)."""
+    return OutboxRecord(
+        "vital", device, "heart_rate", seq, float(seq), b'{"heart_rate_bpm":60}',
+        source_key=f"{device}-{seq}",
+    )  # fmt: skip
+
+
+def table_counts(path: Path) -> tuple[int, int, int]:
+    """Source keys, contexts, and contexts no row uses."""
+    with sqlite3.connect(path) as db:
+        keys = db.execute("SELECT COUNT(*) FROM source_keys").fetchone()[0]
+        contexts = db.execute("SELECT COUNT(*) FROM contexts").fetchone()[0]
+        unused = db.execute(
+            "SELECT COUNT(*) FROM contexts WHERE id NOT IN (SELECT ctx FROM items)"
+        ).fetchone()[0]
+    return keys, contexts, unused
+
+
+async def test_what_only_named_evicted_rows_goes_with_them(tmp_path: Path) -> None:
+    """Test that source keys and contexts do not outgrow the rows they name (issue 21)."""
+    path = tmp_path / "o.sqlite"
+    async with Outbox(path, WANTS, flush_interval_ms=5, max_db_mb=1.0) as outbox:
+        for device in ("a", "b", "c"):  # a context each
+            for i in range(10):
+                await outbox.put(reading(device, i))
+        await outbox.flush()
+        delivered = await outbox.lease("s", 30)
+        await outbox.ack("s", [r.id for r in delivered])
+        for i in range(400):  # past the cap: the delivered readings go first
+            await outbox.put(chunk(i))
+        await outbox.flush()
+        stats = await outbox.statistics()
+        assert stats.evicted.get("delivered.vital") == 30
+        await outbox.put(reading("a", 10))  # a context of its own again, not a forgotten one
+        await outbox.put(reading("a", 3))  # its key went with its row: a new reading now
+        await outbox.flush()
+        fresh = await outbox.lease("s", 10)
+    assert [(r.record.device_id, r.record.seq) for r in fresh] == [("a", 10), ("a", 3)]
+    keys, contexts, unused = table_counts(path)
+    assert (keys, unused) == (2, 0)
+    assert contexts == 2  # the waveforms' and the new readings'
+    assert kinds(path)["vital"] == 2
