@@ -150,6 +150,9 @@ class Daemon:
             alerts=self._field.alerts(),
             dropped=drops(devices, outbox, mqtt_stats, self._live.dropped),
             frame_queue_high_water=self._pipeline.high_water,
+            loop_lag_counts=self._loop_lag.counts,
+            loop_lag_sum_s=self._loop_lag.sum_s,
+            tasks=len(asyncio.all_tasks()),
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:

@@ -57,6 +57,10 @@ class DaemonStatistics:
     alerts: tuple[Alert, ...]  # active: stalled streams, growing backlogs
     dropped: tuple[Drop, ...] = ()  # every drop, by where and why
     frame_queue_high_water: int = 0  # the most frames waiting for the store at once
+    # loop lag samples since start per bucket of gateway.loop_lag.BUCKETS_S (+Inf last)
+    loop_lag_counts: tuple[int, ...] = ()
+    loop_lag_sum_s: float = 0.0
+    tasks: int = 0  # asyncio tasks alive
 
 
 def drops(

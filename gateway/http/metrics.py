@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from gateway.loop_lag import BUCKETS_S
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -242,3 +244,15 @@ def _gateway(stats: DaemonStatistics) -> Iterator[Metric]:
         "the worst event loop lag of the last minute",
         value=stats.loop_lag_max_s,
     )
+    if stats.loop_lag_counts:
+        running, buckets = 0, []
+        for bound, n in zip((*BUCKETS_S, float("inf")), stats.loop_lag_counts, strict=True):
+            running += n
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        yield HistogramMetricFamily(
+            "wgw_loop_lag_observed_seconds",
+            "event loop lag samples since start (every 0.5 s)",
+            buckets=buckets,
+            sum_value=stats.loop_lag_sum_s,
+        )
+    yield GaugeMetricFamily("wgw_asyncio_tasks", "asyncio tasks alive", value=stats.tasks)

@@ -86,6 +86,8 @@ async def test_readiness_metrics_devices_and_queue(tmp_path: Path, emulator: Tes
     assert {where for where, _ in drops} == {"link_queue", "link_decode", "live_page", "outbox"}
     gateway = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert 0 <= gateway["wgw_loop_lag_seconds"] <= gateway["wgw_loop_lag_max_seconds"] < 1
+    assert gateway["wgw_loop_lag_observed_seconds_count"] >= 1  # a histogram since start
+    assert gateway["wgw_asyncio_tasks"] > 3  # the pipeline's, the sinks', a link's
     limit = gateway["wgw_upload_quota_limit"]
     assert 0 <= gateway["wgw_upload_quota_remaining"] <= limit
     assert gateway["wgw_upload_quota_reset_timestamp_seconds"] > 1.7e9
