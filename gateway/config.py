@@ -74,6 +74,9 @@ class SimDeviceConfig(_Section):
     malformed_rate: float = Field(0.0, ge=0.0, le=1.0)
     battery_pct: float = Field(90.0, ge=0.0, le=100.0)
     clock_offset_s: float = 0.0
+    start_delay_s: float = Field(
+        0.0, ge=0.0, le=3600.0, description="switched on this long after the simulation starts"
+    )
     faults: tuple[SimFaultConfig, ...] = ()
     security: Literal["none", "just_works", "passkey"] = Field(
         "none", description="an encrypted link for its health services (bumble backend only)"

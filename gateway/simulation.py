@@ -88,6 +88,7 @@ def _spec(d: SimDeviceConfig) -> SimDeviceSpec:
         malformed_rate=d.malformed_rate,
         battery_pct=d.battery_pct,
         clock_offset_s=d.clock_offset_s,
+        start_delay_s=d.start_delay_s,
         faults=tuple(ScheduledFault(**f.model_dump()) for f in d.faults),
         security=d.security,
         passkey=d.passkey,

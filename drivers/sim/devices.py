@@ -123,6 +123,9 @@ class SimDeviceSpec:
     pmd: PmdStreamSpec | None = None
     malformed_rate: float = 0.0
     clock_offset_s: float = 0.0
+    # switched on this long (simulated) after the world starts: devices switched on together
+    # measure in lockstep, every one's reading in the same millisecond, as real ones never do
+    start_delay_s: float = 0.0
     faults: tuple[ScheduledFault, ...] = ()
     # records the device remembers (RACP): blood pressure readings if it measures them, else
     # spot-checks; 0: none
@@ -210,6 +213,7 @@ class SimDevice(SimPeripheral):
         self.battery_pct = spec.battery_pct
         self.malformed_rate = spec.malformed_rate
         self.max_mtu = spec.max_mtu
+        self.start_delay_s = spec.start_delay_s
         self.security = spec.security
         self.passkey = spec.passkey
         self.faults_played: dict[str, int] = {}

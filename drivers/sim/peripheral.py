@@ -114,6 +114,7 @@ class SimPeripheral:
         self.name = name
         self.rssi_dbm = rssi_dbm
         self.max_mtu = 247  # the largest ATT MTU the device takes in an exchange
+        self.start_delay_s = 0.0  # switched on this long after start (its timers start then)
         # what its health services need: nothing, an encrypted link ("just works" pairing),
         # or an authenticated one (the central enters ``passkey``, which the device shows);
         # only a transport with encryption (bumble's) enforces it
@@ -289,8 +290,11 @@ class SimPeripheral:
         """Start the device's timers on ``loop``, in ``clock``'s time."""
         self._loop = loop
         self.clock = clock
-        self.started_utc_s = clock.now_s()
-        self.on_start()
+        self.started_utc_s = clock.now_s() + self.start_delay_s
+        if self.start_delay_s > 0:
+            self.after(self.start_delay_s, self.on_start)
+        else:
+            self.on_start()
 
     def on_start(self) -> None:
         """Hook: subclasses start their measurement timers here with :meth:`every`."""
