@@ -41,15 +41,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import aiomqtt
 import aiosqlite
+import loop_probe
 import numpy as np
 import yaml
 from aiohttp import web
 from bleak import BleakClient, BleakScanner
+from cpu_budget import CpuBudget
 from latency import MOSQUITTO, free_port  # bench/ is the script's folder, on sys.path
 from stopping import stop, stop_popen
 
@@ -65,6 +67,9 @@ from gateway import codec
 from gateway.emulator.app import STATE_KEY, EmulatorConfig, emulator_app
 from gateway.rate_limits import PLANS, Windows
 from gateway.sinks import health_upload, mqtt
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 FLEET = ["watch"] * 4 + ["strap"] * 3 + ["armband"] * 2 + ["patch"]
 FLUSH_S = 1.0
@@ -99,29 +104,61 @@ class Broker:
             stop_popen(self.process, "mosquitto")
             self.process = None
 
+    async def restart(self, down_s: float = 2.0) -> tuple[float, float]:
+        """Stopped for ``down_s``, then started again; the epoch span whose readings the
+        restart may delay (a second either side)."""
+        self.stop()
+        down_from = time.time()
+        await asyncio.sleep(down_s)
+        self.start()
+        return down_from - 1, time.time() + 1
+
 
 # --- the load and its faults --------------------------------------------------------------------
 
 
-def sim_devices(seconds: float) -> list[dict[str, Any]]:
-    """The 10 devices, with the simulator's faults: link drops for everyone (staggered), two
-    out-of-range spells, and a window of malformed packets on two devices.
+def fleet_of(n: int) -> list[str]:
+    """``n`` devices in the field day's mix (its ten, repeated)."""
+    return [FLEET[i % len(FLEET)] for i in range(n)]
+
+
+def sim_devices(seconds: float, fleet: list[str], *, repeat: bool = False) -> list[dict[str, Any]]:
+    """The devices, with the simulator's faults over ``seconds``: link drops for everyone
+    (staggered), two out-of-range spells, and a window of malformed packets on two devices;
+    ``repeat``: all of them again every ``seconds`` (the soak's cycle).
     """
+    again = {"every_s": seconds} if repeat else {}
     devices = []
-    for i, model in enumerate(FLEET):
+    for i, model in enumerate(fleet):
+        drops_every_s = (0.5 if repeat else 0.4) * seconds
         faults: list[dict[str, Any]] = [
-            {"kind": "link_drop", "at_s": 0.15 * seconds + i, "every_s": 0.4 * seconds}
+            {"kind": "link_drop", "at_s": 0.15 * seconds + i, "every_s": drops_every_s}
         ]
         if i in (0, 4):
-            faults.append({"kind": "out_of_range", "at_s": 0.25 * seconds, "duration_s": 5})
+            faults.append(
+                {"kind": "out_of_range", "at_s": 0.25 * seconds, "duration_s": 5, **again}
+            )
         if i in (2, 7):
             faults.append(
-                {"kind": "malformed", "at_s": 0.3 * seconds, "duration_s": 8, "rate": 0.3}
+                {"kind": "malformed", "at_s": 0.3 * seconds, "duration_s": 8, "rate": 0.3, **again}
             )
         devices.append(
-            {"model": model, "address": f"5A:00:00:00:09:{i:02X}", "seed": i, "faults": faults}
+            {
+                "model": model,
+                "address": f"5A:00:00:00:09:{i:02X}",
+                "seed": i,
+                "faults": faults,
+                "start_delay_s": switched_on_s(i),
+            }
         )
     return devices
+
+
+def switched_on_s(i: int) -> float:
+    """When device ``i`` is switched on: spread over a second, so that the devices measure out
+    of step as real ones do (switched on together, every reading of every device would come in
+    the same millisecond, and the last in each burst would wait for all the others)."""
+    return round((i * 0.618) % 1.0, 3)
 
 
 def pmd_of(model: str) -> dict[str, Any]:
@@ -144,20 +181,30 @@ class Ports:
 
 
 def daemon_config(
-    folder: Path, ports: Ports, seconds: float, cap_mb: float | None, backend: str
+    folder: Path,
+    ports: Ports,
+    devices: list[dict[str, Any]],
+    cap_mb: float | None,
+    *,
+    backend: str,
+    speed: float = 1.0,
+    backfill: bool = True,
+    plan: str = "free",
 ) -> Path:
+    """The daemon's config for the fleet, with ``devices`` as the simulator plays them."""
     config = {
         "gateway_id": "field",
         "ble": {
             "backend": backend,
             "scan_timeout_s": 2,
             "reconnect_max_s": 1,
-            "max_connections": len(FLEET),  # the simulated adapter holds them all
-            "sim": {"devices": sim_devices(seconds)},
+            "max_connections": len(devices),  # the simulated adapter holds them all
+            "backfill": backfill,
+            "sim": {"devices": devices, "speed": speed},
         },
         "devices": [
-            {"id": f"{m}-{i}", "address": f"5A:00:00:00:09:{i:02X}", "pmd": [pmd_of(m)]}
-            for i, m in enumerate(FLEET)
+            {"id": f"{d['model']}-{i}", "address": d["address"], "pmd": [pmd_of(d["model"])]}
+            for i, d in enumerate(devices)
         ],
         "storage": {"path": str(folder / "wgw.sqlite"), "max_db_mb": cap_mb},
         "mqtt": {
@@ -169,7 +216,7 @@ def daemon_config(
             "tcm": {
                 "base_url": f"{ports.emulator}/api/v1",
                 "api_key": "tcm-demo-key",
-                "plan": "free",
+                "plan": plan,
             }
         },
         "sync": {"retry_max_s": 2, "record_interval_s": 5},
@@ -304,28 +351,69 @@ class Deliveries:
 
 
 async def subscribe(port: int, topic: str, seen: Deliveries) -> None:
-    while True:
-        try:
-            async with aiomqtt.Client("127.0.0.1", port) as client:
-                await client.subscribe(topic, qos=1)
-                async for message in client.messages:
-                    arrived = time.time()
-                    assert isinstance(message.payload, bytes)
-                    body = json.loads(message.payload)
-                    key = (body["device_id"], body["kind"], body["timestamp"])
-                    if key in seen.first:
-                        seen.duplicates += 1
-                        continue
-                    seen.first.add(key)
-                    stamp = datetime.fromisoformat(body["timestamp"]).timestamp()
-                    seen.latency_ms.append((stamp, (arrived - stamp) * 1000.0))
-        except aiomqtt.MqttError:
-            await asyncio.sleep(0.2)  # the broker restart
+    """Count what ``bench/subscriber.py`` (its own process: see there) receives, until
+    cancelled."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("subscriber.py")),
+        str(port),
+        topic,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    try:
+        async for line in child.stdout:
+            arrived, device_id, kind, timestamp = line.decode().split()
+            key = (device_id, kind, timestamp)
+            if key in seen.first:
+                seen.duplicates += 1
+                continue
+            seen.first.add(key)
+            stamp = datetime.fromisoformat(timestamp).timestamp()
+            seen.latency_ms.append((stamp, (float(arrived) - stamp) * 1000.0))
+    finally:
+        await stop(child, "the subscriber", sig=signal.SIGTERM, timeout_s=5)
+
+
+async def wind_down(
+    session: aiohttp.ClientSession,
+    base: str,
+    poll: Callable[[], Awaitable[bool]],
+    daemon: asyncio.subprocess.Process,
+) -> None:
+    """The end of a run: the devices stop measuring, what they sent reaches the outbox, one
+    last poll, then SIGTERM."""
+    async with session.post(f"{base}/api/sim/pause") as r:
+        r.raise_for_status()
+    await asyncio.sleep(FLUSH_S + 1.5)
+    for _ in range(20):
+        if await poll():
+            break
+    await stop(daemon, "the daemon (SIGTERM)")
 
 
 @contextlib.asynccontextmanager
-async def emulator_on_loopback() -> Any:
-    app = emulator_app(EmulatorConfig(plan="free"))
+async def listening(
+    broker: Broker, seen: Deliveries, daemon: Callable[[], asyncio.subprocess.Process | None]
+) -> AsyncIterator[None]:
+    """The field day's vitals counted into ``seen`` while the body runs; then the subscriber,
+    the broker and the daemon still running (``daemon()``) stopped."""
+    subscriber = asyncio.create_task(subscribe(broker.port, "fd/field/+/vitals", seen))
+    try:
+        yield
+    finally:
+        subscriber.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await subscriber
+        broker.stop()
+        process = daemon()
+        if process is not None and process.returncode is None:
+            await stop(process, "the daemon", sig=signal.SIGKILL, timeout_s=10)
+
+
+@contextlib.asynccontextmanager
+async def emulator_on_loopback(plan: str = "free") -> Any:
+    app = emulator_app(EmulatorConfig(plan=plan))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -345,9 +433,24 @@ def percentile(values: list[float], q: float) -> float:
 class FieldDay:
     """The real daemon through the fault schedule; the books balanced at the end."""
 
-    def __init__(self, folder: Path, seconds: float, outage_s: float, backend: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        seconds: float,
+        outage_s: float,
+        backend: str,
+        *,
+        fleet: list[str] = FLEET,
+        budget: CpuBudget | None = None,
+        backfill: bool = True,
+        probe: bool = False,
+    ) -> None:
+        self.backfill = backfill
+        self.probe = probe  # run the daemon under bench/loop_probe.py
         self.folder = folder
         self.backend = backend
+        self.fleet = fleet
+        self.budget = budget
         self.seconds = seconds
         self.outage_s = outage_s
         self.broker = Broker(folder)
@@ -361,13 +464,21 @@ class FieldDay:
         self.daemon: asyncio.subprocess.Process | None = None
 
     async def spawn(self, ports: Ports, cap_mb: float | None) -> None:
-        config = daemon_config(self.folder, ports, self.seconds, cap_mb, self.backend)
+        devices = sim_devices(self.seconds, self.fleet)
+        config = daemon_config(
+            self.folder, ports, devices, cap_mb, backend=self.backend, backfill=self.backfill
+        )
+        probe = str(Path(__file__).with_name("loop_probe.py"))
+        entry = [probe] if self.probe else ["-m", "gateway"]
         self.daemon = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "gateway", "--log-level", "WARNING", "run"),
+            *(sys.executable, *entry, "--log-level", "WARNING", "run"),
             *("--config", str(config)),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "WGW_PROBE_OUT": str(self.folder / "probe.jsonl")},
         )
+        if self.budget is not None:  # from its first instruction: imports are paid too
+            self.budget.add(self.daemon.pid)
         self.runs.append(Run(self.daemon.pid))
 
     async def poll(self, session: aiohttp.ClientSession, base: str) -> bool:
@@ -384,28 +495,21 @@ class FieldDay:
         return True
 
     async def until(self, session: aiohttp.ClientSession, base: str, fraction: float) -> None:
-        """Poll every 0.25 s until ``fraction`` of the run has passed."""
+        """Poll until ``fraction`` of the run has passed: every 0.25 s, or every second under a
+        CPU budget (each poll costs the daemon a status snapshot, which no field install pays
+        four times a second)."""
+        every_s = 0.25 if self.budget is None else 1.0
         while (wait := self.start + fraction * self.seconds - time.monotonic()) > 0:
             await self.poll(session, base)
-            await asyncio.sleep(min(0.25, wait))
+            await asyncio.sleep(min(every_s, wait))
 
     async def run(self) -> dict[str, Any]:
         self.broker.start()
         async with emulator_on_loopback() as (emulator, emulator_url):
             state = emulator[STATE_KEY]
             ports = Ports(self.broker.port, emulator_url, free_port())
-            subscriber = asyncio.create_task(
-                subscribe(self.broker.port, "fd/field/+/vitals", self.seen)
-            )
-            try:
+            async with listening(self.broker, self.seen, lambda: self.daemon):
                 await self.schedule(ports, state)
-            finally:
-                subscriber.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await subscriber
-                self.broker.stop()
-                if self.daemon is not None and self.daemon.returncode is None:
-                    await stop(self.daemon, "the daemon", sig=signal.SIGKILL, timeout_s=10)
             emulated = {
                 "records": sum(len(r) for r in state.records.values()),
                 "duplicates": sum(state.duplicates.values()),
@@ -417,8 +521,12 @@ class FieldDay:
         base = f"http://127.0.0.1:{ports.http}"
         timeout = aiohttp.ClientTimeout(total=2)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            self.start = time.monotonic()
             await self.spawn(ports, None)
+            for _ in range(480):  # two minutes: a throttled start takes its time
+                if await self.poll(session, base):
+                    break
+                await asyncio.sleep(0.25)
+            self.start = time.monotonic()  # the schedule runs from the first answer
             await self.until(session, base, 0.2)
             state.faults.update({"outage_s": self.outage_s})
             self.events.append(f"cloud outage {self.outage_s:g} s")
@@ -430,21 +538,11 @@ class FieldDay:
             await self.until(session, base, 0.55)
             await self.kill_and_restart(session, base, ports)
             await self.until(session, base, 1.0)
-            async with session.post(f"{base}/api/sim/pause") as r:
-                r.raise_for_status()
-            await asyncio.sleep(FLUSH_S + 1.5)  # everything sent reaches the outbox
-            for _ in range(20):
-                if await self.poll(session, base):
-                    break
             assert self.daemon is not None
-            await stop(self.daemon, "the daemon (SIGTERM)")
+            await wind_down(session, base, lambda: self.poll(session, base), self.daemon)
 
     async def restart_broker(self) -> None:
-        self.broker.stop()
-        down_from = time.time()
-        await asyncio.sleep(2.0)
-        self.broker.start()
-        self.down.append((down_from - 1, time.time() + 1))
+        self.down.append(await self.broker.restart())
         self.events.append("broker restart (2 s)")
 
     async def kill_and_restart(
@@ -493,7 +591,13 @@ class FieldDay:
             if not any(a <= stamp <= b for a, b in self.down)
         ]
         runs = self.runs
+        n = len(self.fleet)
         wall = sum(r.last.at - r.first.at for r in runs)
+        drops: dict[str, int] = {}
+        for r in runs:
+            for d in r.last.status["dropped"]:
+                key = f"{d['where']}.{d['reason']}"
+                drops[key] = drops.get(key, 0) + d["count"]
         payload = sum(payload_bytes(r.last.sim) - payload_bytes(r.first.sim) for r in runs)
 
         def total(key: str, *, waveform: bool = True) -> int:
@@ -501,6 +605,7 @@ class FieldDay:
 
         return {
             "events": self.events,
+            "devices": n,
             "seconds": time.monotonic() - self.start,
             "generated": total("produced"),
             "sent": total("sent"),
@@ -526,14 +631,60 @@ class FieldDay:
                 sim_notifications(r.last.sim) - sim_notifications(r.first.sim) for r in runs
             )
             / wall
-            / len(FLEET),
+            / n,
             "p50_ms": percentile(live, 50),
             "p99_ms": percentile(live, 99),
-            "cpu_pct_per_device": 100.0 * sum(r.steady("cpu_s") for r in runs) / wall / len(FLEET),
+            "cpu_pct_per_device": 100.0 * sum(r.steady("cpu_s") for r in runs) / wall / n,
+            "frame_queue_high_water": max(r.last.status["frame_queue_high_water"] for r in runs),
+            "dropped": {key: count for key, count in sorted(drops.items()) if count},
             "peak_rss_mb": max(r.last.proc["peak_rss_mb"] for r in runs),
             "bytes_written": sum(r.steady("write_bytes") for r in runs),
             "payload_bytes": payload,
+            "probe": probe_summary(self.folder, self.seen.latency_ms) if self.probe else None,
         }
+
+
+def probe_events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def probe_summary(folder: Path, latencies: list[tuple[float, float]]) -> dict[str, Any]:
+    """What ``bench/loop_probe.py`` saw in the daemon and in this process (whose subscriber
+    stamps each arrival): collections, slow callbacks by name, and how many of the slow
+    deliveries (over 25 ms) had an event of either in their way."""
+    late = [(stamp, ms) for stamp, ms in latencies if ms > 25]
+    summary: dict[str, Any] = {"late_deliveries": len(late)}
+    for who, name in (("daemon", "probe.jsonl"), ("bench", "bench-probe.jsonl")):
+        events = probe_events(folder / name)
+        gcs = [e for e in events if e["what"] == "gc"]
+        slow: dict[str, list[float]] = {}
+        for e in events:
+            if e["what"] == "slow":
+                slow.setdefault(e["name"].split(" at ")[0], []).append(e["ms"])
+
+        def in_way(stamp: float, ms: float, events: list[dict[str, Any]] = events) -> bool:
+            return any(
+                stamp - 0.01 <= e["t"] <= stamp + ms / 1000 + 0.05
+                for e in events
+                if e["what"] == "slow" or e["ms"] >= 10
+            )
+
+        summary[who] = {
+            "gc": {
+                f"gen{g}": {
+                    "n": len(of := [e["ms"] for e in gcs if e["generation"] == g]),
+                    "max_ms": max(of, default=0.0),
+                    "total_ms": round(sum(of), 1),
+                }
+                for g in (0, 1, 2)
+            },
+            "slow_callbacks": {
+                name: {"n": len(ms), "max_ms": max(ms), "total_ms": round(sum(ms), 1)}
+                for name, ms in sorted(slow.items(), key=lambda kv: -sum(kv[1]))[:12]
+            },
+            "late_with_an_event": sum(in_way(stamp, ms) for stamp, ms in late),
+        }
+    return summary
 
 
 # --- the naive gateway ---------------------------------------------------------------------------
@@ -674,7 +825,7 @@ def report(a: dict[str, Any], b: dict[str, Any], backend: str) -> dict[str, Any]
     wear = a["bytes_written"] / a["payload_bytes"]
     naive_wear = b["bytes_written"] / b["payload_bytes"]
     print(
-        f"field day: {len(FLEET)} devices on the {backend} backend, {a['seconds']:.0f} s,"
+        f"field day: {a['devices']} devices on the {backend} backend, {a['seconds']:.0f} s,"
         f" {os.cpu_count()} cores here"
     )
     print(f"  faults: {'; '.join(a['events'])}; link drops, out of range, malformed (simulator)")
@@ -716,7 +867,7 @@ def report(a: dict[str, Any], b: dict[str, Any], backend: str) -> dict[str, Any]
     return {
         "bench": "fieldday",
         "backend": backend,
-        "devices": len(FLEET),
+        "devices": a["devices"],
         "notifications_per_s_per_device": round(a["notifications_per_s_per_device"], 1),
         "seconds": round(a["seconds"], 1),
         "unaccounted": a["unaccounted"],
@@ -745,17 +896,149 @@ def report(a: dict[str, Any], b: dict[str, Any], backend: str) -> dict[str, Any]
     }
 
 
+async def field_day(
+    seconds: float,
+    backend: str,
+    devices: int = len(FLEET),
+    pct: float | None = None,
+    *,
+    backfill: bool = True,
+    probe: bool = False,
+) -> dict[str, Any]:
+    """Our daemon through the field day, under a CPU budget of ``pct`` % of a core if given;
+    ``backfill``, ``probe``: see FieldDay."""
+    folder = Path(tempfile.mkdtemp(prefix="wgw-fieldday-"))
+    outage_s = 120.0 if seconds >= 600 else 0.2 * seconds
+    if probe:
+        loop_probe.install(folder / "bench-probe.jsonl")
+    if pct is None:
+        day = FieldDay(
+            folder,
+            seconds,
+            outage_s,
+            backend,
+            fleet=fleet_of(devices),
+            backfill=backfill,
+            probe=probe,
+        )
+        return await day.run()
+    with CpuBudget(pct) as budget:
+        day = FieldDay(folder, seconds, outage_s, backend, fleet=fleet_of(devices), budget=budget)
+        figures = await day.run()
+        figures["throttled_periods"], figures["throttled_s"] = budget.throttled()
+    figures["cpu_quota_pct"] = pct
+    return figures
+
+
+def budget_row(f: dict[str, Any]) -> dict[str, Any]:
+    """One budgeted run's figures, as the JSON line names them."""
+    return {
+        "cpu_quota_pct": f.get("cpu_quota_pct", 100),
+        "devices": f["devices"],
+        "p50_ms": round(f["p50_ms"], 1),
+        "p99_ms": round(f["p99_ms"], 1),
+        "unaccounted": f["unaccounted"],
+        "cpu_pct": round(f["cpu_pct_per_device"] * f["devices"], 1),
+        "frame_queue_high_water": f["frame_queue_high_water"],
+        "dropped": f["dropped"],
+        "throttled_s": round(f.get("throttled_s", 0.0), 1),
+        "mqtt_delivered": f["mqtt_delivered"],
+    }
+
+
+def print_budgets(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"  {'budget %':>8}{'devices':>9}{'p50 ms':>9}{'p99 ms':>9}{'unacc.':>8}{'CPU %':>8}"
+        f"{'queue hw':>10}{'throttled s':>13}  dropped (counted)"
+    )
+    for r in rows:
+        print(
+            f"  {r['cpu_quota_pct']:>8g}{r['devices']:>9}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+            f"{r['unaccounted']:>8}{r['cpu_pct']:>8.1f}{r['frame_queue_high_water']:>10}"
+            f"{r['throttled_s']:>13.1f}  {r['dropped'] or '-'}"
+        )
+
+
+def carried(r: dict[str, Any]) -> bool:
+    """The knee's test: every sample accounted for and p99 under 50 ms."""
+    return bool(r["unaccounted"] == 0 and r["p99_ms"] < 50)
+
+
+async def budgets(args: argparse.Namespace) -> dict[str, Any]:
+    """``--cpu-quota``: our daemon at that budget against itself at a full core (the baseline);
+    ``--knee``: at 100, 25 and 12 %, more devices until p99 or the books give way."""
+    rows: list[dict[str, Any]] = []
+    knee: dict[str, int] = {}
+    if args.knee:
+        for pct in (100.0, 25.0, 12.0):
+            knee[f"{pct:g}"] = 0
+            for n in (5, 10, 15, 20, 25, 30):
+                rows.append(budget_row(await field_day(args.seconds, args.backend, n, pct)))
+                print_budgets(rows[-1:])
+                if not carried(rows[-1]):
+                    break
+                knee[f"{pct:g}"] = n
+        # far past the knee of the smallest budget: how it degrades (drops counted, the
+        # outbox keeping every sample) rather than whether it keeps up
+        rows.append(budget_row(await field_day(args.seconds, args.backend, 30, 12.0)))
+        print_budgets(rows[-1:])
+    else:
+        rows += [
+            budget_row(await field_day(args.seconds, args.backend, args.devices, pct))
+            for pct in (100.0, args.cpu_quota)
+        ]
+    print(f"field day under CPU budgets (a share of one core, cgroup CFS quota), {args.backend}")
+    print_budgets(rows)
+    base, last = rows[0], rows[-1]
+    figures: dict[str, Any] = {"bench": "fieldday_budget", "backend": args.backend, "runs": rows}
+    if knee:
+        print(f"  knee (devices carried with p99 < 50 ms and nothing unaccounted): {knee}")
+        figures["knee"] = knee
+    else:
+        figures.update(
+            {
+                "cpu_quota_pct": args.cpu_quota,
+                "devices": args.devices,
+                "p50_ms": last["p50_ms"],
+                "p99_ms": last["p99_ms"],
+                "unaccounted": last["unaccounted"],
+                "cpu_pct": last["cpu_pct"],
+                "frame_queue_high_water": last["frame_queue_high_water"],
+                "vs_full_core_p99": round(last["p99_ms"] / base["p99_ms"], 2),
+            }
+        )
+    return figures
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=32.0, help="length of our run")
     parser.add_argument("--long", action="store_true", help="10 minutes, a 2-minute outage")
     parser.add_argument("--backend", choices=("sim", "bumble"), default="sim")
+    parser.add_argument("--devices", type=int, default=len(FLEET), help="of the field day's mix")
+    parser.add_argument(
+        "--cpu-quota", type=float, help="percent of one core for the daemon (root; cgroup)"
+    )
+    parser.add_argument("--knee", action="store_true", help="devices carried at 100, 25, 12 %%")
+    parser.add_argument("--no-backfill", action="store_true", help="ble.backfill: false")
+    parser.add_argument(
+        "--probe", action="store_true", help="slow callbacks and collections (bench/loop_probe.py)"
+    )
     args = parser.parse_args()
-    seconds = 600.0 if args.long else args.seconds
-    folder = Path(tempfile.mkdtemp(prefix="wgw-fieldday-"))
-    outage_s = 120.0 if args.long else 0.2 * seconds
-    ours = await FieldDay(folder, seconds, outage_s, args.backend).run()
-    baseline = await naive(folder, min(seconds, 12.0), args.backend)
+    if args.long:
+        args.seconds = 600.0
+    if args.cpu_quota is not None or args.knee:
+        figures = await budgets(args)
+        print(json.dumps(figures))
+        return 1 if any(r["unaccounted"] for r in figures["runs"]) and not args.knee else 0
+    ours = await field_day(
+        args.seconds, args.backend, args.devices, backfill=not args.no_backfill, probe=args.probe
+    )
+    if ours["probe"] is not None:
+        print(f"probe: {json.dumps(ours['probe'], indent=1)}")
+    baseline = await naive(
+        Path(tempfile.mkdtemp(prefix="wgw-naive-")), min(args.seconds, 12.0), args.backend
+    )
     figures = report(ours, baseline, args.backend)
     print(json.dumps(figures))
     return 1 if ours["unaccounted"] else 0
