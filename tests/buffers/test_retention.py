@@ -163,3 +163,22 @@ async def test_what_only_named_evicted_rows_goes_with_them(tmp_path: Path) -> No
     assert (keys, unused) == (2, 0)
     assert contexts == 2  # the waveforms' and the new readings'
     assert kinds(path)["vital"] == 2
+
+
+async def test_the_wal_shrinks_back_after_a_large_transaction(tmp_path: Path) -> None:
+    """Test that one large index commit does not leave its WAL's size on the disk for good.
+
+    SQLite reuses a WAL file without shrinking it; in the soak an eviction left 15 MB of WAL
+    beside a 40 MB cap. With a journal size limit it is truncated after the next checkpoint.
+    """
+    path = tmp_path / "o.sqlite"
+    wal = tmp_path / "o.sqlite-wal"
+    async with Outbox(path, WANTS, flush_interval_ms=50) as outbox:
+        for i in range(100_000):  # one index commit of some 6 MB of pages
+            await outbox.put(vital(i))
+        await outbox.flush()
+        assert wal.stat().st_size > 5 * 2**20
+        for i in range(2):  # the next commits: a checkpoint, then a write that resets the WAL
+            await outbox.put(vital(100_000 + i))
+            await outbox.flush()
+        assert wal.stat().st_size <= 4 * 2**20
