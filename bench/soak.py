@@ -188,10 +188,9 @@ class Soak:
     async def restart(self, ended_at: float) -> None:
         """The books of the run that ended at ``ended_at`` (monotonic), and the next one."""
         down_from = time.time()
-        killed_at = ended_at
         run = self.runs[-1]
         received = received_samples(run.status) if run.status else 0
-        before = max((n for at, n in run.received if at <= killed_at - FLUSH_S - 0.5), default=0)
+        before = max((n for at, n in run.received if at <= ended_at - FLUSH_S - 0.5), default=0)
         held = await self.held()
         lost = self.held_after[-1] + received - held
         self.held_after.append(held)

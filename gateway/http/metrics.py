@@ -5,11 +5,13 @@ Built from one statistics snapshot per scrape, so every figure of a scrape belon
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from gateway.loop_lag import BUCKETS_S
 
@@ -245,10 +247,8 @@ def _gateway(stats: DaemonStatistics) -> Iterator[Metric]:
         value=stats.loop_lag_max_s,
     )
     if stats.loop_lag_counts:
-        running, buckets = 0, []
-        for bound, n in zip((*BUCKETS_S, float("inf")), stats.loop_lag_counts, strict=True):
-            running += n
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        bounds = map(floatToGoString, (*BUCKETS_S, float("inf")))
+        buckets = list(zip(bounds, itertools.accumulate(stats.loop_lag_counts), strict=True))
         yield HistogramMetricFamily(
             "wgw_loop_lag_observed_seconds",
             "event loop lag samples since start (every 0.5 s)",
