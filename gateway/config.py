@@ -90,6 +90,12 @@ class SimConfig(_Section):
     devices: tuple[SimDeviceConfig, ...] = ()
     advert_interval_ms: int = Field(50, ge=1, le=10_000)
     speed: float = Field(1.0, gt=0.0, le=1000.0, description="simulated seconds per real second")
+    connection_interval_ms: float | None = Field(
+        None,
+        ge=7.5,
+        le=4000.0,
+        description="bumble backend: data only at connection events (None: each packet at once)",
+    )
 
 
 class DiscoveryConfig(_Section):

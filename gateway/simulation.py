@@ -36,7 +36,9 @@ async def backends_for(
         return simulated(world)
     from drivers.bumble.serve import served  # noqa: PLC0415 - the optional bumble extra
 
-    radio, _ = await stack.enter_async_context(served(world, bond_file))
+    interval_ms = ble.sim.connection_interval_ms
+    interval_s = interval_ms / 1000.0 if interval_ms is not None else None
+    radio, _ = await stack.enter_async_context(served(world, bond_file, interval_s))
     return bumble(radio)
 
 

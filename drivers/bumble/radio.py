@@ -24,6 +24,8 @@ from bumble.link import LocalLink
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
+from drivers.bumble.connection_events import EventLink
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -133,10 +135,16 @@ class BumbleRadio:
 
     ``bond_file``: where the central keeps the keys of the devices it bonded with (JSON), so
     that a restarted gateway re-encrypts instead of pairing again; None: kept in memory.
+    ``connection_interval_s``: data goes only at connection events that far apart, several
+    packets an event (None: each packet as soon as it is sent).
     """
 
-    def __init__(self, bond_file: Path | None = None) -> None:
-        self.link = LocalLink()  # type: ignore[no-untyped-call]
+    def __init__(
+        self, bond_file: Path | None = None, connection_interval_s: float | None = None
+    ) -> None:
+        self.link: LocalLink = (
+            EventLink(connection_interval_s) if connection_interval_s is not None else LocalLink()  # type: ignore[no-untyped-call]
+        )
         self._controller = _Controller("wgw", link=self.link, public_address=CENTRAL_ADDRESS)
         self.central = _device_of(self._controller, CENTRAL_ADDRESS, "wgw")
         self.adapter_stalled = False

@@ -18,13 +18,14 @@ if TYPE_CHECKING:
 
 @contextlib.asynccontextmanager
 async def served(
-    world: SimWorld, bond_file: Path | None = None
+    world: SimWorld, bond_file: Path | None = None, connection_interval_s: float | None = None
 ) -> AsyncIterator[tuple[BumbleRadio, list[ServedPeripheral]]]:
     """Every peripheral of ``world`` (which must be running) served on one new radio.
 
-    Its central keeps its bonds in ``bond_file`` (None: in memory).
+    Its central keeps its bonds in ``bond_file`` (None: in memory); data goes at connection
+    events of ``connection_interval_s`` (None: each packet as sent).
     """
-    radio = BumbleRadio(bond_file)
+    radio = BumbleRadio(bond_file, connection_interval_s)
     peripherals = [ServedPeripheral(radio.link, p) for p in world.peripherals.values()]
     radio.on_stall = [p.sim.drop_link for p in peripherals]
     await radio.power_on()

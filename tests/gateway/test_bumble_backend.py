@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
+import pytest
 import yaml
 
 from gateway.cli.entry import main
@@ -16,7 +17,6 @@ from tests.support import daemon_config, wait_for
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import pytest
     from aiohttp.test_utils import TestServer
 
     from drivers.sim.devices import SimDevice
@@ -25,21 +25,37 @@ STRAP = "5A:00:00:00:00:03"
 ECG = {"measurement": "ecg", "sample_rate_hz": 130, "resolution_bits": 14, "channels": 1}
 
 
-def strap_config(tmp_path: Path, emulator_url: str) -> dict[str, object]:
+def strap_config(
+    tmp_path: Path, emulator_url: str, *, heart_rate_interval_ms: int = 250, **sim: object
+) -> dict[str, object]:
     return daemon_config(
         tmp_path,
         emulator_url,
-        [{"model": "strap", "address": STRAP, "heart_rate_interval_ms": 250}],
+        [{"model": "strap", "address": STRAP, "heart_rate_interval_ms": heart_rate_interval_ms}],
         [{"id": "strap", "address": STRAP, "pmd": [ECG]}],
-        ble={"backend": "bumble", "reconnect_min_s": 0.01, "reconnect_max_s": 0.1},
+        ble={"backend": "bumble", "reconnect_min_s": 0.01, "reconnect_max_s": 0.1, "sim": sim},
     )
 
 
+@pytest.mark.parametrize(
+    ("heart_rate_interval_ms", "sim"),
+    [(250, {}), (5, {"connection_interval_ms": 30})],
+    ids=["each-packet-as-sent", "six-heart-rates-a-30-ms-connection-event"],
+)
 async def test_the_daemon_stores_every_sample_a_strap_sends_over_bumble(
-    tmp_path: Path, emulator: TestServer
+    tmp_path: Path, emulator: TestServer, heart_rate_interval_ms: int, sim: dict[str, object]
 ) -> None:
-    """Test the whole daemon on bumble: every ECG sample and heart rate the strap sent is stored."""
-    daemon = Daemon(Settings.model_validate(strap_config(tmp_path, str(emulator.make_url("")))))
+    """Test the whole daemon on bumble: every ECG sample and heart rate the strap sent is
+    stored; also when the radio carries data only at connection events, several heart rate
+    notifications in each.
+    """
+    config = strap_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        heart_rate_interval_ms=heart_rate_interval_ms,
+        **sim,
+    )
+    daemon = Daemon(Settings.model_validate(config))
     assert daemon.sim_world is not None
     strap: SimDevice = daemon.sim_world.peripherals[STRAP]  # type: ignore[assignment]
     runner = asyncio.create_task(daemon.run())

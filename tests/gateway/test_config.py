@@ -54,6 +54,7 @@ storage:
 ble:
   backfill: sometimes
   sim:
+    connection_interval_ms: 5
     devices:
       - {model: cuff, address: "5A:00:00:00:00:09", blood_pressure_interval_s: 0}
 mqtt:
@@ -77,7 +78,8 @@ devices:
     assert any(p.startswith("devices[2].address: ") for p in problems)
     assert any(p.startswith("ble.backfill: ") for p in problems)
     assert any(p.startswith("ble.sim.devices[0].blood_pressure_interval_s: ") for p in problems)
-    assert len(problems) == 6
+    assert any(p.startswith("ble.sim.connection_interval_ms: ") for p in problems)  # >= 7.5
+    assert len(problems) == 7
 
 
 def test_missing_credentials_and_bad_yaml_are_refused(tmp_path: Path) -> None:

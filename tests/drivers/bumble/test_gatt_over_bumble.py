@@ -1,12 +1,14 @@
 """bleak's API on our bumble backend against a GATT server written for the test: what a real
 stack does and our simulator cannot show. CCCD values for notify and indicate, indications
 confirmed, one UUID in two services addressed by handle, writes with or without response as
-each characteristic declares, a burst of notifications in order.
+each characteristic declares, a burst of notifications in order, several notifications in one
+connection event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +18,7 @@ from bumble.core import UUID
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
 from drivers.ble.backends import bumble
+from drivers.bumble.connection_events import EventLink
 from drivers.bumble.radio import BumbleRadio, new_device
 from tests.support import wait_for
 
@@ -201,3 +204,33 @@ async def test_a_connect_to_a_device_that_stopped_advertising_times_out_and_the_
         assert await client.read_gatt_char(in_service(client, SERVICE_A, SHARED)) == b"from A"
     finally:
         await client.disconnect()
+
+
+async def test_notifications_between_connection_events_arrive_together_whole_and_in_order() -> None:
+    """Test a radio that carries data only at connection events (20 ms apart, as a wearable's
+    link does): notifications sent 1 ms apart arrive several in one event, back to back, every
+    one whole and in order; requests still answer (an event each way).
+    """
+    radio = BumbleRadio(connection_interval_s=0.02)
+    server = Server(radio)
+    client = await connected_client(radio, server)
+    loop = asyncio.get_running_loop()
+    arrived: list[tuple[float, int]] = []
+    try:
+        await client.start_notify(
+            in_service(client, SERVICE_A, NOTIFY),
+            lambda _c, d: arrived.append((loop.time(), int.from_bytes(d, "little"))),
+        )
+        for k in range(100):
+            await server.device.notify_subscribers(server.notify, k.to_bytes(2, "little"))
+            await asyncio.sleep(0.001)  # the device's pace, not a wait for anything
+        await wait_for(lambda: len(arrived) == 100)
+        assert await client.read_gatt_char(in_service(client, SERVICE_A, SHARED)) == b"from A"
+    finally:
+        await client.disconnect()
+    assert [value for _, value in arrived] == list(range(100))
+    assert isinstance(radio.link, EventLink)
+    assert radio.link.largest_event >= 3
+    # back to back: most arrive within a millisecond of the one before, in the same event
+    together = sum(b[0] - a[0] < 0.001 for a, b in itertools.pairwise(arrived))
+    assert together >= 50
