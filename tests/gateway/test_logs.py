@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
+import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -112,3 +114,58 @@ async def test_the_daemon_logs_json_lines_with_device_and_request_ids(
     assert failed[0]["device_id"] == "watch-01"
     assert failed[0]["request_id"]  # the emulator's error envelope names it
     assert failed[0]["level"] == "WARNING"
+
+
+_LOG_EVERY_LEVEL = """
+import logging, sys
+from gateway.logs import configure_logging
+configure_logging("DEBUG", sys.argv[1])
+log = logging.getLogger("gateway.t")
+log.debug("d"); log.info("i"); log.warning("w", extra={"device_id": "s1"}); log.error("e")
+try:
+    1 / 0
+except ZeroDivisionError:
+    log.critical("c", exc_info=True)
+"""
+
+
+def logged(tmp_path: Path, log_format: str, *, journal: bool) -> list[str]:
+    """What a process logging as the daemon does wrote to stderr: a file ``JOURNAL_STREAM``
+    names (``journal``), or another one."""
+    out = tmp_path / f"stderr-{log_format}-{journal}"
+    with out.open("wb") as stderr:
+        stat = os.fstat(stderr.fileno())
+        other = (tmp_path / "elsewhere").stat()
+        named = stat if journal else other
+        env = {**os.environ, "JOURNAL_STREAM": f"{named.st_dev}:{named.st_ino}"}
+        subprocess.run(
+            [sys.executable, "-c", _LOG_EVERY_LEVEL, log_format],
+            stderr=stderr,
+            env=env,
+            check=True,
+            timeout=60,
+        )
+    return out.read_text().splitlines()
+
+
+def test_under_the_journal_text_lines_carry_their_priority_and_no_time(tmp_path: Path) -> None:
+    """Test stderr as the journal's stream: every line, a traceback's included, starts with its
+    syslog priority and has no timestamp; stderr elsewhere (redirected by hand) and JSON lines
+    stay as they were.
+    """
+    (tmp_path / "elsewhere").touch()
+    lines = logged(tmp_path, "text", journal=True)
+    assert lines[:4] == [
+        "<7>DEBUG gateway.t: d",
+        "<6>INFO gateway.t: i",
+        "<4>WARNING gateway.t: w [device_id=s1]",
+        "<3>ERROR gateway.t: e",
+    ]
+    assert lines[4] == "<2>CRITICAL gateway.t: c"
+    assert lines[5:] and all(line.startswith("<2>") for line in lines[5:])
+    assert lines[-1] == "<2>ZeroDivisionError: division by zero"
+    plain = logged(tmp_path, "text", journal=False)
+    assert plain[0].endswith(" DEBUG gateway.t: d") and plain[0][:4].isdigit()  # the year
+    assert not any(line.startswith("<") for line in plain)
+    as_json = [json.loads(line) for line in logged(tmp_path, "json", journal=True)]
+    assert [line["level"] for line in as_json] == ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
