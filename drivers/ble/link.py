@@ -184,6 +184,7 @@ class DeviceLink:
             failures=dict(self._reconnects.by_class),
             mtu=self._mtu,
             not_started=dict(self._not_started),
+            address=self.spec.address,
         )
 
     async def run(self) -> None:

@@ -80,3 +80,4 @@ class LinkStatistics:
     mtu: int | None = None  # the ATT MTU of the current or last link (None: not known)
     # streams the link could not carry, and why (e.g. an MTU too small for one frame)
     not_started: dict[str, str] | None = None
+    address: str | None = None  # the configured Bluetooth address

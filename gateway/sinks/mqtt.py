@@ -120,10 +120,14 @@ class MqttSink:
         self._live_published = 0
         self._live_stale = 0
         self._grace_s = config.live_grace_s if config.live else 0.0
-        # Home Assistant: the newest value of each sensor field per device, and what this
-        # connection has announced (a broker without persistence forgets retained configs).
-        self._latest: dict[str, dict[str, float]] = {}
-        self._announced: set[tuple[str, str]] = set()
+        self._homeassistant = (
+            homeassistant.Announcer(
+                homeassistant.Topics(config.homeassistant_prefix, config.topic_prefix, gateway_id)
+            )
+            if config.homeassistant
+            else None
+        )
+        self._facts: dict[str, homeassistant.DeviceFacts] = {}  # as of the last state published
         self._stopping = StopFlag()
 
     def stop(self) -> None:
@@ -171,7 +175,8 @@ class MqttSink:
                     log.info("MQTT connected to %s:%d", self._config.host, self._config.port)
                     try:
                         await client.publish(self._status_topic, b"online", qos=1, retain=True)
-                        await self._announce_known(client)
+                        if self._homeassistant is not None:
+                            await self._homeassistant.connected(client, self._facts)
                         async with asyncio.TaskGroup() as tg:
                             tg.create_task(
                                 self._publish_live(client, self._live), name="wgw.mqtt.live"
@@ -328,10 +333,11 @@ class MqttSink:
                         self.topic(state.device_id, "state"), payload, qos=1, retain=True
                     )
                     last[state.device_id] = payload
-                if self._config.homeassistant:
-                    await self._announce(client, state.device_id, homeassistant.CONNECTION)
-                    if state.battery_pct is not None:
-                        await self._announce(client, state.device_id, homeassistant.BATTERY)
+                if self._homeassistant is not None:
+                    facts = self._facts[state.device_id] = homeassistant.facts_of(state)
+                    await self._homeassistant.device(
+                        client, state.device_id, facts, battery=state.battery_pct is not None
+                    )
             await asyncio.sleep(self._config.state_interval_s)
 
     async def _serve_commands(self, client: aiomqtt.Client) -> None:
@@ -359,52 +365,10 @@ class MqttSink:
             )
 
     async def _update_homeassistant(self, client: aiomqtt.Client, reading: Reading) -> None:
-        """A vitals reading went out: refresh the device's retained ``latest`` object.
-
-        Sensors of fields seen for the first time are announced first.
-        """
-        if not self._config.homeassistant or reading.backfilled:  # not the latest, however new
-            return
-        fields = homeassistant.latest_fields(reading)
-        if not fields:
-            return
-        device_id = reading.frame.device_id
-        latest = self._latest.setdefault(device_id, {})
-        latest.update(fields)
-        for sensor in homeassistant.VITALS:
-            if sensor.field in fields:
-                await self._announce(client, device_id, sensor)
-        await self._publish_latest(client, device_id)
-
-    async def _publish_latest(self, client: aiomqtt.Client, device_id: str) -> None:
-        body = json.dumps(self._latest[device_id], separators=(",", ":")).encode()
-        await client.publish(self.topic(device_id, "latest"), body, qos=0, retain=True)
-
-    async def _announce(
-        self, client: aiomqtt.Client, device_id: str, sensor: homeassistant.Sensor
-    ) -> None:
-        if (device_id, sensor.field) in self._announced:
-            return
-        topic, body = homeassistant.discovery(
-            sensor,
-            discovery_prefix=self._config.homeassistant_prefix,
-            topic_prefix=self._config.topic_prefix,
-            gateway_id=self._gateway_id,
-            device_id=device_id,
-        )
-        await client.publish(topic, body, qos=1, retain=True)
-        self._announced.add((device_id, sensor.field))
-
-    async def _announce_known(self, client: aiomqtt.Client) -> None:
-        """After a (re)connect: announce again what earlier connections announced."""
-        self._announced.clear()
-        if not self._config.homeassistant:
-            return
-        for device_id, latest in self._latest.items():
-            for sensor in homeassistant.VITALS:
-                if sensor.field in latest:
-                    await self._announce(client, device_id, sensor)
-            await self._publish_latest(client, device_id)
+        """A vitals reading went out: Home Assistant's sensors of its fields."""
+        if self._homeassistant is not None:
+            facts = self._facts.get(reading.frame.device_id, homeassistant.DeviceFacts())
+            await self._homeassistant.reading(client, reading, facts)
 
 
 def tls_context(tls: MqttTlsConfig) -> ssl.SSLContext:
