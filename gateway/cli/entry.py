@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final, Protocol, cast
 from gateway.cli.common import EX_CONFIG, config_option
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
+from gateway.version import gateway_version
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -98,6 +99,7 @@ def _command_in(words: Sequence[str]) -> str | None:
 def _parser(chosen: str | None) -> tuple[argparse.ArgumentParser, CommandModule | None]:
     parser = argparse.ArgumentParser(prog="wgw", description="wearable-gateway", allow_abbrev=False)
     parser.add_argument("--log-level", default=os.environ.get("WGW_LOG_LEVEL", "INFO"))
+    parser.add_argument("--version", action="version", version=f"wgw {gateway_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
     config = config_option()
     module: CommandModule | None = None

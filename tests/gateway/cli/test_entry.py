@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 import pytest
@@ -69,3 +70,11 @@ def test_help_and_a_light_command_leave_the_daemon_unloaded() -> None:
     decoded, loaded = out.stdout.strip().splitlines()
     assert '"heart_rate_bpm": 72' in decoded
     assert loaded == "False False"
+
+
+def test_version_is_the_installed_packages(capsys: pytest.CaptureFixture[str]) -> None:
+    """Test ``wgw --version``: the version pip installed (pyproject's), exit 0."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"wgw {version('wearable-gateway')}"
