@@ -301,6 +301,20 @@ class CloudConfig(_Section):
     heartvoice: HeartVoiceConfig = HeartVoiceConfig()
 
 
+class UploadWhenConfig(_Section):
+    """When uploads may run (a phone hub): which network, only charging, above a battery level.
+
+    Read from ``sys_root`` (Linux's ``/sys``) and from NetworkManager where it runs. MQTT is not
+    affected; readings wait in the outbox meanwhile.
+    """
+
+    network: Literal["any", "wifi", "unmetered"] = "any"
+    charging: bool = False
+    min_battery_pct: float = Field(0.0, ge=0.0, le=100.0)
+    sys_root: Path = Path("/sys")
+    check_interval_s: PositiveSeconds = Field(30.0, description="how often a wait looks again")
+
+
 class SyncConfig(_Section):
     """How vitals reach the health upload API.
 
@@ -333,6 +347,7 @@ class SyncConfig(_Section):
     )
     retry_min_s: PositiveSeconds = 1.0
     retry_max_s: PositiveSeconds = 300.0
+    upload_when: UploadWhenConfig = UploadWhenConfig()
 
 
 class BandConfig(_Section):

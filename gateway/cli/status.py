@@ -97,6 +97,7 @@ def draw(status: dict[str, Any], console: Console) -> None:
         f"{upload['retries']} retries; backlog drains in about "
         f"{status['health_upload_drain_eta_s']:.0f} s"
         + (f"; last error: {upload['last_error']}" if upload["last_error"] else "")
+        + (f"; [bold]waiting[/]: {upload['waiting_for']}" if upload.get("waiting_for") else "")
     )
     synced = {True: "synchronised", False: "NOT synchronised", None: "sync unknown"}
     console.print(

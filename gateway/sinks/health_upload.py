@@ -32,6 +32,7 @@ from gateway.clients import tcm_records as health_records
 from gateway.codec import HEALTH_STREAMS
 from gateway.errors import SinkError
 from gateway.retry import DeadLetter, classify
+from gateway.upload_when import UploadConditions
 
 if TYPE_CHECKING:
     from buffers.outbox import Outbox
@@ -82,6 +83,7 @@ class HealthUploadStatistics:
     backfills: int  # how often that started
     # the plan's tightest quota window as the client counts it: (limit, remaining, reset epoch s)
     quota: tuple[int, int, float] | None
+    waiting_for: str | None = None  # why uploads wait now (sync.upload_when), if they do
 
 
 @dataclass(slots=True)
@@ -102,10 +104,18 @@ class SyncProgress:
 class HealthUploadSink:
     """Uploads committed vitals rows as health records, packed per device, one request at a time."""
 
-    def __init__(self, outbox: Outbox, client: TcmClient, config: SyncConfig) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: TcmClient,
+        config: SyncConfig,
+        conditions: UploadConditions | None = None,
+    ) -> None:
         self._outbox = outbox
         self._client = client
         self._config = config
+        self._conditions = conditions or UploadConditions(config.upload_when)
+        self._waiting_for: str | None = None
         self._backoff = Backoff(config.retry_min_s, config.retry_max_s)
         self._attempt = 0
         self._uploaded_until: dict[str, float] = {}
@@ -140,6 +150,7 @@ class HealthUploadSink:
             self._backfill is not None,
             self._backfills,
             self._client.quota(),
+            self._waiting_for,
         )
 
     def drain_eta_s(self, pending_rows: int, devices: int) -> float:
@@ -383,6 +394,7 @@ class HealthUploadSink:
         month instead of spending it at once. A sync a person asked for is not paced that way:
         it is one burst, and they are waiting for it.
         """
+        await self._until_allowed()
         pace_s = self._config.min_request_interval_s
         if sustained:
             pace_s = max(pace_s, self._client.sustainable_interval_s())
@@ -390,6 +402,17 @@ class HealthUploadSink:
         if wait_s > 0:
             await asyncio.sleep(wait_s)
         self._last_request_s = time.monotonic()
+
+    async def _until_allowed(self) -> None:
+        """Wait while ``sync.upload_when`` forbids uploads (no charger, battery low, no Wi-Fi)."""
+        while (reason := await self._conditions.blocked()) is not None:
+            if reason != self._waiting_for:
+                log.info("health upload waits: %s", reason)
+            self._waiting_for = reason
+            await asyncio.sleep(self._config.upload_when.check_interval_s)
+        if self._waiting_for is not None:
+            log.info("health upload resumes (was: %s)", self._waiting_for)
+        self._waiting_for = None
 
     async def _resend_history(self, job: SyncProgress) -> None:
         """Every retained reading again, per device and in order, as ``sync_type=full``.
