@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MOSQUITTO := /usr/sbin/mosquitto
 
-.PHONY: demo test bench check lint format typecheck importlint pytest mosquitto chromium clean
+.PHONY: demo test bench check lint format typecheck importlint pytest mosquitto chromium debian-venv clean dist deb
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/wgw demo
@@ -18,6 +18,14 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/fieldday.py
 
 check: lint typecheck importlint
+
+# The wheel and sdist (python -m build), and the Debian package built from that wheel.
+dist: $(VENV)/.installed-test
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+deb: dist
+	$(BIN)/python deploy/debian/build.py dist/wearable_gateway-*.whl dist
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
@@ -33,7 +41,7 @@ typecheck: $(VENV)/.installed-test
 importlint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
-pytest: $(VENV)/.installed-test mosquitto chromium
+pytest: $(VENV)/.installed-test mosquitto chromium debian-venv
 	$(BIN)/pytest
 
 # Debian's python3 needs the python3-venv package for `-m venv`; install it when we can.
@@ -66,6 +74,13 @@ mosquitto:
 	  else \
 	    echo "the tests need Mosquitto: run 'sudo apt-get install mosquitto', then make test again"; exit 1; \
 	  fi; \
+	fi
+
+# The Debian package's test installs it, and its postinst builds a venv with Debian's python3.
+debian-venv:
+	@if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -m venv -h >/dev/null 2>&1 \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
 	fi
 
 # The live page's test drives a real headless Chromium through its driver.
