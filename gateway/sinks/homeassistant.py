@@ -6,8 +6,10 @@ whatever the device sent; a topic of its own, so that ``expire_after`` marks a v
 that vital stops, not when the device does), battery and connection the retained ``state``.
 A vitals sensor is announced when its field is first seen, so Home Assistant never reads a
 field that is not there. The gateway is a device of its own (its status as a connectivity
-sensor) that every wearable is connected through (``via_device``). Vitals are available while
-the gateway is online and the device connected; battery and connection while the gateway is.
+sensor) that every wearable is connected through (``via_device``). Everything is unavailable
+while the gateway is offline; heart rate also while its device is disconnected, and each vital
+once it has not been updated for a few of its intervals (``expire_after``: a cuff may
+disconnect between measurements, and its last one still stands).
 The schema is Home Assistant's of 2025.10 and later (``default_entity_id``), with ``object_id``
 kept for older releases (newer ones ignore it).
 """
@@ -45,17 +47,37 @@ class Sensor:
     component: str = "sensor"
     expire_after_s: int | None = None  # the value is stale this long after its last update
     diagnostic: bool = False  # about the device, not what it measures
+    # measured all the time while connected (heart rate), not now and then (a cuff, which
+    # may disconnect between measurements): unavailable while its device is disconnected
+    continuous: bool = False
 
 
-def _vital(field: str, name: str, unit: str, expire_after_s: int, cls: str | None = None) -> Sensor:
+def _vital(
+    field: str,
+    name: str,
+    unit: str,
+    expire_after_s: int,
+    cls: str | None = None,
+    *,
+    continuous: bool = False,
+) -> Sensor:
     template = f"{{{{ value_json.{field} }}}}"
-    return Sensor(field, name, unit, cls, "latest", template, expire_after_s=expire_after_s)
+    return Sensor(
+        field,
+        name,
+        unit,
+        cls,
+        "latest",
+        template,
+        expire_after_s=expire_after_s,
+        continuous=continuous,
+    )
 
 
 # A heart rate comes every second; SpO2 and temperature every few minutes at most; a cuff
 # measures every 15 minutes or so: each is stale after a few of its own intervals.
 VITALS: Final = (
-    _vital("heart_rate", "Heart rate", "bpm", 120),
+    _vital("heart_rate", "Heart rate", "bpm", 120, continuous=True),
     _vital("spo2", "SpO2", "%", 1800),
     _vital("temperature", "Temperature", "°C", 1800, "temperature"),
     _vital("systolic", "Systolic pressure", "mmHg", 3600),
@@ -163,7 +185,7 @@ def discovery(
     }
     device.update({key: value for key, value in known.items() if value})
     availability: list[dict[str, str]] = [{"topic": topics.status}]
-    if sensor.source == "latest":  # a vital: only while its device is connected, too
+    if sensor.continuous:  # only while its device is connected, too
         availability.append(
             {
                 "topic": f"{base}/state",

@@ -125,17 +125,20 @@ async def test_a_watch_is_announced_as_sensors_over_its_retained_topics(
         assert device["sw_version"] == "1.0.0"
         assert config["unique_id"] == f"{node}_{topic.split('/')[-2]}"
         assert config["availability"][0] == {"topic": status}
-        assert config["availability_mode"] == "all"
         assert retained[config["state_topic"]][field_of(config)] is not None
     heart = retained[f"{ha_prefix}/sensor/{node}/heart_rate/config"]
     assert heart["state_topic"] == f"{topic_prefix}/gw/watch.01/latest/heart_rate"
     assert heart["unit_of_measurement"] == "bpm"
     assert heart["expire_after"] == 120  # a strap taken off: unavailable, not its last value
     assert "entity_category" not in heart
-    # a vital is available only while its device is connected (and the gateway online)
+    # heart rate is available only while its device is connected (and the gateway online);
+    # an occasional vital keeps its last value while the device is away, until it expires
+    spo2 = retained[f"{ha_prefix}/sensor/{node}/spo2/config"]
+    assert spo2["availability"] == [{"topic": status}] and spo2["expire_after"] == 1800
     (_, connected) = heart["availability"]
     assert connected["topic"] == f"{topic_prefix}/gw/watch.01/state"
     assert "value_json.connected" in connected["value_template"]
+    assert heart["availability_mode"] == "all"
     assert 30 <= retained[heart["state_topic"]]["heart_rate"] <= 220
     battery = retained[f"{ha_prefix}/sensor/{node}/battery/config"]
     assert battery["device_class"] == "battery" and battery["entity_category"] == "diagnostic"
