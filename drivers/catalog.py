@@ -13,6 +13,7 @@ from typing import Final
 from bleak.uuids import normalize_uuid_16, normalize_uuid_str
 
 from drivers.errors import DecodeError
+from drivers.gatt import infinitime
 from drivers.gatt.battery import decode_battery_level
 from drivers.gatt.blood_pressure import decode_blood_pressure_measurement
 from drivers.gatt.device_information import STRING_CHARACTERISTICS, decode_device_information_string
@@ -74,6 +75,16 @@ _ENTRIES: Final = [
         lambda b: {"battery_pct": decode_battery_level(b)},
     ),
     Characteristic("pmd_data", pmd.PMD_DATA, _pmd_json(None, None)),
+    Characteristic(
+        infinitime.STEP_PROFILE,
+        infinitime.STEP_COUNT,
+        lambda b: {"steps": infinitime.decode_step_count(b)},
+    ),
+    Characteristic(
+        infinitime.MOTION_PROFILE,
+        infinitime.MOTION_VALUES,
+        lambda b: infinitime.decode_motion_values(b).to_json(),
+    ),
     *(
         Characteristic(f"{key}_string", normalize_uuid_16(short), _string_json)
         for short, key in STRING_CHARACTERISTICS.items()

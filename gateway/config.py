@@ -59,7 +59,7 @@ class SimFaultConfig(_Section):
 class SimDeviceConfig(_Section):
     """One simulated device (``ble.backend: sim``); unset fields take the model's defaults."""
 
-    model: Literal["watch", "strap", "armband", "patch", "cuff", "oximeter"] = "watch"
+    model: Literal["watch", "strap", "armband", "patch", "cuff", "oximeter", "pinetime"] = "watch"
     address: MacAddress
     name: str | None = Field(None, min_length=1, max_length=29)
     seed: int = 1

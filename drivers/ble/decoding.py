@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 from drivers.ble.backfill import RECORDED, decode_record
 from drivers.catalog import lookup
-from drivers.gatt import uuids
+from drivers.gatt import infinitime, uuids
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ VITAL_STREAMS: Final = {
     uuids.BLOOD_PRESSURE_MEASUREMENT: "blood_pressure",
     uuids.TEMPERATURE_MEASUREMENT: "temperature",
     uuids.BATTERY_LEVEL: "battery",
+    infinitime.STEP_COUNT: "steps",
+    infinitime.MOTION_VALUES: "motion",
 }
 
 

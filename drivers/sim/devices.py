@@ -9,6 +9,9 @@
 - ``patch``: a 3-lead ECG patch at 500 Hz over a PMD-style delta-compressed stream.
 - ``cuff``: an ambulatory blood pressure cuff: a measurement every 15 minutes, 500 kept as
   records (RACP, by sequence number), its clock readable (Current Time), battery.
+- ``pinetime``: a PineTime running InfiniTime: heart rate (once a second), battery,
+  and InfiniTime's Motion Service: the step count (notified as it changes) and raw
+  accelerometer X/Y/Z (notified ten times a second).
 - ``oximeter``: a spot-check pulse oximeter: a spot-check every 10 minutes, the last 100 kept
   and given back over RACP as the Pulse Oximeter Service does (all records or none: no
   filter, so a collector goes by their time), its clock readable, battery.
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import numpy as np
 
 from drivers.errors import DecodeError
-from drivers.gatt import racp, uuids
+from drivers.gatt import infinitime, racp, uuids
 from drivers.gatt.battery import encode_battery_level
 from drivers.gatt.blood_pressure import BloodPressureMeasurement, encode_blood_pressure_measurement
 from drivers.gatt.bp_record import BloodPressureRecord, encode_blood_pressure_record
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-Model = Literal["watch", "strap", "armband", "patch", "cuff", "oximeter"]
+Model = Literal["watch", "strap", "armband", "patch", "cuff", "oximeter", "pinetime"]
 
 _STATUS_SUCCESS: Final = 0
 _STATUS_NOT_SUPPORTED: Final = 3
@@ -134,6 +137,8 @@ class SimDeviceSpec:
     max_mtu: int = 247  # the largest ATT MTU the device takes (frames are fitted to the link's)
     security: Security = "none"  # what its health services need (see SimPeripheral)
     passkey: int = 123456  # shown by the device when ``security`` is "passkey"
+    steps_interval_s: float | None = None  # InfiniTime's Motion Service: a new step count
+    motion_interval_s: float | None = None  # and raw accelerometer values
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -153,6 +158,7 @@ PRESETS: Final[dict[Model, dict[str, object]]] = {
         "records_kept": 500,
         "battery_drain_pct_per_h": 0.5,
     },
+    "pinetime": {"steps_interval_s": 5.0, "motion_interval_s": 0.1},
     "oximeter": {
         "heart_rate_interval_s": None,
         "spot_check_interval_s": 600.0,
@@ -211,6 +217,7 @@ class SimDevice(SimPeripheral):
         self.spec = spec
         self.heart = signals.HeartModel(spec.seed)
         self.battery_pct = spec.battery_pct
+        self.steps = 0  # the Motion Service's count (pinetime)
         self.malformed_rate = spec.malformed_rate
         self.max_mtu = spec.max_mtu
         self.start_delay_s = spec.start_delay_s
@@ -284,6 +291,15 @@ class SimDevice(SimPeripheral):
                 *stored,
             )
             self.counters["blood_pressure"] = StreamCounters()
+        motion: list[tuple[str, tuple[str, ...]]] = []
+        if s.steps_interval_s:
+            motion.append((infinitime.STEP_COUNT, ("read", "notify")))
+            self.counters["steps"] = StreamCounters()
+        if s.motion_interval_s:
+            motion.append((infinitime.MOTION_VALUES, ("read", "notify")))
+            self.counters["motion"] = StreamCounters()
+        if motion:
+            service(infinitime.MOTION_SERVICE, *motion)
         if s.records_kept:  # a collector places the records on its own time line by this
             service(uuids.CURRENT_TIME_SERVICE, (uuids.CURRENT_TIME, ("read",)))
         service(uuids.BATTERY_SERVICE, (uuids.BATTERY_LEVEL, ("read", "notify")))
@@ -320,6 +336,8 @@ class SimDevice(SimPeripheral):
             (s.spot_check_interval_s, self._spot_check_tick),
             (s.temperature_interval_s, self._temperature_tick),
             (s.blood_pressure_interval_s, self._blood_pressure_tick),
+            (s.steps_interval_s, self._steps_tick),
+            (s.motion_interval_s, self._motion_tick),
             (60.0, self._battery_tick),
         ]
         if self._pmd is not None:
@@ -365,6 +383,22 @@ class SimDevice(SimPeripheral):
         self.send(uuids.HEART_RATE_MEASUREMENT, payload, counters, 1)
         if counters.sent > before:
             counters.values_sent.append(bpm)
+
+    def _steps_tick(self, k: int) -> None:
+        assert self.spec.steps_interval_s is not None
+        t = self._t(k, self.spec.steps_interval_s)
+        self.steps = round(signals.steps(t))
+        counters = self.counters["steps"]
+        before = counters.sent
+        self.send(infinitime.STEP_COUNT, infinitime.encode_step_count(self.steps), counters, 1)
+        if counters.sent > before:
+            counters.values_sent.append(self.steps)
+
+    def _motion_tick(self, k: int) -> None:
+        assert self.spec.motion_interval_s is not None
+        x, y, z = signals.wrist_acceleration(self._t(k, self.spec.motion_interval_s))
+        payload = infinitime.encode_motion_values(infinitime.MotionValues(x, y, z))
+        self.send(infinitime.MOTION_VALUES, payload, self.counters["motion"], 1)
 
     def _spo2_tick(self, k: int) -> None:
         assert self.spec.spo2_interval_s is not None
@@ -517,6 +551,8 @@ class SimDevice(SimPeripheral):
             self.drop_link()
         if uuid == uuids.BATTERY_LEVEL:
             return encode_battery_level(round(self.battery_pct))
+        if uuid == infinitime.STEP_COUNT and self.spec.steps_interval_s:
+            return infinitime.encode_step_count(self.steps)
         if uuid == uuids.CURRENT_TIME and self.spec.records_kept:
             return encode_current_time(self._current_time())
         if uuid in self.strings:

@@ -91,3 +91,15 @@ def blood_pressure_mmhg(t_s: float) -> tuple[float, float]:
     """Ground-truth systolic and diastolic pressure."""
     swing = math.sin(2.0 * math.pi * t_s / 1800.0)
     return 118.0 + 8.0 * swing, 76.0 + 5.0 * swing
+
+
+def steps(t_s: float) -> float:
+    """Ground-truth step count: walking (~100 steps a minute) half of every ten minutes."""
+    whole, part = divmod(t_s, 600.0)
+    return (whole * 300.0 + min(part, 300.0)) * 100.0 / 60.0
+
+
+def wrist_acceleration(t_s: float) -> tuple[int, int, int]:
+    """A wrist's accelerometer in raw units (1024 a g): gravity, and the arm's swing at 1 Hz."""
+    swing = math.sin(2.0 * math.pi * t_s)
+    return round(300 * swing), round(-200 * swing), round(1000 + 50 * swing)

@@ -58,6 +58,8 @@ def health_record(reading: Reading) -> dict[str, object]:
             out["blood_pressure"] = {"systolic": pressure[0], "diastolic": pressure[1]}
     elif frame.stream == "temperature":
         out["temperature"] = units.temperature_c(values)
+    elif frame.stream == "steps":  # the watch's count since midnight, as it said it last
+        out["steps"] = values.get("steps")
     return out
 
 
@@ -71,6 +73,7 @@ class Bucket:
     spo2: list[float] = field(default_factory=list)
     pressure: tuple[float, object] | None = None  # (time, value), the latest wins
     temperature: tuple[float, object] | None = None
+    steps: tuple[float, object] | None = None
     labels: dict[str, object] = field(default_factory=dict)  # the first reading's study labels
 
     def add(self, row: StoredRecord) -> None:
@@ -93,6 +96,8 @@ class Bucket:
             self.temperature is None or t >= self.temperature[0]
         ):
             self.temperature = (t, fields["temperature"])
+        if fields["steps"] is not None and (self.steps is None or t >= self.steps[0]):
+            self.steps = (t, fields["steps"])
 
     def record(self, timestamp_s: float) -> dict[str, object]:
         """The interval as one AI-33 record."""
@@ -106,7 +111,7 @@ class Bucket:
             "temperature": self.temperature[1] if self.temperature else None,
             "stress_level": None,
             "sleep_hours": None,
-            "steps": None,
+            "steps": self.steps[1] if self.steps else None,
             "calories": None,
             **self.labels,
         }

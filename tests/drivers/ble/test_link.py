@@ -218,3 +218,31 @@ async def test_refused_connects_are_counted_by_class_and_retried_at_their_floor(
     assert device.link.refused == 3
     assert stats.failures == {"aborted": 3}
     assert stats.connects == 1
+
+
+async def test_a_pinetime_gives_steps_motion_and_heart_rate_and_bad_packets_are_counted() -> None:
+    """Test InfiniTime's Motion Service through the link: every step count in order, every
+    accelerometer reading, heart rate beside them; malformed ones counted, never raised."""
+    device = SimDevice(
+        preset("pinetime", "5A:00:00:00:00:0B", "InfiniTime", steps_interval_s=0.5, seed=4)
+    )
+    device.malformed_rate = 0.05
+    spec = DeviceSpec("pt", device.address, ())
+    async with SimWorld([device], advert_interval_s=0.01, speed=5) as world:
+        run = Run(world, spec)
+        await run_until(
+            run,
+            lambda: device.counters["steps"].sent >= 20 and device.counters["motion"].malformed > 0,
+            world,
+        )
+    readings = [f for f in run.frames if isinstance(f, VitalReading)]
+    steps = [r for r in readings if r.stream == "steps"]
+    counts = [r.values["steps"] for r in steps]
+    assert counts == device.counters["steps"].values_sent
+    assert device.counters["steps"].values_sent[-1] > device.counters["steps"].values_sent[0]
+    motion = [r for r in readings if r.stream == "motion"]
+    assert len(motion) == device.counters["motion"].sent > 100
+    assert all(set(r.values) == {"x", "y", "z"} for r in motion)
+    assert any(r.stream == "heart_rate" for r in readings)
+    malformed = sum(c.malformed_packets for c in device.counters.values())
+    assert run.link.statistics().decode_errors == malformed > 0

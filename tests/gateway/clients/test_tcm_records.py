@@ -74,3 +74,16 @@ def test_a_batch_cut_mid_interval_leaves_that_interval_for_the_next_batch() -> N
     assert [r["timestamp"] for r in ready.records] == ["2027-01-15T08:00:00.000000Z"]
     assert ready.held_ids == [2, 3]
     assert ready.closed_until_s == T0 + 60
+
+
+def test_a_watchs_step_count_goes_in_as_its_latest_in_the_interval() -> None:
+    """Test InfiniTime's step count (the watch's count since midnight): the minute's record
+    carries the latest one, whatever order the rows came in."""
+    rows = [
+        row(1, "steps", T0 + 40, {"steps": 1210}),
+        row(2, "steps", T0 + 10, {"steps": 1180}),
+        row(3, "heart_rate", T0 + 20, {"heart_rate_bpm": 80}),
+    ]
+    ready = build(rows, interval_s=60, now_s=T0 + 66, grace_s=5, uploaded_until_s=0)
+    (record,) = ready.records
+    assert (record["steps"], record["heart_rate"]) == (1210, 80.0)
