@@ -165,6 +165,9 @@ class DeviceConfig(_Section):
         "none", description="pair and bond at connect: a device that wants an encrypted link"
     )
     passkey: SecretStr | None = Field(None, description="six digits the device shows")
+    set_clock: bool = Field(
+        False, description="write the host's local time to its Current Time at each connect"
+    )
 
     @model_validator(mode="after")
     def _passkey_with_passkey_pairing(self) -> DeviceConfig:

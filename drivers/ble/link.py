@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from bleak import BleakClient, BleakScanner
@@ -37,7 +38,9 @@ from drivers.bounded import BoundedQueue, FullPolicy
 from drivers.errors import DecodeError, DeviceNotFound
 from drivers.gatt import uuids
 from drivers.gatt.battery import decode_battery_level
+from drivers.gatt.current_time import CurrentTime, encode_current_time
 from drivers.gatt.device_information import decode_device_information_string
+from drivers.gatt.fields import DateTime
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
@@ -60,6 +63,7 @@ _INFO_STRINGS: Final = {
     uuids.FIRMWARE_REVISION: "firmware",
 }
 _WATCHED_VITALS: Final = frozenset({"heart_rate"})
+_ADJUST_MANUAL: Final = 0x01  # Current Time's adjust reason: a manual time update
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,9 @@ class DeviceLink:
         self._backends = backends
         self._emit = emit
         self._now = now
+        self._utc = utc
+        self.clock_sets = 0  # times the device's clock was set (``spec.set_clock``)
+        self._told_clock = False
         self._slots = connection_slots
         self._adapter = adapter
         self._queue: BoundedQueue[_Notification | _Event] = BoundedQueue(
@@ -370,6 +377,8 @@ class DeviceLink:
                 with contextlib.suppress(DecodeError):
                     raw = await client.read_gatt_char(char)
                     self._device_info[key] = decode_device_information_string(raw)
+        if self.spec.set_clock:
+            await self._set_clock(client)
         battery = find(services, uuids.BATTERY_LEVEL)
         if battery is not None:
             with contextlib.suppress(DecodeError):
@@ -391,6 +400,27 @@ class DeviceLink:
         self._pmd_control = control
         if self.spec.pmd_streams and data is not None and control is not None:
             await self._start_pmd(client, control, data)
+
+    async def _set_clock(self, client: BleakClient) -> None:
+        """Write the host's local time to the device's Current Time, as companion apps do."""
+        char = find(client.services, uuids.CURRENT_TIME)
+        if char is None or not {"write", "write-without-response"} & set(char.properties):
+            if not self._told_clock:
+                self._log.warning(
+                    "%s: set_clock is on, but the device has no writable Current Time",
+                    self.spec.device_id,
+                )
+                self._told_clock = True
+            return
+        now = datetime.fromtimestamp(self._utc())  # the host's local time: what a watch shows
+        value = CurrentTime(
+            DateTime(now.year, now.month, now.day, now.hour, now.minute, now.second),
+            now.isoweekday(),
+            now.microsecond * 256 // 1_000_000,
+            _ADJUST_MANUAL,
+        )
+        await client.write_gatt_char(char, encode_current_time(value))
+        self.clock_sets += 1
 
     async def _start_pmd(
         self, client: BleakClient, control: BleakGATTCharacteristic, data: BleakGATTCharacteristic

@@ -30,6 +30,9 @@ class DeviceSpec:
     # "passkey" entering ``passkey`` (the six digits the device shows)
     pairing: Literal["none", "just_works", "passkey"] = "none"
     passkey: int | None = field(default=None, repr=False)
+    # write the host's local time to the device's Current Time at each connect (a PineTime
+    # has no other source of time: its companion app sets it so)
+    set_clock: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ is a preset of it, so the class is long and the models are short.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,7 @@ from drivers.gatt import infinitime, racp, uuids
 from drivers.gatt.battery import encode_battery_level
 from drivers.gatt.blood_pressure import BloodPressureMeasurement, encode_blood_pressure_measurement
 from drivers.gatt.bp_record import BloodPressureRecord, encode_blood_pressure_record
-from drivers.gatt.current_time import CurrentTime, encode_current_time
+from drivers.gatt.current_time import CurrentTime, decode_current_time, encode_current_time
 from drivers.gatt.fields import DateTime
 from drivers.gatt.heart_rate import HeartRateMeasurement, encode_heart_rate_measurement
 from drivers.gatt.ieee11073 import MedFloat
@@ -139,6 +140,7 @@ class SimDeviceSpec:
     passkey: int = 123456  # shown by the device when ``security`` is "passkey"
     steps_interval_s: float | None = None  # InfiniTime's Motion Service: a new step count
     motion_interval_s: float | None = None  # and raw accelerometer values
+    clock_settable: bool = False  # its Current Time takes writes (a PineTime's companion app)
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -158,7 +160,7 @@ PRESETS: Final[dict[Model, dict[str, object]]] = {
         "records_kept": 500,
         "battery_drain_pct_per_h": 0.5,
     },
-    "pinetime": {"steps_interval_s": 5.0, "motion_interval_s": 0.1},
+    "pinetime": {"steps_interval_s": 5.0, "motion_interval_s": 0.1, "clock_settable": True},
     "oximeter": {
         "heart_rate_interval_s": None,
         "spot_check_interval_s": 600.0,
@@ -218,6 +220,8 @@ class SimDevice(SimPeripheral):
         self.heart = signals.HeartModel(spec.seed)
         self.battery_pct = spec.battery_pct
         self.steps = 0  # the Motion Service's count (pinetime)
+        self.clock_offset_s = spec.clock_offset_s  # its clock less the true time
+        self.clock_sets = 0  # writes of its Current Time
         self.malformed_rate = spec.malformed_rate
         self.max_mtu = spec.max_mtu
         self.start_delay_s = spec.start_delay_s
@@ -291,17 +295,13 @@ class SimDevice(SimPeripheral):
                 *stored,
             )
             self.counters["blood_pressure"] = StreamCounters()
-        motion: list[tuple[str, tuple[str, ...]]] = []
-        if s.steps_interval_s:
-            motion.append((infinitime.STEP_COUNT, ("read", "notify")))
-            self.counters["steps"] = StreamCounters()
-        if s.motion_interval_s:
-            motion.append((infinitime.MOTION_VALUES, ("read", "notify")))
-            self.counters["motion"] = StreamCounters()
-        if motion:
-            service(infinitime.MOTION_SERVICE, *motion)
+        motion = self._motion_service()
+        if motion is not None:
+            table.append(motion)
         if s.records_kept:  # a collector places the records on its own time line by this
             service(uuids.CURRENT_TIME_SERVICE, (uuids.CURRENT_TIME, ("read",)))
+        elif s.clock_settable:
+            service(uuids.CURRENT_TIME_SERVICE, (uuids.CURRENT_TIME, ("read", "write")))
         service(uuids.BATTERY_SERVICE, (uuids.BATTERY_LEVEL, ("read", "notify")))
         self.counters["battery"] = StreamCounters()
         service(
@@ -324,6 +324,18 @@ class SimDevice(SimPeripheral):
             )
             self.counters[self._pmd.spec.measurement] = self._pmd.counters
         return tuple(table)
+
+    def _motion_service(self) -> SimService | None:
+        """InfiniTime's Motion Service, for the streams the device has."""
+        chars = []
+        for interval_s, uuid, stream in (
+            (self.spec.steps_interval_s, infinitime.STEP_COUNT, "steps"),
+            (self.spec.motion_interval_s, infinitime.MOTION_VALUES, "motion"),
+        ):
+            if interval_s:
+                chars.append(SimCharacteristic(uuid, ("read", "notify")))
+                self.counters[stream] = StreamCounters()
+        return SimService(infinitime.MOTION_SERVICE, tuple(chars)) if chars else None
 
     # --- timers ---------------------------------------------------------------------------
 
@@ -499,7 +511,7 @@ class SimDevice(SimPeripheral):
         for start in range(0, n, fitted):
             part = slice(start, start + fitted)
             # The device's clock stamps the nominal time of a frame's last sample.
-            device_time_s = self.started_utc_s + float(t[part][-1]) + self.spec.clock_offset_s
+            device_time_s = self.started_utc_s + float(t[part][-1]) + self.clock_offset_s
             timestamp_ns = int((device_time_s - pmd.POLAR_EPOCH_S) * 1e9)
             frame = pmd.PmdFrame(p.measurement, frame_type, timestamp_ns, samples[part])
             payload = pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits)
@@ -524,7 +536,7 @@ class SimDevice(SimPeripheral):
         return self._current_time(self.started_utc_s + t).date_time
 
     def _current_time(self, utc_s: float | None = None) -> CurrentTime:
-        now_s = (self.clock.now_s() if utc_s is None else utc_s) + self.spec.clock_offset_s
+        now_s = (self.clock.now_s() if utc_s is None else utc_s) + self.clock_offset_s
         tm = time.gmtime(now_s)
         return CurrentTime(
             DateTime(tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec),
@@ -553,7 +565,7 @@ class SimDevice(SimPeripheral):
             return encode_battery_level(round(self.battery_pct))
         if uuid == infinitime.STEP_COUNT and self.spec.steps_interval_s:
             return infinitime.encode_step_count(self.steps)
-        if uuid == uuids.CURRENT_TIME and self.spec.records_kept:
+        if uuid == uuids.CURRENT_TIME and (self.spec.records_kept or self.spec.clock_settable):
             return encode_current_time(self._current_time())
         if uuid in self.strings:
             return self.strings[uuid].encode()
@@ -568,6 +580,13 @@ class SimDevice(SimPeripheral):
             return
         if uuid == uuids.RECORD_ACCESS_CONTROL_POINT and self.spec.records_kept:
             self._record_access(data)
+            return
+        if uuid == uuids.CURRENT_TIME and self.spec.clock_settable:
+            with contextlib.suppress(DecodeError):  # a bad value leaves the clock as it was
+                written = decode_current_time(data).epoch_s()
+                if written is not None:
+                    self.clock_offset_s = written - self.clock.now_s()
+                    self.clock_sets += 1
             return
         if uuid != pmd.PMD_CONTROL_POINT or self._pmd is None:
             super().write(uuid, data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import datetime
 
 import pytest
 
@@ -246,3 +247,46 @@ async def test_a_pinetime_gives_steps_motion_and_heart_rate_and_bad_packets_are_
     assert any(r.stream == "heart_rate" for r in readings)
     malformed = sum(c.malformed_packets for c in device.counters.values())
     assert run.link.statistics().decode_errors == malformed > 0
+
+
+async def test_set_clock_writes_the_hosts_time_and_a_device_without_one_is_told_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Test ``set_clock`` on a PineTime whose clock is five hours off: the link writes the
+    host's local time to its Current Time at each connect (the watch's offset is then the
+    host's UTC offset); a strap, which has no writable Current Time, gets one warning."""
+    pinetime = SimDevice(
+        preset("pinetime", "5A:00:00:00:00:0C", "InfiniTime", clock_offset_s=5 * 3600.0)
+    )
+    strap = SimDevice(preset("strap", "5A:00:00:00:00:0D", "S", heart_rate_interval_s=0.25))
+    async with SimWorld([pinetime, strap], advert_interval_s=0.01, speed=2) as world:
+        links = [
+            DeviceLink(
+                DeviceSpec(name, device.address, set_clock=True),
+                simulated(world),
+                _ignore,
+                FAST,
+                now=world.clock.now_s,
+                utc=world.clock.now_s,
+            )
+            for name, device in (("pt", pinetime), ("s", strap))
+        ]
+        tasks = [asyncio.create_task(link.run()) for link in links]
+        try:
+            await wait_for(lambda: all(link.statistics().readings > 2 for link in links))
+            pinetime.drop_link()
+            await wait_for(lambda: pinetime.clock_sets == 2)  # again after the reconnect
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    host_offset_s = datetime.now().astimezone().utcoffset()
+    assert host_offset_s is not None
+    assert abs(pinetime.clock_offset_s - host_offset_s.total_seconds()) < 2.0
+    assert links[0].clock_sets == 2 and links[1].clock_sets == 0
+    told = [r for r in caplog.records if "no writable Current Time" in r.getMessage()]
+    assert len(told) == 1 and "s:" in told[0].getMessage()
+
+
+async def _ignore(_frame: Frame) -> None:
+    return None
