@@ -135,7 +135,9 @@ def test_the_example_deployment_config_loads(monkeypatch: pytest.MonkeyPatch) ->
         "p017-arm",
         "p017-oximeter",
         "p017-cuff",
+        "p017-pinetime",
     ]
+    assert settings.devices[-1].set_clock
     assert settings.ble.backfill
 
 
