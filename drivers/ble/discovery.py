@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 from bleak import BleakScanner
 
-from drivers.gatt import uuids
+from drivers.gatt import infinitime, uuids
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ PROFILES: Final = {
     uuids.BATTERY_SERVICE: "battery",
     uuids.DEVICE_INFORMATION_SERVICE: "device_information",
     pmd.PMD_SERVICE: "polar_pmd",
+    infinitime.MOTION_SERVICE: "infinitime_motion",
 }
 
 

@@ -30,8 +30,8 @@ def test_the_demo_config_loads() -> None:
     """Test that the repository's config.yaml is valid."""
     settings = load_settings(ROOT / "config.yaml")
     assert settings.ble.backend == "sim"
-    assert [d.id for d in settings.devices] == ["watch-01", "cuff-02"]
-    assert [d.model for d in settings.ble.sim.devices] == ["watch", "cuff"]
+    assert [d.id for d in settings.devices] == ["watch-01", "cuff-02", "pinetime-03"]
+    assert [d.model for d in settings.ble.sim.devices] == ["watch", "cuff", "pinetime"]
 
 
 def test_defaults_follow_api_md(tmp_path: Path) -> None:

@@ -36,14 +36,19 @@ def test_selection_reasons() -> None:
 
 
 async def test_scan_reports_profiles_rssi_and_selection() -> None:
-    """Test a scan of two simulated devices through bleak's scanner."""
+    """Test a scan of simulated devices through bleak's scanner (a PineTime's Motion Service
+    named among its profiles)."""
     devices = [
         SimDevice(preset("watch", "5A:00:00:00:00:01", "W")),
         SimDevice(preset("strap", "5A:00:00:00:00:02", "Polar H10 1")),
+        SimDevice(preset("pinetime", "5A:00:00:00:00:0B", "InfiniTime")),
     ]
     devices[1].rssi_dbm = -40
     async with SimWorld(devices, advert_interval_s=0.01) as world:
         sightings = await scan(simulated(world), 0.1, AllowList(names=("Polar H10 *",)))
+    by_address = {s.address: s for s in sightings}
+    assert "infinitime_motion" in by_address["5A:00:00:00:00:0B"].profiles
+    sightings = [s for s in sightings if s.address != "5A:00:00:00:00:0B"]
     assert [s.address for s in sightings] == ["5A:00:00:00:00:02", "5A:00:00:00:00:01"]
     assert sightings[0].selected == "allow-list"
     assert sightings[0].profiles == ("heart_rate", "battery", "device_information", "polar_pmd")
