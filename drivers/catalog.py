@@ -20,7 +20,7 @@ from drivers.gatt.device_information import STRING_CHARACTERISTICS, decode_devic
 from drivers.gatt.heart_rate import decode_heart_rate_measurement
 from drivers.gatt.plx import decode_plx_continuous, decode_plx_spot_check
 from drivers.gatt.temperature import decode_temperature_measurement
-from drivers.polar import pmd
+from drivers.polar import pmd, ppi
 
 JsonDecoder = Callable[[bytes], dict[str, object]]
 
@@ -36,6 +36,13 @@ class Characteristic:
 
 def _pmd_json(channels: int | None, resolution_bits: int | None) -> JsonDecoder:
     def decode(data: bytes) -> dict[str, object]:
+        if data and data[0] == ppi.PPI_MEASUREMENT:  # intervals, not samples
+            timestamp_ns, samples = ppi.decode_ppi_frame(data)
+            return {
+                "measurement": "ppi",
+                "timestamp_ns": timestamp_ns,
+                "intervals": [s.to_json() for s in samples],
+            }
         return pmd.decode_pmd_data(
             data, channels=channels, resolution_bits=resolution_bits
         ).to_json()
