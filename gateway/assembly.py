@@ -125,7 +125,9 @@ async def _record_cursors(outbox: Outbox, device_id: str) -> dict[str, int | Non
 
 def _device_spec(device: DeviceConfig, cursors: dict[str, int | None] | None) -> DeviceSpec:
     pmd_streams = tuple(
-        StreamSettings(p.measurement, p.sample_rate_hz, p.resolution_bits, p.channels)
+        StreamSettings(
+            p.measurement, p.sample_rate_hz or 0, p.resolution_bits or 0, p.channels or 0
+        )
         for p in device.pmd
     )
     passkey = device.passkey.get_secret_value() if device.passkey is not None else None

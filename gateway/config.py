@@ -144,12 +144,27 @@ class BleConfig(_Section):
 
 
 class PmdStreamConfig(_Section):
-    """A Polar PMD stream to start on connect, with the settings the device supports."""
+    """A Polar PMD stream to start on connect, with the settings the device supports.
 
-    measurement: Literal["ecg", "ppg", "acc"]
-    sample_rate_hz: int = Field(ge=1, le=10_000)
-    resolution_bits: int = Field(ge=1, le=32)
-    channels: int = Field(ge=1, le=32)
+    ``ppi`` (peak-to-peak intervals: Verity Sense, OH1) takes no settings; the others need all
+    three.
+    """
+
+    measurement: Literal["ecg", "ppg", "acc", "ppi"]
+    sample_rate_hz: int | None = Field(None, ge=1, le=10_000)
+    resolution_bits: int | None = Field(None, ge=1, le=32)
+    channels: int | None = Field(None, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _settings_where_needed(self) -> Self:
+        given = (self.sample_rate_hz, self.resolution_bits, self.channels)
+        if self.measurement == "ppi" and any(v is not None for v in given):
+            msg = "ppi takes no sample_rate_hz, resolution_bits or channels"
+            raise ValueError(msg)
+        if self.measurement != "ppi" and any(v is None for v in given):
+            msg = f"{self.measurement} needs sample_rate_hz, resolution_bits and channels"
+            raise ValueError(msg)
+        return self
 
 
 class DeviceConfig(_Section):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 from drivers.ble.backfill import RECORDED, decode_record
 from drivers.catalog import lookup
 from drivers.gatt import infinitime, uuids
-from drivers.polar import pmd
+from drivers.polar import pmd, ppi
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -101,17 +101,28 @@ def decode(
     if uuid == uuids.RECORD_ACCESS_CONTROL_POINT:
         return RecordAnswer(data)
     if uuid == pmd.PMD_DATA:
-        measurement = pmd.MEASUREMENT_TYPES.get(data[0]) if data else None
-        settings = pmd_streams.get(measurement or "")
-        frame = pmd.decode_pmd_data(
-            data,
-            channels=settings.channels if settings else None,
-            resolution_bits=settings.resolution_bits if settings else None,
-        )
-        return Waveform(frame, settings) if settings is not None else None
+        return _pmd_data(data, pmd_streams)
     if uuid == pmd.PMD_CONTROL_POINT:
         return PmdAnswer(pmd.decode_control_point_response(data))
     return None
+
+
+def _pmd_data(
+    data: bytes, pmd_streams: Mapping[str, pmd.StreamSettings]
+) -> Vital | Waveform | None:
+    """A PMD data frame: a configured stream's samples, or PPI intervals (a vitals stream)."""
+    if data and data[0] == ppi.PPI_MEASUREMENT:
+        _, intervals = ppi.decode_ppi_frame(data)
+        values: dict[str, object] = {"intervals": [i.to_json() for i in intervals]}
+        return Vital("ppi", values) if "ppi" in pmd_streams else None
+    measurement = pmd.MEASUREMENT_TYPES.get(data[0]) if data else None
+    settings = pmd_streams.get(measurement or "")
+    frame = pmd.decode_pmd_data(
+        data,
+        channels=settings.channels if settings else None,
+        resolution_bits=settings.resolution_bits if settings else None,
+    )
+    return Waveform(frame, settings) if settings is not None else None
 
 
 def stream_of(uuid: str, data: bytes) -> str | None:

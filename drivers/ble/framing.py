@@ -46,7 +46,10 @@ class Framer:
     ) -> None:
         self.device_id = device_id
         self.trackers: dict[str, StreamTracker] = {
-            s.measurement: StreamTracker(device_id, s.measurement, s.sample_rate_hz)
+            # PPI intervals are readings (a vitals stream), not samples at a rate
+            s.measurement: StreamTracker(
+                device_id, s.measurement, s.sample_rate_hz if s.measurement != "ppi" else None
+            )
             for s in pmd_streams
         }
         self.device_clock = DeviceClock()  # PMD's

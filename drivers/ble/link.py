@@ -443,7 +443,8 @@ class DeviceLink:
             if settings.measurement not in unfit:
                 # with or without response as the characteristic declares (bleak's choice)
                 await client.write_gatt_char(control, pmd.start_command(settings))
-                self._watchdog.watch(settings.measurement)
+                if settings.measurement != "ppi":  # its first interval comes after ~25 s
+                    self._watchdog.watch(settings.measurement)
 
     async def _resubscribe(self, client: BleakClient, stream: str) -> None:
         settings = self._pmd_settings.get(stream)

@@ -52,7 +52,7 @@ PMD_DATA: Final = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
 
 POLAR_EPOCH_S: Final = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 
-MEASUREMENT_TYPES: Final = {0: "ecg", 1: "ppg", 2: "acc"}
+MEASUREMENT_TYPES: Final = {0: "ecg", 1: "ppg", 2: "acc", 3: "ppi"}  # ppi: drivers.polar.ppi
 MEASUREMENT_CODES: Final = {name: code for code, name in MEASUREMENT_TYPES.items()}
 COMPRESSED: Final = 0x80
 
@@ -182,6 +182,8 @@ def decode_pmd_data(
     measurement = MEASUREMENT_TYPES.get(code)
     if measurement is None:
         raise DecodeError(PROFILE, f"unknown measurement type {code}")
+    if measurement == "ppi":
+        raise DecodeError(PROFILE, "a PPI frame holds intervals, not samples (drivers.polar.ppi)")
     body = bytes(data[_HEADER.size :])
     if not body:
         raise DecodeError(PROFILE, "no samples after the header")
@@ -290,12 +292,16 @@ def smallest_frame_bytes(settings: StreamSettings) -> int:
     A notification carries at most the ATT MTU less 3 bytes; a device cannot split a frame
     across notifications, so a stream whose one-sample frame is longer cannot be carried.
     """
+    if settings.measurement == "ppi":
+        return _HEADER.size + 6  # one interval
     return _HEADER.size + settings.channels * ((settings.resolution_bits + 7) // 8)
 
 
 def start_command(settings: StreamSettings) -> bytes:
-    """The control point command that starts a stream with its settings."""
+    """The control point command that starts a stream with its settings (PPI takes none)."""
     body = bytearray([OP_START, MEASUREMENT_CODES[settings.measurement]])
+    if settings.measurement == "ppi":
+        return bytes(body)
     body += _setting(SETTING_SAMPLE_RATE, settings.sample_rate_hz)
     body += _setting(SETTING_RESOLUTION, settings.resolution_bits)
     if settings.range_ is not None:

@@ -49,7 +49,7 @@ from drivers.gatt.plx import (
     encode_plx_spot_check,
 )
 from drivers.gatt.temperature import TemperatureMeasurement, encode_temperature_measurement
-from drivers.polar import pmd
+from drivers.polar import pmd, ppi
 from drivers.sim import signals
 from drivers.sim.peripheral import (
     SUPERVISION_TIMEOUT,
@@ -141,6 +141,7 @@ class SimDeviceSpec:
     steps_interval_s: float | None = None  # InfiniTime's Motion Service: a new step count
     motion_interval_s: float | None = None  # and raw accelerometer values
     clock_settable: bool = False  # its Current Time takes writes (a PineTime's companion app)
+    ppi_interval_s: float | None = None  # PMD PPI (Verity Sense): a frame this often, once started
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -152,7 +153,10 @@ PRESETS: Final[dict[Model, dict[str, object]]] = {
         "pmd": PmdStreamSpec("ppg", 55, 4, 22, 11, compressed=False),
     },
     "strap": {"pmd": PmdStreamSpec("ecg", 130, 1, 14, 73, compressed=False)},
-    "armband": {"pmd": PmdStreamSpec("ppg", 135, 4, 22, 36, compressed=True)},
+    "armband": {
+        "pmd": PmdStreamSpec("ppg", 135, 4, 22, 36, compressed=True),
+        "ppi_interval_s": 1.0,
+    },
     "patch": {"pmd": PmdStreamSpec("ecg", 500, 3, 24, 100, compressed=True)},
     "cuff": {
         "heart_rate_interval_s": None,
@@ -222,6 +226,7 @@ class SimDevice(SimPeripheral):
         self.steps = 0  # the Motion Service's count (pinetime)
         self.clock_offset_s = spec.clock_offset_s  # its clock less the true time
         self.clock_sets = 0  # writes of its Current Time
+        self.ppi_streaming = False  # PMD PPI started by the central
         self.malformed_rate = spec.malformed_rate
         self.max_mtu = spec.max_mtu
         self.start_delay_s = spec.start_delay_s
@@ -323,6 +328,8 @@ class SimDevice(SimPeripheral):
                 (pmd.PMD_DATA, ("notify",)),
             )
             self.counters[self._pmd.spec.measurement] = self._pmd.counters
+            if s.ppi_interval_s:
+                self.counters["ppi"] = StreamCounters()
         return tuple(table)
 
     def _motion_service(self) -> SimService | None:
@@ -350,6 +357,7 @@ class SimDevice(SimPeripheral):
             (s.blood_pressure_interval_s, self._blood_pressure_tick),
             (s.steps_interval_s, self._steps_tick),
             (s.motion_interval_s, self._motion_tick),
+            (s.ppi_interval_s if self._pmd is not None else None, self._ppi_tick),
             (60.0, self._battery_tick),
         ]
         if self._pmd is not None:
@@ -411,6 +419,22 @@ class SimDevice(SimPeripheral):
         x, y, z = signals.wrist_acceleration(self._t(k, self.spec.motion_interval_s))
         payload = infinitime.encode_motion_values(infinitime.MotionValues(x, y, z))
         self.send(infinitime.MOTION_VALUES, payload, self.counters["motion"], 1)
+
+    def _ppi_tick(self, k: int) -> None:
+        """One PPI frame: the beat's interval as the Verity Sense reports it, when started."""
+        if not self.ppi_streaming:
+            return
+        assert self.spec.ppi_interval_s is not None
+        t = self._t(k, self.spec.ppi_interval_s)
+        interval_ms = round(self.heart.rr_interval_s(t) * 1000)
+        sample = ppi.PpiSample(
+            round(self.heart.heart_rate_bpm(t)), interval_ms, 10, False, True, True
+        )
+        counters = self.counters["ppi"]
+        before = counters.sent
+        self.send(pmd.PMD_DATA, ppi.encode_ppi_frame((sample,)), counters, 1)
+        if counters.sent > before:
+            counters.values_sent.append(interval_ms)
 
     def _spo2_tick(self, k: int) -> None:
         assert self.spec.spo2_interval_s is not None
@@ -596,7 +620,10 @@ class SimDevice(SimPeripheral):
         except DecodeError:
             return
         own = self._pmd.spec
-        if measurement != own.measurement:
+        if measurement == "ppi" and self.spec.ppi_interval_s:
+            self.ppi_streaming = op == pmd.OP_START
+            status = _STATUS_SUCCESS
+        elif measurement != own.measurement:
             status = _STATUS_NOT_SUPPORTED
         elif op == pmd.OP_STOP:
             self._pmd.streaming = False
@@ -619,6 +646,7 @@ class SimDevice(SimPeripheral):
         """A new link must start PMD again (as on a Polar device); a record transfer stops."""
         if self._pmd is not None:
             self._pmd.streaming = False
+        self.ppi_streaming = False
         self._transfer = 0
 
     # --- stored records (RACP) ------------------------------------------------------------

@@ -161,3 +161,23 @@ def test_pairing_wants_a_six_digit_passkey_only_with_passkey_pairing(tmp_path: P
             load_settings(write(tmp_path, MINIMAL + device + extra))
         assert "devices[0]" in str(refused.value) and reason in str(refused.value)
         assert "12345" not in str(refused.value)
+
+
+def test_ppi_takes_no_settings_and_the_waveforms_need_theirs(tmp_path: Path) -> None:
+    """Test a PPI stream given alone, and refused with settings; an ECG stream without its."""
+    good = MINIMAL + (
+        "devices:\n  - id: a\n    address: '5A:00:00:00:00:01'\n"
+        "    pmd: [{measurement: ppi}, {measurement: ppg, sample_rate_hz: 55,"
+        " resolution_bits: 22, channels: 4}]\n"
+    )
+    settings = load_settings(write(tmp_path, good))
+    assert [p.measurement for p in settings.devices[0].pmd] == ["ppi", "ppg"]
+    bad = MINIMAL + (
+        "devices:\n  - id: a\n    address: '5A:00:00:00:00:01'\n"
+        "    pmd: [{measurement: ppi, sample_rate_hz: 1}, {measurement: ecg}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, bad))
+    problems = caught.value.problems
+    assert any(p.startswith("devices[0].pmd[0]: ") and "ppi takes no" in p for p in problems)
+    assert any(p.startswith("devices[0].pmd[1]: ") and "ecg needs" in p for p in problems)

@@ -290,3 +290,40 @@ async def test_set_clock_writes_the_hosts_time_and_a_device_without_one_is_told_
 
 async def _ignore(_frame: Frame) -> None:
     return None
+
+
+async def test_an_armbands_ppi_stream_beside_its_ppg_gives_every_interval() -> None:
+    """Test PPI (PMD measurement 3, no settings) started beside PPG on a Verity-like arm band:
+    every interval the device sent arrives as a ``ppi`` reading, in order, through a drop and
+    the restart it needs; malformed frames counted."""
+    device = SimDevice(preset("armband", "5A:00:00:00:00:0E", "Verity", ppi_interval_s=0.2))
+    device.malformed_rate = 0.05
+    spec = DeviceSpec(
+        "a",
+        device.address,
+        (pmd.StreamSettings("ppg", 135, 22, 4), pmd.StreamSettings("ppi", 0, 0, 0)),
+    )
+    async with SimWorld([device], advert_interval_s=0.01, speed=2) as world:
+        run = Run(world, spec)
+        task = asyncio.create_task(run.link.run())
+        try:
+            await wait_for(lambda: device.counters["ppi"].sent >= 10)
+            device.drop_link()
+            count = device.counters["ppi"].sent
+            await wait_for(lambda: device.counters["ppi"].sent >= count + 10)
+            world.pause()
+            sent = device.counters["ppi"].sent
+            await wait_for(
+                lambda: len([f for f in run.frames if getattr(f, "stream", "") == "ppi"]) >= sent
+            )
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    readings = [f for f in run.frames if isinstance(f, VitalReading) and f.stream == "ppi"]
+    intervals = [r.values["intervals"] for r in readings]
+    assert [i[0]["interval_ms"] for i in intervals] == device.counters["ppi"].values_sent  # type: ignore[index]
+    assert [r.seq for r in readings] == list(range(len(readings)))
+    stats = run.link.statistics()
+    assert stats.connects == 2
+    assert stats.decode_errors == sum(c.malformed_packets for c in device.counters.values())
+    assert sum(c.samples.shape[0] for c in run.frames if isinstance(c, WaveformChunk)) > 0
