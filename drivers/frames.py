@@ -68,8 +68,9 @@ class GapMarker:
         seq: Sequence number among this stream's gap markers.
         t0_s: End of the last data before the gap (UTC epoch seconds).
         t1_s: Start of the first data after it.
-        reason: ``link_lost``, ``lost`` (notifications missing while connected), ``malformed``
-            or ``silent`` (the stream stalled while the link stayed up).
+        reason: ``link_lost``, ``lost`` (notifications missing while connected), ``malformed``,
+            ``silent`` (the stream stalled while the link stayed up) or ``stopped`` (the device
+            ended a PMD stream itself).
         filled: The device's memory gave back what the gap lacked: this marker is sent again
             with ``filled`` set, once the records are in.
     """

@@ -71,7 +71,14 @@ class PmdAnswer:
     response: pmd.ControlPointResponse
 
 
-Decoded = Vital | Record | Waveform | RecordAnswer | PmdAnswer | None
+@dataclass(frozen=True, slots=True)
+class PmdStopped:
+    """The device ended these PMD streams on its own (ONLINE_MEASUREMENT_STOPPED)."""
+
+    measurements: tuple[str, ...]
+
+
+Decoded = Vital | Record | Waveform | RecordAnswer | PmdAnswer | PmdStopped | None
 
 
 def decode(
@@ -103,7 +110,12 @@ def decode(
     if uuid == pmd.PMD_DATA:
         return _pmd_data(data, pmd_streams)
     if uuid == pmd.PMD_CONTROL_POINT:
-        return PmdAnswer(pmd.decode_control_point_response(data))
+        stopped = pmd.decode_measurement_stopped(data)
+        return (
+            PmdStopped(stopped)
+            if stopped is not None
+            else PmdAnswer(pmd.decode_control_point_response(data))
+        )
     return None
 
 

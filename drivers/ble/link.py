@@ -182,6 +182,7 @@ class DeviceLink:
             battery_pct=framer.battery_pct,
             rssi_dbm=self._rssi_dbm,
             resubscribes=self._watchdog.resubscribes,
+            pmd_restarts=self._watchdog.restarts,
             watchdog_reconnects=self._watchdog_reconnects,
             device_info=dict(self._device_info),
             clock_offset_s=framer.device_clock.offset_s,
@@ -514,6 +515,16 @@ class DeviceLink:
             case decoding.RecordAnswer():
                 if transfers is not None:
                     transfers.answered(decoded.data)
+            case decoding.PmdStopped():
+                for measurement in decoded.measurements:
+                    if measurement in self._pmd_settings:
+                        self._log.warning(
+                            "%s: the device stopped PMD %s itself; starting it again",
+                            self.spec.device_id,
+                            measurement,
+                        )
+                        self._framer.tracker(measurement).mark("stopped")
+                        self._watchdog.restart(measurement)
             case decoding.PmdAnswer():
                 response = decoded.response
                 if not response.ok and response.status != pmd.STATUS_ALREADY_IN_STATE:

@@ -84,3 +84,4 @@ class LinkStatistics:
     # streams the link could not carry, and why (e.g. an MTU too small for one frame)
     not_started: dict[str, str] | None = None
     address: str | None = None  # the configured Bluetooth address
+    pmd_restarts: int = 0  # PMD streams the device stopped itself, started again

@@ -38,13 +38,21 @@ class Watchdog:
         self._gatt_timeout_s = gatt_timeout_s
         self._log = log
         self._watched: dict[str, float] = {}
+        self._restart: list[str] = []  # streams the device said it stopped (once each)
         self.stalled: str | None = None
         self.resubscribes = 0
+        self.restarts = 0
 
     def new_session(self) -> None:
         """A new connection: nothing watched yet, nothing stalled."""
         self._watched = {}
+        self._restart = []
         self.stalled = None
+
+    def restart(self, stream: str) -> None:
+        """The device stopped ``stream`` on its own: start it again at the next round."""
+        if stream not in self._restart:
+            self._restart.append(stream)
 
     def watch(self, stream: str) -> None:
         """Expect frames of ``stream`` from now on."""
@@ -73,6 +81,16 @@ class Watchdog:
             await asyncio.sleep(self._interval_s)
             if ended is not None and ended.is_set():
                 return
+            while self._restart:
+                stream = self._restart.pop(0)
+                self.restarts += 1
+                if stream in self._watched:  # its silence is counted from the new start
+                    self._watched[stream] = time.monotonic()
+                try:
+                    async with asyncio.timeout(self._gatt_timeout_s):
+                        await resubscribe(stream)
+                except (BleakError, TimeoutError):
+                    return
             now = time.monotonic()
             for stream, last_frame in list(self._watched.items()):
                 if last_frame > retried_at.get(stream, now):

@@ -69,6 +69,7 @@ OP_GET_SETTINGS: Final = 0x01
 OP_START: Final = 0x02
 OP_STOP: Final = 0x03
 _RESPONSE: Final = 0xF0
+_ONLINE_MEASUREMENT_STOPPED: Final = 0x01  # the device-initiated notification
 
 SETTING_SAMPLE_RATE: Final = 0
 SETTING_RESOLUTION: Final = 1
@@ -344,6 +345,31 @@ def encode_control_point_response(
 ) -> bytes:
     """A control point indication as the device sends it."""
     return bytes([_RESPONSE, op_code, MEASUREMENT_CODES[measurement], status, 0]) + parameters
+
+
+def decode_measurement_stopped(data: bytes | bytearray) -> tuple[str, ...] | None:
+    """The streams a device-initiated ONLINE_MEASUREMENT_STOPPED (``01`` and their types) names.
+
+    None: not that notification (a response starts ``F0``). polar-ble-sdk's
+    ``PmdControlPointCommandServiceToClient``: the device ends streams on its own (charger,
+    battery, a mode change).
+
+    Raises:
+        DecodeError: It names no stream, or a type that does not exist.
+    """
+    if not data or data[0] != _ONLINE_MEASUREMENT_STOPPED:
+        return None
+    if len(data) < 2:
+        raise DecodeError(CONTROL_POINT_PROFILE, "measurement stopped names no measurement")
+    unknown = [code for code in data[1:] if code & 0x3F not in MEASUREMENT_TYPES]
+    if unknown:
+        raise DecodeError(CONTROL_POINT_PROFILE, f"measurement stopped: unknown type {unknown[0]}")
+    return tuple(MEASUREMENT_TYPES[code & 0x3F] for code in data[1:])
+
+
+def encode_measurement_stopped(measurements: tuple[str, ...]) -> bytes:
+    """The notification a device sends when it ends ``measurements`` itself (the simulator's)."""
+    return bytes([_ONLINE_MEASUREMENT_STOPPED, *(MEASUREMENT_CODES[m] for m in measurements)])
 
 
 def decode_control_point_response(data: bytes | bytearray) -> ControlPointResponse:

@@ -642,6 +642,14 @@ class SimDevice(SimPeripheral):
             pmd.PMD_CONTROL_POINT, pmd.encode_control_point_response(op, measurement, status)
         )
 
+    def stop_measurement(self) -> None:
+        """Fault: the device ends its PMD stream itself (charger, low battery) and says so."""
+        if self._pmd is None or not self._pmd.streaming:
+            return
+        self._pmd.streaming = False
+        stopped = pmd.encode_measurement_stopped((self._pmd.spec.measurement,))
+        self.indicate(pmd.PMD_CONTROL_POINT, stopped)
+
     def on_link_closed(self) -> None:
         """A new link must start PMD again (as on a Polar device); a record transfer stops."""
         if self._pmd is not None:

@@ -186,3 +186,15 @@ def test_control_point_error_response() -> None:
     assert not response.ok
     assert response.status_name == "invalid_number_of_channels"
     assert (response.op_code, response.measurement, response.more) == (pmd.OP_START, "ppg", False)
+
+
+def test_the_device_saying_it_stopped_streams_is_told_from_a_response() -> None:
+    """Test ONLINE_MEASUREMENT_STOPPED (polar-ble-sdk: a control point notification that does
+    not start F0; 01 then the stopped types), a response (None), and broken ones."""
+    assert pmd.decode_measurement_stopped(bytes.fromhex("0100")) == ("ecg",)
+    assert pmd.decode_measurement_stopped(bytes.fromhex("010002")) == ("ecg", "acc")
+    assert pmd.decode_measurement_stopped(bytes.fromhex("f002000000")) is None
+    assert pmd.encode_measurement_stopped(("ppg", "ppi")) == bytes.fromhex("010103")
+    for broken in ("01", "0130"):
+        with pytest.raises(DecodeError):
+            pmd.decode_measurement_stopped(bytes.fromhex(broken))
