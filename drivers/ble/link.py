@@ -420,7 +420,13 @@ class DeviceLink:
             now.microsecond * 256 // 1_000_000,
             _ADJUST_MANUAL,
         )
-        await client.write_gatt_char(char, encode_current_time(value))
+        try:
+            await client.write_gatt_char(char, encode_current_time(value))
+        except BleakError as exc:  # refused: stream all the same (a lost link shows up next)
+            if not self._told_clock:
+                self._log.warning("%s: setting its clock failed: %s", self.spec.device_id, exc)
+                self._told_clock = True
+            return
         self.clock_sets += 1
 
     async def _start_pmd(
