@@ -73,7 +73,9 @@ async def test_a_record_transfer_cut_by_the_device_resumes_and_keeps_each_readin
     assert radio.disconnections == Counter([0x08, reason])
     assert len(readings) == len(device.records)
     backfill = link.statistics().backfill
-    assert backfill is not None and backfill.interrupted == 1
+    # the device's drop cut a transfer; the spell out of range may have cut the first one too
+    # (when it was still running: on a busy machine)
+    assert backfill is not None and backfill.interrupted in (1, 2)
 
 
 @pytest.mark.parametrize("reason", list(REASONS), ids=list(REASONS.values()))

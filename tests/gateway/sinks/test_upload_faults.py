@@ -112,15 +112,17 @@ async def test_kill_9_during_an_upload_then_restart_misses_nothing(
     first = await start_daemon(config)
     try:
         await wait_for(lambda: state.uploads >= 5, timeout_s=20)
-        # the server stores each batch, then its answer trickles out over half a second
-        state.faults.update({"slow_body_s": 0.5})
-        in_flight = state.requests
-        await wait_for(lambda: state.requests > in_flight, timeout_s=5)  # one has just arrived
+        # the server stores each batch, then its answer trickles out over a second: killed
+        # once one is stored (arrived was not enough: under load the kill came before the
+        # server had stored it, and nothing was sent twice)
+        state.faults.update({"slow_body_s": 1.0})
+        stored = state.uploads
+        await wait_for(lambda: state.uploads > stored, timeout_s=5)
         first.kill()
     finally:
         await first.wait()
     assert first.returncode == -signal.SIGKILL
-    await asyncio.sleep(0.6)  # the server finishes the request whose client is gone
+    await asyncio.sleep(1.1)  # the server finishes the request whose client is gone
     state.faults.update({"slow_body_s": 0.0})
 
     second = await start_daemon(config)
