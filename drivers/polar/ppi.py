@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from drivers.errors import DecodeError
+from drivers.polar.pmd import PROFILE
 
 PPI_MEASUREMENT: Final = 3
-PROFILE: Final = "pmd_data"
 _HEADER = struct.Struct("<BQB")
 _SAMPLE = struct.Struct("<BHHB")
 
