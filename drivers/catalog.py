@@ -20,7 +20,7 @@ from drivers.gatt.device_information import STRING_CHARACTERISTICS, decode_devic
 from drivers.gatt.heart_rate import decode_heart_rate_measurement
 from drivers.gatt.plx import decode_plx_continuous, decode_plx_spot_check
 from drivers.gatt.temperature import decode_temperature_measurement
-from drivers.polar import pmd, ppi
+from drivers.polar import pmd, pmd_settings, ppi
 
 JsonDecoder = Callable[[bytes], dict[str, object]]
 
@@ -82,6 +82,9 @@ _ENTRIES: Final = [
         lambda b: {"battery_pct": decode_battery_level(b)},
     ),
     Characteristic("pmd_data", pmd.PMD_DATA, _pmd_json(None, None)),
+    Characteristic(
+        pmd.CONTROL_POINT_PROFILE, pmd.PMD_CONTROL_POINT, pmd_settings.control_point_json
+    ),
     Characteristic(
         infinitime.STEP_PROFILE,
         infinitime.STEP_COUNT,

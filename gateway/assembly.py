@@ -6,6 +6,7 @@ Only construction lives here; running, statistics and shutdown are the daemon's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from gateway.alerts import Alert
     from gateway.config import DeviceConfig, Settings
     from gateway.sinks import conversion
+    from gateway.study import StudyContext
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ async def build_links(
     now: Callable[[], float],
     utc: Callable[[], float],
     adapter: AdapterWatch,
+    study: StudyContext,
 ) -> list[DeviceLink]:
     """One supervised link per configured device, sharing the adapter's connection slots."""
     ble = settings.ble
@@ -104,6 +107,7 @@ async def build_links(
                 connection_slots=slots,
                 adapter=adapter,
                 utc=utc,
+                note=functools.partial(study.device_note, device.id),
             )
         )
     return links
@@ -126,7 +130,7 @@ async def _record_cursors(outbox: Outbox, device_id: str) -> dict[str, int | Non
 def _device_spec(device: DeviceConfig, cursors: dict[str, int | None] | None) -> DeviceSpec:
     pmd_streams = tuple(
         StreamSettings(
-            p.measurement, p.sample_rate_hz or 0, p.resolution_bits or 0, p.channels or 0
+            p.measurement, p.sample_rate_hz or 0, p.resolution_bits or 0, p.channels or 0, p.range
         )
         for p in device.pmd
     )

@@ -305,6 +305,7 @@ def mqtt_state_payload(state: LinkStatistics) -> bytes:
             }
             for s in state.streams
         },
+        "pmd": state.pmd or {},  # the settings each PMD stream was started with
     }
     return _compact(body)
 

@@ -144,22 +144,24 @@ class BleConfig(_Section):
 
 
 class PmdStreamConfig(_Section):
-    """A Polar PMD stream to start on connect, with the settings the device supports.
+    """A Polar PMD stream to start on connect, with the settings to ask for.
 
-    ``ppi`` (peak-to-peak intervals: Verity Sense, OH1) takes no settings; the others need all
-    three.
+    ``ppi`` (peak-to-peak intervals: Verity Sense, OH1) takes no settings; the others need rate,
+    resolution and channels. A setting the device does not offer is replaced by the nearest it
+    does (said in the log); ``range`` (acc: G, gyro: deg/s), when not given, is the largest.
     """
 
-    measurement: Literal["ecg", "ppg", "acc", "ppi"]
+    measurement: Literal["ecg", "ppg", "acc", "ppi", "gyro", "mag"]
     sample_rate_hz: int | None = Field(None, ge=1, le=10_000)
     resolution_bits: int | None = Field(None, ge=1, le=32)
     channels: int | None = Field(None, ge=1, le=32)
+    range: int | None = Field(None, ge=1, le=32_767)
 
     @model_validator(mode="after")
     def _settings_where_needed(self) -> Self:
         given = (self.sample_rate_hz, self.resolution_bits, self.channels)
-        if self.measurement == "ppi" and any(v is not None for v in given):
-            msg = "ppi takes no sample_rate_hz, resolution_bits or channels"
+        if self.measurement == "ppi" and any(v is not None for v in (*given, self.range)):
+            msg = "ppi takes no sample_rate_hz, resolution_bits, channels or range"
             raise ValueError(msg)
         if self.measurement != "ppi" and any(v is None for v in given):
             msg = f"{self.measurement} needs sample_rate_hz, resolution_bits and channels"

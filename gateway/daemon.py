@@ -235,6 +235,7 @@ class Daemon:
                 now=self.wallclock.mono,  # UTC at storage: see FramePipeline
                 utc=clock.utc_now,
                 adapter=self._adapter,
+                study=self._study,
             )
             if s.http.enabled:
                 self.status_url = await self._serve_http(stack)

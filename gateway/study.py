@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
+from buffers.errors import StorageError
 from buffers.study import Assignment, Marker, Session
 
 if TYPE_CHECKING:
@@ -158,6 +159,25 @@ class StudyContext:
             session_id=self.session_for(participant_id, t),
             clock=self._stamp(),
         )
+
+    async def device_note(self, device_id: str, text: str) -> None:
+        """A marker about a device (a stream started with other settings), now.
+
+        It goes with the session of the participant wearing the device. Never raises: a note
+        lost to a failing store is said in the log.
+        """
+        t = self._now()
+        participant_id = self.participant_for(device_id, t)
+        try:
+            await self._outbox.study.add_marker(
+                t,
+                text,
+                participant_id=participant_id,
+                session_id=self.session_for(participant_id, t),
+                clock=self._stamp(),
+            )
+        except StorageError as exc:
+            log.warning("%s: a note was not stored (%s): %s", device_id, exc, text)
 
     def state(self) -> dict[str, Any]:
         """Current assignments and open sessions, as the local API shows them."""

@@ -31,7 +31,8 @@ from drivers.ble.decoding import VITAL_STREAMS
 from drivers.ble.framing import Framer
 from drivers.ble.gatt_table import find
 from drivers.ble.link_spec import DeviceSpec, LinkStatistics, LinkTimings
-from drivers.ble.mtu import agreed_mtu, unfit_streams
+from drivers.ble.mtu import agreed_mtu
+from drivers.ble.pmd_start import PmdStarter
 from drivers.ble.record_transfers import RecordTransfers
 from drivers.ble.watchdog import Watchdog
 from drivers.bounded import BoundedQueue, FullPolicy
@@ -98,6 +99,8 @@ class DeviceLink:
         connection_slots: Shared by every link of one adapter; a session holds one slot.
         adapter: The adapter's watch, told of every scan and advertisement (stall recovery).
         utc: UTC epoch seconds now: places a device's records when its clock cannot be read.
+        note: Told what a recording's reader needs to know: the settings each PMD stream was
+            started with, at its first start and when they change (the daemon stores a marker).
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class DeviceLink:
         connection_slots: asyncio.Semaphore | None = None,
         adapter: AdapterWatch | None = None,
         utc: Callable[[], float] = time.time,
+        note: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.spec = spec
         t = self._timings = timings or LinkTimings()
@@ -119,6 +123,7 @@ class DeviceLink:
         self._emit = emit
         self._now = now
         self._utc = utc
+        self._note = note
         self.clock_sets = 0  # times the device's clock was set (``spec.set_clock``)
         self._told_clock = False
         self._slots = connection_slots
@@ -126,10 +131,9 @@ class DeviceLink:
         self._queue: BoundedQueue[_Notification | _Event] = BoundedQueue(
             t.notification_queue_max, FullPolicy.DROP_NEWEST
         )
-        self._pmd_settings = {s.measurement: s for s in spec.pmd_streams}
+        self._pmd = PmdStarter(spec.device_id, spec.pmd_streams, self._log, t.gatt_timeout_s)
         self._mtu: int | None = None
         self._told_encryption = False  # the log said what an encrypted device needs
-        self._not_started: dict[str, str] = {}  # PMD streams the link's MTU cannot carry
         self._watchdog = Watchdog(
             spec.device_id,
             silence_s=t.stream_silence_s,
@@ -191,7 +195,8 @@ class DeviceLink:
             backfill=self._transfers.statistics() if self._transfers else None,
             failures=dict(self._reconnects.by_class),
             mtu=self._mtu,
-            not_started=dict(self._not_started),
+            not_started=dict(self._pmd.not_started),
+            pmd=self._pmd.started_json(),
             address=self.spec.address,
         )
 
@@ -432,29 +437,19 @@ class DeviceLink:
     async def _start_pmd(
         self, client: BleakClient, control: BleakGATTCharacteristic, data: BleakGATTCharacteristic
     ) -> None:
-        """Start every configured PMD stream the link's MTU can carry; say which it cannot."""
-        unfit = unfit_streams(self.spec.pmd_streams, self._mtu)
-        for stream, reason in unfit.items():
-            if self._not_started.get(stream) != reason:  # once, not on every reconnect
-                self._log.error(
-                    "%s: PMD stream %s not started: %s (the device or the adapter will not"
-                    " take a larger MTU; a frame cut to fit would lose samples)",
-                    self.spec.device_id,
-                    stream,
-                    reason,
-                )
-        self._not_started = unfit
+        """Start every configured PMD stream the device offers and the link's MTU can carry."""
         await client.start_notify(control, self._on_notify)
         await client.start_notify(data, self._on_notify)
-        for settings in self.spec.pmd_streams:
-            if settings.measurement not in unfit:
-                # with or without response as the characteristic declares (bleak's choice)
-                await client.write_gatt_char(control, pmd.start_command(settings))
-                if settings.measurement != "ppi":  # its first interval comes after ~25 s
-                    self._watchdog.watch(settings.measurement)
+        for settings in await self._pmd.start(client, control, self._mtu):
+            if settings.measurement != "ppi":  # its first interval comes after ~25 s
+                self._framer.tracker(settings.measurement).rate_hz = settings.sample_rate_hz
+                self._watchdog.watch(settings.measurement)
+            news = self._pmd.news(settings.measurement)
+            if news is not None and self._note is not None:
+                await self._note(news)
 
     async def _resubscribe(self, client: BleakClient, stream: str) -> None:
-        settings = self._pmd_settings.get(stream)
+        settings = self._pmd.settings.get(stream)
         if settings is not None and self._pmd_control is not None:
             await client.write_gatt_char(self._pmd_control, pmd.start_command(settings))
             return
@@ -491,7 +486,7 @@ class DeviceLink:
             transfers.hold(uuid, data, received_s)  # after the records, in time order
             return
         try:
-            decoded = decoding.decode(uuid, data, self._pmd_settings, as_record=as_record)
+            decoded = decoding.decode(uuid, data, self._pmd.settings, as_record=as_record)
             frames = self._frames(decoded, received_s)
         except DecodeError as exc:
             self._framer.malformed(uuid, data, exc)
@@ -523,7 +518,7 @@ class DeviceLink:
                     transfers.answered(decoded.data)
             case decoding.PmdStopped():
                 for measurement in decoded.measurements:
-                    if measurement in self._pmd_settings:
+                    if measurement in self._pmd.settings:
                         self._log.warning(
                             "%s: the device stopped PMD %s itself; starting it again",
                             self.spec.device_id,
@@ -533,6 +528,8 @@ class DeviceLink:
                         self._watchdog.restart(measurement)
             case decoding.PmdAnswer():
                 response = decoded.response
+                if self._pmd.control.answered(response):
+                    return []
                 if not response.ok and response.status != pmd.STATUS_ALREADY_IN_STATE:
                     self._log.error(
                         "%s: device refused PMD %s (op %d): %s",

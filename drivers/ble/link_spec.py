@@ -85,3 +85,6 @@ class LinkStatistics:
     not_started: dict[str, str] | None = None
     address: str | None = None  # the configured Bluetooth address
     pmd_restarts: int = 0  # PMD streams the device stopped itself, started again
+    # PMD streams as last started: their settings, factor, and what config asked that the
+    # device did not offer ("asked")
+    pmd: dict[str, dict[str, object]] | None = None

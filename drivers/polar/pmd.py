@@ -6,7 +6,7 @@ and its Android parsers ``PmdDataFrame``, ``EcgData``, ``PpgData``, ``AccData``,
 
 Data frame (notification on 0xFB005C82), little-endian::
 
-    byte 0     measurement type (0 ECG, 1 PPG, 2 ACC)
+    byte 0     measurement type (0 ECG, 1 PPG, 2 ACC, 3 PPI, 5 gyroscope, 6 magnetometer)
     bytes 1-8  uint64 timestamp of the LAST sample, ns since 2000-01-01T00:00:00 UTC
     byte 9     frame type; bit 7 set = delta-compressed frame
     bytes 10-  samples
@@ -16,6 +16,11 @@ Raw frames, channel-interleaved signed integers::
     ECG type 0  1 channel  int24 (microvolts)
     PPG type 0  4 channels int24 (ppg0, ppg1, ppg2, ambient)
     ACC type 0  3 channels int8, type 1 int16, type 2 int24 (milli-g)
+
+Gyroscope and magnetometer frames come delta-compressed only (``GyrData``, ``MagData``): type 0
+is 3 channels of 16 bits (deg/s and gauss once the stream's factor is applied); magnetometer
+type 1 adds a fourth channel, the calibration status (its axes in milligauss). Gyroscope type 1
+(IEEE 754 floats) is not read.
 
 Delta-compressed frames (frame type | 0x80; channels and resolution come from the stream's
 settings): a reference sample of ``channels`` signed integers of ceil(resolution / 8) bytes, then
@@ -52,7 +57,8 @@ PMD_DATA: Final = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
 
 POLAR_EPOCH_S: Final = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 
-MEASUREMENT_TYPES: Final = {0: "ecg", 1: "ppg", 2: "acc", 3: "ppi"}  # ppi: drivers.polar.ppi
+# ppi: drivers.polar.ppi; the feature read names more (drivers.polar.pmd_settings)
+MEASUREMENT_TYPES: Final = {0: "ecg", 1: "ppg", 2: "acc", 3: "ppi", 5: "gyro", 6: "mag"}
 MEASUREMENT_CODES: Final = {name: code for code, name in MEASUREMENT_TYPES.items()}
 COMPRESSED: Final = 0x80
 
@@ -138,6 +144,7 @@ class StreamSettings:
     resolution_bits: int
     channels: int
     range_: int | None = None
+    factor: float = 1.0  # physical value = sample * factor (the device's start answer says)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +196,8 @@ def decode_pmd_data(
     if not body:
         raise DecodeError(PROFILE, "no samples after the header")
     if frame_type & COMPRESSED:
+        if measurement == "gyro" and frame_type & ~COMPRESSED == 1:
+            raise DecodeError(PROFILE, "gyroscope frame type 1 (floats) is not read")
         if channels is None or resolution_bits is None:
             raise DecodeError(
                 PROFILE, "delta-compressed frame needs the stream's channels and resolution"

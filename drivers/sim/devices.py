@@ -26,6 +26,7 @@ is a preset of it, so the class is long and the models are short.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -49,7 +50,7 @@ from drivers.gatt.plx import (
     encode_plx_spot_check,
 )
 from drivers.gatt.temperature import TemperatureMeasurement, encode_temperature_measurement
-from drivers.polar import pmd, ppi
+from drivers.polar import pmd, pmd_settings, ppi
 from drivers.sim import signals
 from drivers.sim.peripheral import (
     SUPERVISION_TIMEOUT,
@@ -71,12 +72,16 @@ Model = Literal["watch", "strap", "armband", "patch", "cuff", "oximeter", "pinet
 _STATUS_SUCCESS: Final = 0
 _STATUS_NOT_SUPPORTED: Final = 3
 _STATUS_INVALID_SAMPLE_RATE: Final = 8
+_STATUS_INVALID_RANGE: Final = 9
 _STATUS_INVALID_CHANNELS: Final = 11
 
 
 @dataclass(frozen=True, slots=True)
 class PmdStreamSpec:
-    """A PMD stream the device offers: its only settings, and how it packs samples."""
+    """A PMD stream the device offers, and how it packs samples.
+
+    Its settings: one rate, one resolution, one channel count, ranges to choose from; its factor.
+    """
 
     measurement: str
     sample_rate_hz: int
@@ -84,12 +89,29 @@ class PmdStreamSpec:
     resolution_bits: int
     samples_per_packet: int
     compressed: bool
+    ranges: tuple[int, ...] = ()
+    factor: float = 1.0  # said in the answer to a start, as Polar's gyroscopes do
 
     def settings(self) -> pmd.StreamSettings:
         """The settings a central must ask for."""
         return pmd.StreamSettings(
-            self.measurement, self.sample_rate_hz, self.resolution_bits, self.channels
+            self.measurement,
+            self.sample_rate_hz,
+            self.resolution_bits,
+            self.channels,
+            max(self.ranges) if self.ranges else None,
         )
+
+    def offer(self) -> pmd_settings.Offer:
+        """What the device answers GET_MEASUREMENT_SETTINGS with."""
+        offer: pmd_settings.Offer = {
+            "sample_rate_hz": (self.sample_rate_hz,),
+            "resolution_bits": (self.resolution_bits,),
+        }
+        if self.ranges:
+            offer["range"] = self.ranges
+        offer["channels"] = (self.channels,)
+        return offer
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +146,8 @@ class SimDeviceSpec:
     blood_pressure_interval_s: float | None = None
     battery_pct: float = 90.0
     battery_drain_pct_per_h: float = 2.0
-    pmd: PmdStreamSpec | None = None
+    pmd: PmdStreamSpec | None = None  # the device's main stream
+    more_pmd: tuple[PmdStreamSpec, ...] = ()  # offered too, streamed once a central starts them
     malformed_rate: float = 0.0
     clock_offset_s: float = 0.0
     # switched on this long (simulated) after the world starts: devices switched on together
@@ -152,9 +175,19 @@ PRESETS: Final[dict[Model, dict[str, object]]] = {
         "records_kept": 500,
         "pmd": PmdStreamSpec("ppg", 55, 4, 22, 11, compressed=False),
     },
-    "strap": {"pmd": PmdStreamSpec("ecg", 130, 1, 14, 73, compressed=False)},
+    # H10: ECG, and an accelerometer (2-8 G); Verity Sense: PPG, PPI, accelerometer, gyroscope
+    "strap": {
+        "pmd": PmdStreamSpec("ecg", 130, 1, 14, 73, compressed=False),
+        "more_pmd": (PmdStreamSpec("acc", 25, 3, 16, 12, compressed=True, ranges=(2, 4, 8)),),
+    },
     "armband": {
         "pmd": PmdStreamSpec("ppg", 135, 4, 22, 36, compressed=True),
+        "more_pmd": (
+            PmdStreamSpec("acc", 52, 3, 16, 24, compressed=True, ranges=(8,)),
+            PmdStreamSpec(
+                "gyro", 52, 3, 16, 24, compressed=True, ranges=(250, 500, 1000, 2000), factor=0.061
+            ),
+        ),
         "ppi_interval_s": 1.0,
     },
     "patch": {"pmd": PmdStreamSpec("ecg", 500, 3, 24, 100, compressed=True)},
@@ -205,12 +238,24 @@ def _largest_frame(p: PmdStreamSpec, n: int) -> int:
     return len(pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits))
 
 
+def _refusal(own: PmdStreamSpec, settings: dict[int, int]) -> int | None:
+    """The status a start with ``settings`` is refused with; None: it is taken."""
+    if settings.get(pmd.SETTING_SAMPLE_RATE) != own.sample_rate_hz:
+        return _STATUS_INVALID_SAMPLE_RATE
+    if settings.get(pmd.SETTING_CHANNELS) != own.channels:
+        return _STATUS_INVALID_CHANNELS
+    if own.ranges and settings.get(pmd.SETTING_RANGE) not in own.ranges:
+        return _STATUS_INVALID_RANGE
+    return None
+
+
 @dataclass(slots=True)
 class _PmdState:
     spec: PmdStreamSpec
     frame_samples: int  # samples a tick takes (the most a notification carries, at MTU 247)
     fitted: dict[int, int] = field(default_factory=dict)  # ATT MTU -> samples a notification
     streaming: bool = False
+    measured: bool = False  # from power-on (the main stream), or once a central starts it
     started_s: float = 0.0  # simulated time of the last start
     counters: StreamCounters = field(default_factory=StreamCounters)
 
@@ -234,9 +279,10 @@ class SimDevice(SimPeripheral):
         self.passkey = spec.passkey
         self.faults_played: dict[str, int] = {}
         self.counters: dict[str, StreamCounters] = {}
-        self._pmd = (
-            _PmdState(spec.pmd, frame_samples(spec.pmd, NOTIFY_MAX_BYTES)) if spec.pmd else None
-        )
+        self._pmd = {
+            p.measurement: _PmdState(p, frame_samples(p, NOTIFY_MAX_BYTES), measured=p is spec.pmd)
+            for p in (*((spec.pmd,) if spec.pmd else ()), *spec.more_pmd)
+        }
         # what the cuff remembers, oldest first; sequence numbers count every measurement
         self.records: deque[BloodPressureRecord] = deque(maxlen=spec.records_kept or None)
         self.spot_checks: deque[PlxSpotCheck] = deque(maxlen=spec.records_kept or None)
@@ -321,16 +367,21 @@ class SimDevice(SimPeripheral):
                 )
             ),
         )
-        if self._pmd is not None:
-            service(
-                pmd.PMD_SERVICE,
-                (pmd.PMD_CONTROL_POINT, ("read", "write", "indicate")),
-                (pmd.PMD_DATA, ("notify",)),
-            )
-            self.counters[self._pmd.spec.measurement] = self._pmd.counters
-            if s.ppi_interval_s:
-                self.counters["ppi"] = StreamCounters()
+        if self._pmd:
+            table.append(self._pmd_service())
         return tuple(table)
+
+    def _pmd_service(self) -> SimService:
+        """Polar's PMD service, for the streams the device offers."""
+        for measurement, state in self._pmd.items():
+            self.counters[measurement] = state.counters
+        if self.spec.ppi_interval_s:
+            self.counters["ppi"] = StreamCounters()
+        chars = (
+            SimCharacteristic(pmd.PMD_CONTROL_POINT, ("read", "write", "indicate")),
+            SimCharacteristic(pmd.PMD_DATA, ("notify",)),
+        )
+        return SimService(pmd.PMD_SERVICE, chars)
 
     def _motion_service(self) -> SimService | None:
         """InfiniTime's Motion Service, for the streams the device has."""
@@ -357,12 +408,12 @@ class SimDevice(SimPeripheral):
             (s.blood_pressure_interval_s, self._blood_pressure_tick),
             (s.steps_interval_s, self._steps_tick),
             (s.motion_interval_s, self._motion_tick),
-            (s.ppi_interval_s if self._pmd is not None else None, self._ppi_tick),
+            (s.ppi_interval_s if self._pmd else None, self._ppi_tick),
             (60.0, self._battery_tick),
         ]
-        if self._pmd is not None:
-            p = self._pmd.spec
-            ticks.append((self._pmd.frame_samples / p.sample_rate_hz, self._pmd_tick))
+        for state in self._pmd.values():
+            pmd_tick = functools.partial(self._pmd_tick, state)
+            ticks.append((state.frame_samples / state.spec.sample_rate_hz, pmd_tick))
         for interval_s, tick in ticks:
             if interval_s:
                 self.every(interval_s, tick)
@@ -515,22 +566,23 @@ class SimDevice(SimPeripheral):
                 1,
             )
 
-    def _pmd_tick(self, k: int) -> None:
-        assert self._pmd is not None
-        p = self._pmd.spec
-        n = self._pmd.frame_samples
+    def _pmd_tick(self, state: _PmdState, k: int) -> None:
+        if not state.measured:  # a stream no central asked for
+            return
+        p = state.spec
+        n = state.frame_samples
         t = (np.arange(k * n, (k + 1) * n, dtype=np.float64) + 1.0) / p.sample_rate_hz
         samples = self._pmd_samples(p, t)
         # A tick the loop ran late, after a new start, is for a time the stream was stopped:
         # a device never sends samples it was not taking.
-        if not self._pmd.streaming or self.started_utc_s + float(t[-1]) < self._pmd.started_s:
-            self._pmd.counters.produced += n
-            self._pmd.counters.lost_link_down += n
+        if not state.streaming or self.started_utc_s + float(t[-1]) < state.started_s:
+            state.counters.produced += n
+            state.counters.lost_link_down += n
             return
         # A link with a smaller MTU gets the same samples in shorter frames, as Polar's do.
-        fitted = self._pmd.fitted.get(self.mtu)
+        fitted = state.fitted.get(self.mtu)
         if fitted is None:
-            fitted = self._pmd.fitted[self.mtu] = frame_samples(p, self.mtu - 3)
+            fitted = state.fitted[self.mtu] = frame_samples(p, self.mtu - 3)
         frame_type = pmd.COMPRESSED if p.compressed else 0
         for start in range(0, n, fitted):
             part = slice(start, start + fitted)
@@ -539,12 +591,16 @@ class SimDevice(SimPeripheral):
             timestamp_ns = int((device_time_s - pmd.POLAR_EPOCH_S) * 1e9)
             frame = pmd.PmdFrame(p.measurement, frame_type, timestamp_ns, samples[part])
             payload = pmd.encode_pmd_data(frame, resolution_bits=p.resolution_bits)
-            self.send(pmd.PMD_DATA, payload, self._pmd.counters, len(samples[part]))
+            self.send(pmd.PMD_DATA, payload, state.counters, len(samples[part]))
 
     def _pmd_samples(self, p: PmdStreamSpec, t: NDArray[np.float64]) -> NDArray[np.int32]:
         if p.measurement == "ecg":
             microvolts = self.heart.ecg_mv(t, p.channels) * 1000.0
             return (microvolts + self.heart.noise(microvolts.shape, 8.0)).astype(np.int32)
+        if p.measurement in ("acc", "gyro", "mag"):  # at rest: gravity on z (mG), no turning
+            at_rest = np.array([0.0, 0.0, 1000.0 if p.measurement == "acc" else 0.0])
+            noise = self.heart.noise((len(t), p.channels), 6.0)
+            return (at_rest[: p.channels] + noise).astype(np.int32)
         wave = self.heart.pulse_wave(t)
         gains = np.array([30000.0, 22000.0, 15000.0, 0.0])[: p.channels]
         offsets = np.array([250000.0, 210000.0, 180000.0, 4000.0])[: p.channels]
@@ -593,6 +649,9 @@ class SimDevice(SimPeripheral):
             return encode_current_time(self._current_time())
         if uuid in self.strings:
             return self.strings[uuid].encode()
+        if uuid == pmd.PMD_CONTROL_POINT and self._pmd:
+            ppi_offered = ("ppi",) if self.spec.ppi_interval_s else ()
+            return pmd_settings.encode_features((*self._pmd, *ppi_offered))
         return super().read(uuid)
 
     def write(self, uuid: str, data: bytes) -> None:
@@ -612,48 +671,56 @@ class SimDevice(SimPeripheral):
                     self.clock_offset_s = written - self.clock.now_s()
                     self.clock_sets += 1
             return
-        if uuid != pmd.PMD_CONTROL_POINT or self._pmd is None:
+        if uuid != pmd.PMD_CONTROL_POINT or not self._pmd:
             super().write(uuid, data)
             return
         try:
             op, measurement, settings = pmd.parse_command(data)
         except DecodeError:
             return
-        own = self._pmd.spec
-        if measurement == "ppi" and self.spec.ppi_interval_s:
-            self.ppi_streaming = op == pmd.OP_START
-            status = _STATUS_SUCCESS
-        elif measurement != own.measurement:
-            status = _STATUS_NOT_SUPPORTED
-        elif op == pmd.OP_STOP:
-            self._pmd.streaming = False
-            status = _STATUS_SUCCESS
-        elif settings.get(pmd.SETTING_SAMPLE_RATE) != own.sample_rate_hz:
-            status = _STATUS_INVALID_SAMPLE_RATE
-        elif settings.get(pmd.SETTING_CHANNELS) != own.channels:
-            status = _STATUS_INVALID_CHANNELS
-        else:
-            # A start on a stalled stream is what un-sticks it on real straps.
-            self._pmd.streaming = True
-            self._pmd.started_s = self.clock.now_s()
-            self.unstall(pmd.PMD_DATA)
-            status = _STATUS_SUCCESS
-        self.indicate(
-            pmd.PMD_CONTROL_POINT, pmd.encode_control_point_response(op, measurement, status)
-        )
+        status, parameters = self._pmd_command(op, measurement, settings)
+        answer = pmd.encode_control_point_response(op, measurement, status, parameters)
+        self.indicate(pmd.PMD_CONTROL_POINT, answer)
+
+    def _pmd_command(
+        self, op: int, measurement: str, settings: dict[int, int]
+    ) -> tuple[int, bytes]:
+        """A PMD command carried out: its status, and the parameters of the answer."""
+        if measurement == "ppi" and self.spec.ppi_interval_s:  # no settings
+            if op != pmd.OP_GET_SETTINGS:
+                self.ppi_streaming = op == pmd.OP_START
+            return _STATUS_SUCCESS, b""
+        state = self._pmd.get(measurement)
+        if state is None:
+            return _STATUS_NOT_SUPPORTED, b""
+        own = state.spec
+        if op == pmd.OP_GET_SETTINGS:
+            return _STATUS_SUCCESS, pmd_settings.encode_settings(own.offer())
+        if op == pmd.OP_STOP:
+            state.streaming = False
+            return _STATUS_SUCCESS, b""
+        refusal = _refusal(own, settings)
+        if refusal is not None:
+            return refusal, b""
+        # A start on a stalled stream is what un-sticks it on real straps.
+        state.streaming = state.measured = True
+        state.started_s = self.clock.now_s()
+        self.unstall(pmd.PMD_DATA)
+        return _STATUS_SUCCESS, pmd_settings.encode_settings({"factor": (own.factor,)})
 
     def stop_measurement(self) -> None:
-        """Fault: the device ends its PMD stream itself (charger, low battery) and says so."""
-        if self._pmd is None or not self._pmd.streaming:
+        """Fault: the device ends its PMD streams itself (charger, low battery) and says so."""
+        streaming = tuple(m for m, state in self._pmd.items() if state.streaming)
+        if not streaming:
             return
-        self._pmd.streaming = False
-        stopped = pmd.encode_measurement_stopped((self._pmd.spec.measurement,))
-        self.indicate(pmd.PMD_CONTROL_POINT, stopped)
+        for measurement in streaming:
+            self._pmd[measurement].streaming = False
+        self.indicate(pmd.PMD_CONTROL_POINT, pmd.encode_measurement_stopped(streaming))
 
     def on_link_closed(self) -> None:
         """A new link must start PMD again (as on a Polar device); a record transfer stops."""
-        if self._pmd is not None:
-            self._pmd.streaming = False
+        for state in self._pmd.values():
+            state.streaming = False
         self.ppi_streaming = False
         self._transfer = 0
 

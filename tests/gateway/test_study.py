@@ -257,3 +257,64 @@ async def test_study_commands_over_mqtt_are_answered_with_their_id(
     assert answers["a2"]["result"]["session_id"] == answers["a1"]["result"]["id"]
     assert answers["a3"]["error"].startswith("action: one of")
     assert "P017 has an open session" in answers["a4"]["error"]
+
+
+async def test_the_settings_a_stream_started_with_are_noted_with_the_wearers_session(
+    tmp_path: Path, emulator: TestServer
+) -> None:
+    """Test a strap asked for ECG at 250 Hz (it offers 130) and its accelerometer: each start
+    leaves one marker with the settings used and what config asked, labelled like the rows,
+    and the ECG rows say 130 Hz."""
+    raw = daemon_config(
+        tmp_path,
+        str(emulator.make_url("")),
+        [{"model": "strap", "address": "5A:00:00:00:00:01"}],
+        [
+            {
+                "id": "s1",
+                "address": "5A:00:00:00:00:01",
+                "participant": "P017",
+                "pmd": [
+                    {
+                        "measurement": "ecg",
+                        "sample_rate_hz": 250,
+                        "resolution_bits": 14,
+                        "channels": 1,
+                    },
+                    {
+                        "measurement": "acc",
+                        "sample_rate_hz": 25,
+                        "resolution_bits": 16,
+                        "channels": 3,
+                    },
+                ],
+            }
+        ],
+    )
+    daemon = Daemon(Settings.model_validate(raw))
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await daemon.wait_ready()
+
+        async def both_streaming() -> bool:
+            streams = (await daemon.statistics()).devices[0].streams
+            return {s.stream for s in streams if s.units > 0} >= {"ecg", "acc"}
+
+        await wait_for(both_streaming)
+    finally:
+        daemon.stop()
+        await runner
+    with sqlite3.connect(tmp_path / "wgw.sqlite") as db:
+        markers = db.execute("SELECT text, participant_id FROM markers ORDER BY id").fetchall()
+        rates = dict(
+            db.execute(
+                "SELECT DISTINCT stream, sample_rate_hz FROM records WHERE kind = 'waveform'"
+            )
+        )
+    ecg = (
+        "s1: PMD ecg started: sample_rate_hz=130 resolution_bits=14 channels=1 range=None"
+        " factor=1 (config asked sample_rate_hz=250)"
+    )
+    acc = "s1: PMD acc started: sample_rate_hz=25 resolution_bits=16 channels=3 range=8 factor=1"
+    assert markers == [(ecg, "P017"), (acc, "P017")]
+    assert rates == {"ecg": 130.0, "acc": 25.0}
