@@ -16,10 +16,14 @@ from drivers.ble.decoding import stream_of
 from drivers.ble.device_clock import DeviceClock
 from drivers.ble.streams import StreamTracker
 from drivers.frames import Frame, VitalReading, WaveformChunk
+from drivers.polar.pmd_settings import physical
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
+
+    import numpy as np
+    from numpy.typing import NDArray
 
     from drivers.ble.decoding import Vital, Waveform
     from drivers.errors import DecodeError
@@ -85,18 +89,34 @@ class Framer:
     def waveform(self, waveform: Waveform, received_s: float) -> list[Frame]:
         """A PMD chunk placed by the device's clock (and the gap before it, if one opened)."""
         frame, settings = waveform.frame, waveform.settings
-        n = frame.samples.shape[0]
         rate = float(settings.sample_rate_hz)
-        device_last_s = frame.last_sample_utc_s
+        device_first_s = frame.last_sample_utc_s - (frame.samples.shape[0] - 1) / rate
+        samples = physical(frame.measurement, frame.samples, settings.factor, frame.frame_type)
+        return self.samples(frame.measurement, samples, rate, device_first_s, received_s)
+
+    def samples(
+        self,
+        stream: str,
+        samples: NDArray[np.int32],
+        rate: float,
+        device_first_s: float,
+        received_s: float,
+    ) -> list[Frame]:
+        """Samples of ``stream`` placed by the device's clock, and the gap before them.
+
+        ``device_first_s``: the device's time of the first sample, in any epoch it keeps.
+        """
+        n = samples.shape[0]
+        device_last_s = device_first_s + (n - 1) / rate
         self.device_clock.observe(device_last_s, received_s)
         t_last = self.device_clock.to_utc(device_last_s)
         t0 = t_last - (n - 1) / rate
-        tracker = self.trackers[frame.measurement]
-        self._heard(frame.measurement)
-        gap = tracker.data(t0, t_last + 1.0 / rate, n, device_t0_s=device_last_s - (n - 1) / rate)
-        chunk = WaveformChunk(
-            self.device_id, frame.measurement, tracker.next_seq(), t0, rate, frame.samples
-        )
+        tracker = self.tracker(stream)
+        if tracker.rate_hz is None:
+            tracker.rate_hz = rate
+        self._heard(stream)
+        gap = tracker.data(t0, t_last + 1.0 / rate, n, device_t0_s=device_first_s)
+        chunk = WaveformChunk(self.device_id, stream, tracker.next_seq(), t0, rate, samples)
         return [gap, chunk] if gap else [chunk]
 
     def malformed(self, uuid: str, data: bytes, exc: DecodeError) -> None:

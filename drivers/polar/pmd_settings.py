@@ -14,11 +14,15 @@ import struct
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
 from drivers.errors import DecodeError
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+    from numpy.typing import NDArray
 
 FEATURE_READ: Final = 0x0F
 
@@ -171,6 +175,31 @@ def nearest(wanted: pmd.StreamSettings, offer: Offer) -> Choice:
         range_=range_,
     )
     return Choice(settings, changed)
+
+
+# measurement -> what one unit of sample x factor is in the gateway's unit (polar-ble-sdk's
+# units: ACC milli-G, gyroscope deg/s, magnetometer gauss; the gateway's: milli-G, millidegrees
+# per second and nT, as for Movesense)
+_TO_GATEWAY_UNITS: Final = {"acc": 1.0, "gyro": 1000.0, "mag": 100_000.0}
+
+
+def physical(
+    measurement: str, samples: NDArray[np.int32], factor: float, frame_type: int = 0
+) -> NDArray[np.int32]:
+    """Samples in the gateway's units: the factor applied (ACC, gyroscope, magnetometer).
+
+    ECG (µV) and PPG (counts) are as sent. A magnetometer's frame type 1 is in milligauss,
+    its fourth channel the calibration status (kept as sent).
+    """
+    scale = _TO_GATEWAY_UNITS.get(measurement)
+    if scale is None or (scale == 1.0 and factor == 1.0):
+        return samples
+    if measurement == "mag" and frame_type & 0x7F == 1:
+        scale /= 1000.0
+    scaled = samples.astype(np.float64)
+    scaled[:, :3] *= factor * scale
+    limit = float(np.iinfo(np.int32).max)
+    return np.clip(np.rint(scaled), -limit, limit).astype(np.int32)
 
 
 def with_factor(settings: pmd.StreamSettings, start_answer: bytes) -> pmd.StreamSettings:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
 from drivers.ble.link_spec import DeviceSpec
@@ -85,7 +86,7 @@ async def test_a_stream_the_device_does_not_offer_is_refused_by_name(
 @pytest.mark.parametrize("kind", BACKENDS)
 async def test_the_gyroscope_factor_comes_from_the_start_answer(kind: str) -> None:
     """Test a Verity-like arm band's gyroscope: the start's answer gives its factor (deg/s per
-    count), kept with the stream's settings; every sample arrives."""
+    count), kept with the stream's settings and applied; every sample arrives."""
     band = SimDevice(preset("armband", "5A:00:00:00:02:04", "Band"))
     spec = DeviceSpec("band", band.address, (pmd.StreamSettings("gyro", 52, 16, 3),))
     link, frames = await stream_until(band, spec, kind, lambda f: received(f, "gyro") >= 100)
@@ -94,3 +95,6 @@ async def test_the_gyroscope_factor_comes_from_the_start_answer(kind: str) -> No
     stats = link.statistics()
     assert stats.pmd is not None and stats.pmd["gyro"]["factor"] == pytest.approx(0.061)
     assert stats.pmd["gyro"]["range"] == 2000
+    # stored in millidegrees/s: each count x 0.061 deg/s x 1000
+    gyro = np.concatenate([f.samples for f in frames if isinstance(f, WaveformChunk)])
+    assert np.any(gyro != 0) and np.all(gyro % 61 == 0)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,6 +44,20 @@ def test_a_start_answer_gives_the_factor_as_a_float() -> None:
     assert answer.hex() == "0501" + "23db793d"  # 0.061: float32 0x3D79DB23, little-endian
     assert pmd_settings.with_factor(settings, answer).factor == pytest.approx(0.061)
     assert pmd_settings.with_factor(settings, b"").factor == 1.0
+
+
+def test_the_factor_puts_samples_in_the_gateways_units() -> None:
+    """ACC in milli-G (factor 1: as sent), gyroscope in millidegrees/s, magnetometer in nT
+    (type 0 gauss, type 1 milligauss)."""
+    counts = np.array([[100, -200, 0]], dtype=np.int32)
+    assert pmd_settings.physical("acc", counts, 1.0).tolist() == [[100, -200, 0]]
+    assert pmd_settings.physical("gyro", counts, 0.061).tolist() == [[6100, -12200, 0]]
+    assert pmd_settings.physical("mag", counts, 0.0015).tolist() == [[15000, -30000, 0]]
+    status = np.array([[100, -200, 0, 3]], dtype=np.int32)  # type 1: calibration status
+    assert pmd_settings.physical("mag", status, 1.0, frame_type=0x81).tolist() == [
+        [10000, -20000, 0, 3]
+    ]
+    assert pmd_settings.physical("ecg", counts, 1.0) is counts
 
 
 def test_the_feature_read_names_every_measurement_by_its_bit() -> None:
