@@ -20,6 +20,8 @@ from drivers.gatt.device_information import STRING_CHARACTERISTICS, decode_devic
 from drivers.gatt.heart_rate import decode_heart_rate_measurement
 from drivers.gatt.plx import decode_plx_continuous, decode_plx_spot_check
 from drivers.gatt.temperature import decode_temperature_measurement
+from drivers.movesense import gsp
+from drivers.movesense.resources import decode_data, parse_path
 from drivers.polar import pmd, pmd_settings, ppi
 
 JsonDecoder = Callable[[bytes], dict[str, object]]
@@ -46,6 +48,24 @@ def _pmd_json(channels: int | None, resolution_bits: int | None) -> JsonDecoder:
         return pmd.decode_pmd_data(
             data, channels=channels, resolution_bits=resolution_bits
         ).to_json()
+
+    return decode
+
+
+def _movesense_json(path: str | None) -> JsonDecoder:
+    """A GSP notification: a command's result, or (given its resource's path) its data."""
+
+    def decode(data: bytes) -> dict[str, object]:
+        packet = gsp.decode_packet(data)
+        if packet.kind == gsp.RESULT:
+            return {"reference": packet.reference, "status": packet.status()}
+        if path is None:
+            raise DecodeError(gsp.PROFILE, "data needs its resource: --path /Meas/...")
+        try:
+            resource = parse_path(path)
+        except ValueError as exc:
+            raise DecodeError(gsp.PROFILE, str(exc)) from None
+        return {"reference": packet.reference, **decode_data(resource, packet.body).to_json()}
 
     return decode
 
@@ -85,6 +105,7 @@ _ENTRIES: Final = [
     Characteristic(
         pmd.CONTROL_POINT_PROFILE, pmd.PMD_CONTROL_POINT, pmd_settings.control_point_json
     ),
+    Characteristic(gsp.PROFILE, gsp.DATA_CHARACTERISTIC, _movesense_json(None)),
     Characteristic(
         infinitime.STEP_PROFILE,
         infinitime.STEP_COUNT,
@@ -123,14 +144,20 @@ def decode_json(
     *,
     channels: int | None = None,
     resolution_bits: int | None = None,
+    path: str | None = None,
 ) -> dict[str, object]:
-    """Decode ``data`` as ``characteristic``; PMD frames may need their stream's settings.
+    """Decode ``data`` as ``characteristic``.
+
+    PMD frames may need their stream's settings, Movesense data its resource's path (a split
+    notification: the DATA packet, then the bodies of its parts).
 
     Raises:
         DecodeError: The payload is malformed.
     """
     if characteristic.uuid == pmd.PMD_DATA:
         return _pmd_json(channels, resolution_bits)(data)
+    if characteristic.uuid == gsp.DATA_CHARACTERISTIC:
+        return _movesense_json(path)(data)
     return characteristic.decode_json(data)
 
 

@@ -143,6 +143,7 @@ def _device_spec(device: DeviceConfig, cursors: dict[str, int | None] | None) ->
         pairing=device.pairing,
         passkey=int(passkey) if passkey is not None else None,
         set_clock=device.set_clock,
+        movesense=device.movesense,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Self
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,6 +33,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from drivers.movesense.resources import parse_path
 from gateway.errors import ConfigError
 
 MacAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")]
@@ -59,7 +61,9 @@ class SimFaultConfig(_Section):
 class SimDeviceConfig(_Section):
     """One simulated device (``ble.backend: sim``); unset fields take the model's defaults."""
 
-    model: Literal["watch", "strap", "armband", "patch", "cuff", "oximeter", "pinetime"] = "watch"
+    model: Literal[
+        "watch", "strap", "armband", "patch", "cuff", "oximeter", "pinetime", "movesense"
+    ] = "watch"
     address: MacAddress
     name: str | None = Field(None, min_length=1, max_length=29)
     seed: int = 1
@@ -169,12 +173,23 @@ class PmdStreamConfig(_Section):
         return self
 
 
+def _movesense_path(path: str) -> str:
+    parse_path(path)  # ValueError: says what the gateway reads
+    return path
+
+
+MovesensePath = Annotated[str, AfterValidator(_movesense_path)]
+
+
 class DeviceConfig(_Section):
     """A device the gateway connects to."""
 
     id: TopicSafeId
     address: MacAddress
     pmd: tuple[PmdStreamConfig, ...] = ()
+    movesense: tuple[MovesensePath, ...] = Field(
+        (), description="Movesense resources to subscribe: /Meas/ECG/250, /Meas/IMU6/52, ..."
+    )
     participant: TopicSafeId | None = Field(None, description="who wears it (study context)")
     site: str | None = Field(None, max_length=64)
     study: str | None = Field(None, max_length=64)

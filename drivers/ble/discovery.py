@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 from bleak import BleakScanner
 
 from drivers.gatt import infinitime, uuids
+from drivers.movesense import gsp
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ PROFILES: Final = {
     uuids.DEVICE_INFORMATION_SERVICE: "device_information",
     pmd.PMD_SERVICE: "polar_pmd",
     infinitime.MOTION_SERVICE: "infinitime_motion",
+    gsp.SERVICE: "movesense_gsp",
 }
 
 

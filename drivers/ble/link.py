@@ -31,6 +31,7 @@ from drivers.ble.decoding import VITAL_STREAMS
 from drivers.ble.framing import Framer
 from drivers.ble.gatt_table import find
 from drivers.ble.link_spec import DeviceSpec, LinkStatistics, LinkTimings
+from drivers.ble.movesense_streams import MovesenseStreams, streams_of
 from drivers.ble.mtu import agreed_mtu
 from drivers.ble.pmd_start import PmdStarter
 from drivers.ble.record_transfers import RecordTransfers
@@ -42,6 +43,7 @@ from drivers.gatt.battery import decode_battery_level
 from drivers.gatt.current_time import CurrentTime, encode_current_time
 from drivers.gatt.device_information import decode_device_information_string
 from drivers.gatt.fields import DateTime
+from drivers.movesense import gsp
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
@@ -132,6 +134,8 @@ class DeviceLink:
             t.notification_queue_max, FullPolicy.DROP_NEWEST
         )
         self._pmd = PmdStarter(spec.device_id, spec.pmd_streams, self._log, t.gatt_timeout_s)
+        self._movesense = MovesenseStreams(spec.device_id, spec.movesense, self._log)
+        self._gsp_command: BleakGATTCharacteristic | None = None
         self._mtu: int | None = None
         self._told_encryption = False  # the log said what an encrypted device needs
         self._watchdog = Watchdog(
@@ -142,6 +146,8 @@ class DeviceLink:
             log=self._log,
         )
         self._framer = Framer(spec.device_id, spec.pmd_streams, self._watchdog.heard, self._log)
+        for stream, rate in self._movesense.rates().items():
+            self._framer.tracker(stream).rate_hz = rate
         self._transfers = (
             RecordTransfers(
                 self._framer,
@@ -178,7 +184,9 @@ class DeviceLink:
             connects=self._connects,
             links_lost=self._links_lost,
             notifications=self._notifications,
-            decode_errors=framer.unattributed_errors + sum(t.decode_errors for t in trackers),
+            decode_errors=framer.unattributed_errors
+            + sum(t.decode_errors for t in trackers)
+            + self._movesense.broken,
             dropped_queue_full=self._queue.dropped,
             queue_high_water=self._queue.high_water,
             readings=sum(t.units for t in trackers if t.rate_hz is None),
@@ -195,7 +203,7 @@ class DeviceLink:
             backfill=self._transfers.statistics() if self._transfers else None,
             failures=dict(self._reconnects.by_class),
             mtu=self._mtu,
-            not_started=dict(self._pmd.not_started),
+            not_started={**self._pmd.not_started, **self._movesense.not_started},
             pmd=self._pmd.started_json(),
             address=self.spec.address,
         )
@@ -406,6 +414,29 @@ class DeviceLink:
         self._pmd_control = control
         if self.spec.pmd_streams and data is not None and control is not None:
             await self._start_pmd(client, control, data)
+        if self.spec.movesense:
+            await self._subscribe_movesense(client)
+
+    async def _subscribe_movesense(self, client: BleakClient) -> None:
+        """Subscribe the configured Movesense resources over GSP (or say the device has none)."""
+        data = find(client.services, gsp.DATA_CHARACTERISTIC)
+        command = find(client.services, gsp.COMMAND, beside=data) if data else None
+        self._gsp_command = command
+        if data is None or command is None:
+            if not self._movesense.not_started:
+                self._log.error(
+                    "%s: movesense is configured, but the device has no GATT SensorData"
+                    " service (is gatt_sensordata_app its firmware?)",
+                    self.spec.device_id,
+                )
+            self._movesense.not_started = dict.fromkeys(self.spec.movesense, "no GSP service")
+            return
+        await client.start_notify(data, self._on_notify)
+        await self._movesense.subscribe(client, command)
+        for r in self._movesense.resources.values():
+            for stream in streams_of(r):
+                if stream != "temperature":  # once a second, and no worse for a pause
+                    self._watchdog.watch(stream)
 
     async def _set_clock(self, client: BleakClient) -> None:
         """Write the host's local time to the device's Current Time, as companion apps do."""
@@ -449,6 +480,9 @@ class DeviceLink:
                 await self._note(news)
 
     async def _resubscribe(self, client: BleakClient, stream: str) -> None:
+        if self._gsp_command is not None and self._movesense.feeds(stream):
+            await self._movesense.resubscribe(client, self._gsp_command, stream)
+            return
         settings = self._pmd.settings.get(stream)
         if settings is not None and self._pmd_control is not None:
             await client.write_gatt_char(self._pmd_control, pmd.start_command(settings))
@@ -486,8 +520,11 @@ class DeviceLink:
             transfers.hold(uuid, data, received_s)  # after the records, in time order
             return
         try:
-            decoded = decoding.decode(uuid, data, self._pmd.settings, as_record=as_record)
-            frames = self._frames(decoded, received_s)
+            if uuid == gsp.DATA_CHARACTERISTIC and self.spec.movesense:
+                frames = self._movesense_frames(data, received_s)
+            else:
+                decoded = decoding.decode(uuid, data, self._pmd.settings, as_record=as_record)
+                frames = self._frames(decoded, received_s)
         except DecodeError as exc:
             self._framer.malformed(uuid, data, exc)
             if transfers is not None:
@@ -495,6 +532,22 @@ class DeviceLink:
             return
         for frame in frames:
             await self._emit(frame)
+
+    def _movesense_frames(self, data: bytes, received_s: float) -> list[Frame]:
+        """A GSP notification's frames, once its data is whole.
+
+        Raises:
+            DecodeError: It breaks the protocol or its resource's layout.
+        """
+        frames: list[Frame] = []
+        for item in self._movesense.decode(data):
+            if isinstance(item, decoding.Vital):
+                frames += self._framer.vital(item, received_s)
+            else:
+                frames += self._framer.samples(
+                    item.stream, item.samples, item.rate_hz, item.device_first_s, received_s
+                )
+        return frames
 
     def _frames(self, decoded: decoding.Decoded, received_s: float) -> list[Frame]:
         """What a decoded notification becomes.

@@ -33,6 +33,8 @@ class DeviceSpec:
     # write the host's local time to the device's Current Time at each connect (a PineTime
     # has no other source of time: its companion app sets it so)
     set_clock: bool = False
+    # Movesense resources to subscribe over GSP at each connect (``/Meas/ECG/250``, ...)
+    movesense: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,9 @@
 - ``pinetime``: a PineTime running InfiniTime: heart rate (once a second), battery,
   and InfiniTime's Motion Service: the step count (notified as it changes) and raw
   accelerometer X/Y/Z (notified ten times a second).
+- ``movesense``: a Movesense sensor running Movesense's ``gatt_sensordata_app``: battery, and
+  its GATT SensorData Protocol (ECG at 125-512 Hz, IMU6/IMU9 at 13-1666 Hz, HR with RR,
+  temperature), each resource streamed once a central subscribes to it by path.
 - ``oximeter``: a spot-check pulse oximeter: a spot-check every 10 minutes, the last 100 kept
   and given back over RACP as the Pulse Oximeter Service does (all records or none: no
   filter, so a collector goes by their time), its clock readable, battery.
@@ -50,8 +53,11 @@ from drivers.gatt.plx import (
     encode_plx_spot_check,
 )
 from drivers.gatt.temperature import TemperatureMeasurement, encode_temperature_measurement
+from drivers.movesense import gsp
 from drivers.polar import pmd, pmd_settings, ppi
 from drivers.sim import signals
+from drivers.sim.movesense import STREAMS as GSP_STREAMS
+from drivers.sim.movesense import GspServer
 from drivers.sim.peripheral import (
     SUPERVISION_TIMEOUT,
     AttError,
@@ -67,7 +73,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-Model = Literal["watch", "strap", "armband", "patch", "cuff", "oximeter", "pinetime"]
+Model = Literal["watch", "strap", "armband", "patch", "cuff", "oximeter", "pinetime", "movesense"]
 
 _STATUS_SUCCESS: Final = 0
 _STATUS_NOT_SUPPORTED: Final = 3
@@ -165,6 +171,7 @@ class SimDeviceSpec:
     motion_interval_s: float | None = None  # and raw accelerometer values
     clock_settable: bool = False  # its Current Time takes writes (a PineTime's companion app)
     ppi_interval_s: float | None = None  # PMD PPI (Verity Sense): a frame this often, once started
+    movesense: bool = False  # Movesense's GATT SensorData Protocol
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -198,6 +205,7 @@ PRESETS: Final[dict[Model, dict[str, object]]] = {
         "battery_drain_pct_per_h": 0.5,
     },
     "pinetime": {"steps_interval_s": 5.0, "motion_interval_s": 0.1, "clock_settable": True},
+    "movesense": {"heart_rate_interval_s": None, "movesense": True, "battery_drain_pct_per_h": 1.0},
     "oximeter": {
         "heart_rate_interval_s": None,
         "spot_check_interval_s": 600.0,
@@ -297,6 +305,11 @@ class SimDevice(SimPeripheral):
             racp.OpCode.REPORT_RECORDS,
             racp.OpCode.REPORT_NUMBER,
         )
+        self._gsp = (
+            GspServer(self.heart, self.send, self.indicate, self.every, self.counters)
+            if spec.movesense
+            else None
+        )
         self.services = self._gatt_table()
         self.strings = {
             uuids.MANUFACTURER_NAME: "wearable-gateway simulator",
@@ -346,6 +359,9 @@ class SimDevice(SimPeripheral):
                 *stored,
             )
             self.counters["blood_pressure"] = StreamCounters()
+        if self._gsp is not None:
+            table.append(self._gsp.service())
+            self.counters.update({stream: StreamCounters() for stream in GSP_STREAMS})
         motion = self._motion_service()
         if motion is not None:
             table.append(motion)
@@ -664,6 +680,9 @@ class SimDevice(SimPeripheral):
         if uuid == uuids.RECORD_ACCESS_CONTROL_POINT and self.spec.records_kept:
             self._record_access(data)
             return
+        if uuid == gsp.COMMAND and self._gsp is not None:
+            self._gsp.command(data)
+            return
         if uuid == uuids.CURRENT_TIME and self.spec.clock_settable:
             with contextlib.suppress(DecodeError):  # a bad value leaves the clock as it was
                 written = decode_current_time(data).epoch_s()
@@ -721,6 +740,8 @@ class SimDevice(SimPeripheral):
         """A new link must start PMD again (as on a Polar device); a record transfer stops."""
         for state in self._pmd.values():
             state.streaming = False
+        if self._gsp is not None:
+            self._gsp.link_closed()
         self.ppi_streaming = False
         self._transfer = 0
 

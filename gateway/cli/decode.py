@@ -23,6 +23,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("payload", help="hex bytes, or - for one hex payload per stdin line")
     parser.add_argument("--channels", type=int, default=None, help="PMD compressed frames")
     parser.add_argument("--resolution", type=int, default=None, help="PMD compressed frames (bits)")
+    parser.add_argument("--path", default=None, help="Movesense data: its resource, /Meas/ECG/250")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise DecodeError(characteristic.name, "not hex") from None
         return decode_json(
-            characteristic, data, channels=args.channels, resolution_bits=args.resolution
+            characteristic,
+            data,
+            channels=args.channels,
+            resolution_bits=args.resolution,
+            path=args.path,
         )
 
     if args.payload != "-":

@@ -30,8 +30,14 @@ def test_the_demo_config_loads() -> None:
     """Test that the repository's config.yaml is valid."""
     settings = load_settings(ROOT / "config.yaml")
     assert settings.ble.backend == "sim"
-    assert [d.id for d in settings.devices] == ["watch-01", "cuff-02", "pinetime-03"]
-    assert [d.model for d in settings.ble.sim.devices] == ["watch", "cuff", "pinetime"]
+    assert [d.id for d in settings.devices] == [
+        "watch-01",
+        "cuff-02",
+        "pinetime-03",
+        "movesense-04",
+    ]
+    models = [d.model for d in settings.ble.sim.devices]
+    assert models == ["watch", "cuff", "pinetime", "movesense"]
 
 
 def test_defaults_follow_api_md(tmp_path: Path) -> None:
@@ -136,8 +142,10 @@ def test_the_example_deployment_config_loads(monkeypatch: pytest.MonkeyPatch) ->
         "p017-oximeter",
         "p017-cuff",
         "p017-pinetime",
+        "p017-movesense",
     ]
-    assert settings.devices[-1].set_clock
+    assert settings.devices[-2].set_clock
+    assert settings.devices[-1].movesense == ("/Meas/ECG/250/mV", "/Meas/IMU6/52", "/Meas/HR")
     assert settings.ble.backfill
 
 
@@ -161,6 +169,21 @@ def test_pairing_wants_a_six_digit_passkey_only_with_passkey_pairing(tmp_path: P
             load_settings(write(tmp_path, MINIMAL + device + extra))
         assert "devices[0]" in str(refused.value) and reason in str(refused.value)
         assert "12345" not in str(refused.value)
+
+
+def test_movesense_paths_the_firmware_does_not_offer_are_refused_by_path(tmp_path: Path) -> None:
+    """Test a Movesense path with a rate the firmware lacks, and one the gateway does not read:
+    each refused with its field path and what is offered."""
+    bad = MINIMAL + (
+        "devices:\n  - id: m\n    address: '5A:00:00:00:00:01'\n"
+        "    movesense: [/Meas/ECG/250, /Meas/ECG/300, /Meas/Gyro/52]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, bad))
+    problems = caught.value.problems
+    assert len(problems) == 2
+    assert problems[0].startswith("devices[0].movesense[1]: ") and "125, 128, 200" in problems[0]
+    assert problems[1].startswith("devices[0].movesense[2]: ") and "/Meas/HR" in problems[1]
 
 
 def test_ppi_takes_no_settings_and_the_waveforms_need_theirs(tmp_path: Path) -> None:
