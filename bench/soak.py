@@ -94,6 +94,11 @@ def table_rows(path: Path) -> dict[str, int]:
         return {name: db.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0] for name in names}
 
 
+def queue_drops(status: dict[str, Any]) -> int:
+    """Notifications the links' full queues dropped (counted by the daemon) in one run."""
+    return sum(int(d.get("dropped_queue_full", 0)) for d in status.get("devices", []))
+
+
 def disk_mb(folder: Path) -> float:
     """The outbox on disk: the database, its WAL and the segment files."""
     files = [p for p in folder.glob("wgw.sqlite*") if p.is_file()]
@@ -142,6 +147,7 @@ class Soak:
         self.samples: list[dict[str, Any]] = []
         self.held_after: list[int] = [0]  # stored + evicted samples after each run ended
         self.bounds: list[tuple[int, int]] = []  # (lost, bound) at each kill
+        self.queue_drops: list[int] = []  # notifications each ended run's full queues dropped
         self.daemon: asyncio.subprocess.Process | None = None
         self.config = Path()
         self.start = 0.0
@@ -195,6 +201,7 @@ class Soak:
         lost = self.held_after[-1] + received - held
         self.held_after.append(held)
         self.bounds.append((lost, received - before))
+        self.queue_drops.append(queue_drops(run.status))
         await self.spawn()
         self.down.append((down_from - 1, down_from + 5))
 
@@ -332,12 +339,20 @@ class Soak:
         held = await self.held()
         lost_at_stop = self.held_after[-1] + received - held
         sent = sim_total(last.sim, "sent")
-        unaccounted = abs(lost_at_stop) + abs(sent - received)
-        unaccounted += sum(max(0, lost - bound) + max(0, -lost) for lost, bound in self.bounds)
+        # where the books do not balance, each part on its own: what to look at
+        beyond = [max(0, lost - bound) + max(0, -lost) for lost, bound in self.bounds]
+        parts = {
+            "lost_at_stop": lost_at_stop,
+            "sent_not_received": sent - received,
+            "kills_beyond_bound": beyond,
+            "queue_drops_by_run": [*self.queue_drops, queue_drops(last.status)],
+        }
+        unaccounted = abs(lost_at_stop) + abs(sent - received) + sum(beyond)
         elapsed = time.monotonic() - self.start
         return {
             "seconds": elapsed,
             "unaccounted": unaccounted,
+            "unaccounted_parts": parts,
             "lost_at_kills": [lost for lost, _ in self.bounds],
             "kill_bounds": [bound for _, bound in self.bounds],
             "requests": requests,
@@ -429,6 +444,7 @@ async def main() -> int:
         "speed": args.speed,
         "devices": len(FLEET),
         "unaccounted": books["unaccounted"],
+        "unaccounted_parts": books["unaccounted_parts"],
         "lost_at_kills": books["lost_at_kills"],
         "kill_bounds": books["kill_bounds"],
         "growth_pct": grown,
