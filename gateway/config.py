@@ -213,6 +213,32 @@ class DeviceConfig(_Section):
         return self
 
 
+class LslConfig(_Section):
+    """Lab Streaming Layer (the ``lsl`` extra): each device stream an LSL outlet on LSL's clock.
+
+    A live lane beside MQTT: it never waits for the outbox; a full queue drops (counted).
+    """
+
+    enabled: bool = False
+    backfill: bool = Field(
+        False, description="push readings fetched from a device's memory too, at their past times"
+    )
+    marker_inlet: str | None = Field(
+        None, min_length=1, description="an LSL marker stream (by name) stored like wgw mark"
+    )
+    queue_max: int = Field(10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _library(self) -> Self:
+        if self.enabled and importlib.util.find_spec("pylsl") is None:
+            msg = (
+                "lsl.enabled needs pylsl: pip install 'wearable-gateway[lsl]'"
+                " (on a Raspberry Pi, pylsl needs a liblsl: see docs/lsl.md)"
+            )
+            raise ValueError(msg)
+        return self
+
+
 class StorageConfig(_Section):
     """The outbox: a segment log (appended once a flush interval) and its SQLite index.
 
@@ -494,6 +520,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = AlertsConfig()
     logging: LoggingConfig = LoggingConfig()
     http: HttpConfig = HttpConfig()
+    lsl: LslConfig = LslConfig()
 
     @model_validator(mode="after")
     def _device_ids_unique(self) -> Self:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from drivers.sim.world import SimWorld
     from gateway.assembly import Sinks
     from gateway.config import Settings
+    from gateway.sinks.lsl import LslSink
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Daemon:
         self._field = FieldWatch(settings.alerts)
         self._sinks: Sinks | None = None
         self._study: StudyContext | None = None
+        self._lsl: LslSink | None = None
         self.status_url: str | None = None
         self._final: DaemonStatistics | None = None
         self._drain_tasks: list[asyncio.Task[None]] = []
@@ -130,6 +132,7 @@ class Daemon:
         pending = outbox.backlog[health_upload.SINK].pending
         devices = self._device_states()
         mqtt_stats = sinks.mqtt.statistics() if sinks.mqtt else None
+        lsl_stats = self._lsl.statistics() if self._lsl else None
         return DaemonStatistics(
             devices=devices,
             frames_stored=self._pipeline.stored,
@@ -148,11 +151,12 @@ class Daemon:
             loop_lag_max_s=self._loop_lag.max_s,
             rates=self._field.rates(),
             alerts=self._field.alerts(),
-            dropped=drops(devices, outbox, mqtt_stats, self._live.dropped),
+            dropped=drops(devices, outbox, mqtt_stats, self._live.dropped, lsl_stats),
             frame_queue_high_water=self._pipeline.high_water,
             loop_lag_counts=self._loop_lag.counts,
             loop_lag_sum_s=self._loop_lag.sum_s,
             tasks=len(asyncio.all_tasks()),
+            lsl=lsl_stats,
         )
 
     async def request_sync(self, *, full: bool = False) -> health_upload.SyncProgress:
@@ -224,6 +228,10 @@ class Daemon:
                 on_command=self._study_command,
             )
             self._pipeline.live(self._live.offer)
+            if s.lsl.enabled:
+                self._lsl = self._lsl_sink()
+                self._pipeline.live(self._lsl.offer, backfilled=s.lsl.backfill)
+                self._study.listen(self._lsl.marker)
             if self._sinks.mqtt is not None:  # live subscribers do not wait for the commit
                 self._pipeline.live(self._sinks.mqtt.offer_live)
             self._adapter = assembly.adapter_watch(s, backends)
@@ -323,7 +331,33 @@ class Daemon:
         tasks.append(tg.create_task(self._adapter.run(), name="wgw.adapter"))
         tasks.append(tg.create_task(self._loop_lag.run(), name="wgw.loop_lag"))
         tasks.append(tg.create_task(self._watch_field(outbox), name="wgw.alerts"))
+        if self._lsl is not None:
+            tasks.append(tg.create_task(self._lsl.run(), name="wgw.sink.lsl"))
         return tasks
+
+    def _lsl_sink(self) -> LslSink:
+        """The LSL lane: UTC times turned to LSL's clock through the monotonic time line."""
+        from gateway.sinks.lsl import LslSink  # noqa: PLC0415 - the optional lsl extra
+
+        clock, wallclock, study = self._clock, self.wallclock, self.study_context()
+
+        def mono_of_utc(t_utc_s: float) -> float:
+            return t_utc_s - clock.offset_s
+
+        def device_facts(device_id: str) -> dict[str, str]:
+            for link in self._links:
+                if link.spec.device_id == device_id:
+                    return link.statistics().device_info
+            return {}
+
+        return LslSink(
+            self.settings.lsl,
+            self.settings.gateway_id,
+            mono_of_utc=mono_of_utc,
+            mono_now=wallclock.mono,
+            device_facts=device_facts,
+            store_marker=lambda text: study.mark(text, None),
+        )
 
     @staticmethod
     async def _supervised(outbox: Outbox, sink: str, run: Callable[[], Awaitable[None]]) -> None:

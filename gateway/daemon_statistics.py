@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from drivers.ble.link_spec import LinkStatistics
     from gateway.alerts import Alert, StreamRate
     from gateway.sinks import conversion, health_upload, mqtt
+    from gateway.sinks.lsl import LslStatistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +25,8 @@ class Drop:
     ``where``: ``link_queue`` (a device's notification queue, drop-newest), ``link_decode``
     (malformed bytes), ``mqtt_live`` (the live lanes: full, or stale after a reconnect; what
     they carry still goes by the backlog, but for raw waveforms), ``live_page``, ``outbox``
-    (``storage_full``, ``store_failing``: records not kept; ``duplicate``: held already).
+    (``storage_full``, ``store_failing``: records not kept; ``duplicate``: held already),
+    ``lsl`` (the LSL lane's queue was full: the outbox kept them all the same).
     """
 
     where: str
@@ -60,6 +62,7 @@ class DaemonStatistics:
     # loop lag samples since start per bucket of gateway.loop_lag.BUCKETS_S (+Inf last)
     loop_lag_counts: tuple[int, ...] = ()
     loop_lag_sum_s: float = 0.0
+    lsl: LslStatistics | None = None  # with lsl.enabled
     tasks: int = 0  # asyncio tasks alive
 
 
@@ -68,6 +71,7 @@ def drops(
     outbox: OutboxStatistics,
     mqtt_stats: mqtt.MqttStatistics | None,
     live_page: int,
+    lsl: LslStatistics | None = None,
 ) -> tuple[Drop, ...]:
     """Every item the gateway let go of, by where and why (``wgw_dropped_total``)."""
     found = [
@@ -80,4 +84,6 @@ def drops(
     if mqtt_stats is not None:
         found.append(Drop("mqtt_live", "queue_full", mqtt_stats.live_dropped))
         found.append(Drop("mqtt_live", "stale", mqtt_stats.live_stale))
+    if lsl is not None:
+        found.append(Drop("lsl", "queue_full", lsl.dropped))
     return tuple(found)

@@ -32,7 +32,7 @@ class FramePipeline:
     def __init__(self, clock: ClockKeeper) -> None:
         self._clock = clock
         self._queue: BoundedQueue[Frame | None] = BoundedQueue(_QUEUE_MAX, FullPolicy.BLOCK)
-        self._live: list[Callable[[Reading], None]] = []
+        self._live: list[tuple[Callable[[Reading], None], bool]] = []  # (consumer, history too)
         self.stored = 0
         self.stored_by_device: Counter[str] = Counter()
 
@@ -46,9 +46,12 @@ class FramePipeline:
         """The most frames that waited at once."""
         return self._queue.high_water
 
-    def live(self, consumer: Callable[[Reading], None]) -> None:
-        """Give every live reading to ``consumer`` (which must not wait) before it is stored."""
-        self._live.append(consumer)
+    def live(self, consumer: Callable[[Reading], None], *, backfilled: bool = False) -> None:
+        """Give every live reading to ``consumer`` (which must not wait) before it is stored.
+
+        With ``backfilled``, the readings fetched from a device's memory too.
+        """
+        self._live.append((consumer, backfilled))
 
     async def put(self, frame: Frame) -> None:
         """A link's frame (its times on the monotonic clock); waits while the queue is full."""
@@ -66,8 +69,8 @@ class FramePipeline:
             participant = study.participant_for(utc.device_id, utc.t0_s)
             labels = Labels(participant, study.session_for(participant, utc.t0_s))
             reading = Reading(utc, labels)
-            if not reading.backfilled:  # history, not live: live consumers skip it
-                for consumer in self._live:
+            for consumer, history_too in self._live:
+                if history_too or not reading.backfilled:  # history, not live: most skip it
                     consumer(reading)
             record = dataclasses.replace(
                 codec.to_record(utc),

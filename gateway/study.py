@@ -40,6 +40,18 @@ class StudyContext:
         self._stamp = stamp
         self._assignments: dict[str, list[Assignment]] = {}
         self._open: dict[str, Session] = {}  # participant -> open session
+        self._listeners: list[Callable[[float, str], None]] = []
+
+    def listen(self, listener: Callable[[float, str], None]) -> None:
+        """Tell ``listener`` (which must not wait) of every marker, note and session start or stop.
+
+        It gets the UTC time and the text (the LSL markers outlet listens).
+        """
+        self._listeners.append(listener)
+
+    def _tell(self, t_s: float, text: str) -> None:
+        for listener in self._listeners:
+            listener(t_s, text)
 
     async def load(self, devices: Sequence[DeviceConfig]) -> None:
         """Read the file; record config's assignments that differ from the latest one."""
@@ -125,6 +137,7 @@ class StudyContext:
             raise StudyError(msg)
         session = await self._outbox.study.start_session(participant_id, label, self._now())
         self._open[participant_id] = session
+        self._tell(session.started_s, f"session {session.id} start: {participant_id} {label or ''}")
         return session
 
     async def stop_session(self, participant_id: str | None) -> Session:
@@ -142,7 +155,9 @@ class StudyContext:
         if session is None:
             msg = f"{participant_id} has no open session"
             raise StudyError(msg)
-        return await self._outbox.study.stop_session(session, self._now())
+        stopped = await self._outbox.study.stop_session(session, self._now())
+        self._tell(self._now(), f"session {session.id} stop: {participant_id}")
+        return stopped
 
     async def mark(self, text: str, participant_id: str | None) -> Marker:
         """A marker now, in the samples' time base, with the participant's open session.
@@ -152,13 +167,15 @@ class StudyContext:
         if participant_id is None and len(self._open) == 1:
             participant_id = next(iter(self._open))
         t = self._now()
-        return await self._outbox.study.add_marker(
+        marker = await self._outbox.study.add_marker(
             t,
             text,
             participant_id=participant_id,
             session_id=self.session_for(participant_id, t),
             clock=self._stamp(),
         )
+        self._tell(t, text)
+        return marker
 
     async def device_note(self, device_id: str, text: str) -> None:
         """A marker about a device (a stream started with other settings), now.
@@ -178,6 +195,7 @@ class StudyContext:
             )
         except StorageError as exc:
             log.warning("%s: a note was not stored (%s): %s", device_id, exc, text)
+        self._tell(t, text)
 
     def state(self) -> dict[str, Any]:
         """Current assignments and open sessions, as the local API shows them."""
