@@ -85,10 +85,13 @@ def _sockets_to(port: int) -> list[socket.socket]:
             if not stat.S_ISSOCK(os.fstat(fd).st_mode):
                 continue
             sock = socket.socket(fileno=os.dup(fd))
-            if sock.type == socket.SOCK_STREAM and sock.getpeername()[1:2] == (port,):
-                found.append(sock)
-            else:
-                sock.close()
+            try:  # a listening socket has no peer: getpeername raises
+                if sock.type == socket.SOCK_STREAM and sock.getpeername()[1:2] == (port,):
+                    found.append(sock)
+                    continue
+            except OSError:
+                pass
+            sock.close()
     return found
 
 
