@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 _SAMPLE_DTYPE = "<i4"
 _FLOAT_DTYPE = "<f4"
 HEALTH_STREAMS = frozenset(
-    {"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature", "steps"}
+    {"heart_rate", "spo2", "spo2_spot", "blood_pressure", "temperature", "steps", "ppi"}
 )
 ECG_FROM_PPG = "ecg_from_ppg"  # one ECG lead converted from a PPG window
 ECG_12 = "ecg12"  # 12 leads (I, II, III, aVR, aVL, aVF, V1-V6) converted from PPG or ECG

@@ -60,7 +60,26 @@ def health_record(reading: Reading) -> dict[str, object]:
         out["temperature"] = units.temperature_c(values)
     elif frame.stream == "steps":  # the watch's count since midnight, as it said it last
         out["steps"] = values.get("steps")
+    elif frame.stream == "ppi":  # the record has no field for intervals: their heart rate
+        out["heart_rate"] = ppi_heart_rate(values)
     return out
+
+
+def ppi_heart_rate(values: dict[str, object]) -> float | None:
+    """The mean heart rate of a PPI reading's intervals (None: none gave one)."""
+    intervals = values.get("intervals")
+    rates = [
+        float(i["heart_rate_bpm"])
+        for i in (intervals if isinstance(intervals, list) else [])
+        if isinstance(i, dict)
+        and isinstance(i.get("heart_rate_bpm"), int | float)
+        and i["heart_rate_bpm"] > 0
+    ]
+    return round(sum(rates) / len(rates), 1) if rates else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
 
 
 @dataclass(slots=True)
@@ -70,6 +89,7 @@ class Bucket:
     start_s: float
     ids: list[int] = field(default_factory=list)
     heart_rates: list[float] = field(default_factory=list)
+    ppi_rates: list[float] = field(default_factory=list)  # used where no heart rate came
     spo2: list[float] = field(default_factory=list)
     pressure: tuple[float, object] | None = None  # (time, value), the latest wins
     temperature: tuple[float, object] | None = None
@@ -86,6 +106,8 @@ class Bucket:
             self.labels = reading.labels.as_json()
         if row.record.stream == "heart_rate" and isinstance(fields["heart_rate"], int | float):
             self.heart_rates.append(float(fields["heart_rate"]))
+        if row.record.stream == "ppi" and isinstance(fields["heart_rate"], int | float):
+            self.ppi_rates.append(float(fields["heart_rate"]))
         if isinstance(fields["blood_oxygen"], int | float):
             self.spo2.append(float(fields["blood_oxygen"]))
         if fields["blood_pressure"] is not None and (
@@ -103,9 +125,7 @@ class Bucket:
         """The interval as one AI-33 record."""
         return {
             "timestamp": iso_utc(timestamp_s),
-            "heart_rate": round(sum(self.heart_rates) / len(self.heart_rates), 1)
-            if self.heart_rates
-            else None,
+            "heart_rate": _mean(self.heart_rates or self.ppi_rates),
             "blood_pressure": self.pressure[1] if self.pressure else None,
             "blood_oxygen": round(sum(self.spo2) / len(self.spo2), 1) if self.spo2 else None,
             "temperature": self.temperature[1] if self.temperature else None,

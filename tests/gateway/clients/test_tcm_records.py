@@ -76,6 +76,25 @@ def test_a_batch_cut_mid_interval_leaves_that_interval_for_the_next_batch() -> N
     assert ready.closed_until_s == T0 + 60
 
 
+def ppi(i: int, t: float, *rates: int) -> StoredRecord:
+    intervals = [{"heart_rate_bpm": r, "interval_ms": 1000, "error_ms": 10} for r in rates]
+    return row(i, "ppi", t, {"intervals": intervals})
+
+
+def test_ppi_gives_the_heart_rate_where_no_heart_rate_came() -> None:
+    """Test a Verity Sense streaming PPI alone: the record's heart rate is its intervals' mean
+    (the record has no field for the intervals themselves); beside a heart rate stream, the
+    heart rate stream's; an interval without a rate (0) is left out."""
+    alone = [ppi(1, T0 + 10, 60, 62), ppi(2, T0 + 20, 64, 0)]
+    (record,) = build(alone, interval_s=60, now_s=T0 + 66, grace_s=5, uploaded_until_s=0).records
+    assert record["heart_rate"] == 62.5  # the readings' 61 and 64
+    both = [*alone, row(3, "heart_rate", T0 + 30, {"heart_rate_bpm": 70})]
+    (record,) = build(both, interval_s=60, now_s=T0 + 66, grace_s=5, uploaded_until_s=0).records
+    assert record["heart_rate"] == 70.0
+    (one,) = build(alone[:1], interval_s=0, now_s=T0 + 66, grace_s=5, uploaded_until_s=0).records
+    assert one["heart_rate"] == 61.0
+
+
 def test_a_watchs_step_count_goes_in_as_its_latest_in_the_interval() -> None:
     """Test InfiniTime's step count (the watch's count since midnight): the minute's record
     carries the latest one, whatever order the rows came in."""
