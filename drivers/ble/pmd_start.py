@@ -25,7 +25,9 @@ class ControlPoint:
     """The PMD control point's commands and their answers, one at a time.
 
     The link's decode loop hands every answer to :meth:`answered`; an answer with ``more``
-    set continues in the next indication (its parameters after the 5-byte header).
+    set continues in the next indication (its parameters after the 5-byte header). A device
+    that left one command unanswered is not waited for again on this link (``silent``): its
+    commands are written and the start goes on, as before the gateway asked for answers.
     """
 
     def __init__(self, timeout_s: float) -> None:
@@ -34,6 +36,7 @@ class ControlPoint:
         self._op: int | None = None
         self._parts: list[bytes] = []
         self._waiting: asyncio.Future[pmd.ControlPointResponse] | None = None
+        self.silent = False
 
     def answered(self, response: pmd.ControlPointResponse) -> bool:
         """An answer came: True when a command was waiting for it."""
@@ -48,11 +51,14 @@ class ControlPoint:
     async def request(
         self, client: BleakClient, char: BleakGATTCharacteristic, command: bytes
     ) -> pmd.ControlPointResponse | None:
-        """Write ``command``; its answer, or None when none came in time.
+        """Write ``command``; its answer, or None when none came in time (or ``silent``).
 
         Raises:
             BleakError: The write failed (the link is going).
         """
+        if self.silent:
+            await client.write_gatt_char(char, command)
+            return None
         async with self._lock:
             self._op, self._parts = command[0], []
             self._waiting = asyncio.get_running_loop().create_future()
@@ -61,6 +67,7 @@ class ControlPoint:
                 async with asyncio.timeout(self._timeout_s):
                     return await self._waiting
             except TimeoutError:
+                self.silent = True
                 return None
             finally:
                 self._waiting = None
@@ -79,7 +86,8 @@ class PmdStarter:
         log: logging.LoggerAdapter[logging.Logger],
         timeout_s: float,
     ) -> None:
-        self.control = ControlPoint(timeout_s)
+        # an unanswered command must leave time for the rest of the connect's budget
+        self.control = ControlPoint(min(2.0, timeout_s / 2))
         self.settings = {s.measurement: s for s in wanted}  # as last started (or configured)
         self.not_started: dict[str, str] = {}  # measurement -> why
         self.asked: dict[str, dict[str, int]] = {}  # what config asked that was not offered
@@ -101,6 +109,7 @@ class PmdStarter:
         Raises:
             BleakError: A command could not be written (the link is going).
         """
+        self.control.silent = False  # a new link: the device gets its chance again
         features = await self._features(client, control)
         chosen: dict[str, pmd.StreamSettings] = {}
         why: dict[str, str] = {}

@@ -172,6 +172,7 @@ class SimDeviceSpec:
     clock_settable: bool = False  # its Current Time takes writes (a PineTime's companion app)
     ppi_interval_s: float | None = None  # PMD PPI (Verity Sense): a frame this often, once started
     movesense: bool = False  # Movesense's GATT SensorData Protocol
+    pmd_answers: bool = True  # False: its PMD control point never answers (takes commands)
 
 
 PRESETS: Final[dict[Model, dict[str, object]]] = {
@@ -698,8 +699,9 @@ class SimDevice(SimPeripheral):
         except DecodeError:
             return
         status, parameters = self._pmd_command(op, measurement, settings)
-        answer = pmd.encode_control_point_response(op, measurement, status, parameters)
-        self.indicate(pmd.PMD_CONTROL_POINT, answer)
+        if self.spec.pmd_answers:
+            answer = pmd.encode_control_point_response(op, measurement, status, parameters)
+            self.indicate(pmd.PMD_CONTROL_POINT, answer)
 
     def _pmd_command(
         self, op: int, measurement: str, settings: dict[int, int]

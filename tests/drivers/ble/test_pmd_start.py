@@ -84,6 +84,24 @@ async def test_a_stream_the_device_does_not_offer_is_refused_by_name(
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
+async def test_a_device_that_never_answers_its_control_point_streams_all_the_same(
+    kind: str,
+) -> None:
+    """Test a strap whose control point takes commands but never answers: the gateway waits
+    for one answer, then writes the rest without waiting, and ECG and ACC stream as
+    configured (the connect's time budget is not spent on waiting). Its ACC range must be
+    configured: nothing tells the gateway which ranges it offers."""
+    strap = SimDevice(preset("strap", "5A:00:00:00:02:05", "Strap", pmd_answers=False))
+    spec = DeviceSpec("strap", strap.address, (ECG, pmd.StreamSettings("acc", 25, 16, 3, 8)))
+    link, frames = await stream_until(
+        strap, spec, kind, lambda f: received(f, "ecg") >= 300 and received(f, "acc") >= 50
+    )
+    assert received(frames, "ecg") == strap.counters["ecg"].sent
+    assert received(frames, "acc") == strap.counters["acc"].sent
+    assert link.statistics().connects == 1  # one connect: its subscribe never timed out
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
 async def test_the_gyroscope_factor_comes_from_the_start_answer(kind: str) -> None:
     """Test a Verity-like arm band's gyroscope: the start's answer gives its factor (deg/s per
     count), kept with the stream's settings and applied; every sample arrives."""
