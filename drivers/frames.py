@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
+import numpy as np
+
 if TYPE_CHECKING:
-    import numpy as np
     from numpy.typing import NDArray
+
+
+def rounded_int32(values: NDArray[np.float64]) -> NDArray[np.int32]:
+    """Physical values as a chunk's integer samples: rounded, clipped to ``int32``."""
+    limit = float(np.iinfo(np.int32).max)
+    return np.clip(np.rint(values), -limit, limit).astype(np.int32)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-import numpy as np
-
 from drivers.ble.decoding import Vital
 from drivers.errors import DecodeError
+from drivers.frames import rounded_int32
 from drivers.movesense import gsp
 from drivers.movesense.resources import (
     ECG_UV_PER_COUNT,
@@ -28,6 +27,7 @@ from drivers.movesense.resources import (
 if TYPE_CHECKING:
     import logging
 
+    import numpy as np
     from bleak import BleakClient
     from bleak.backends.characteristic import BleakGATTCharacteristic
     from numpy.typing import NDArray
@@ -172,13 +172,8 @@ def _converted(data: ResourceData) -> list[Samples | Vital]:
     first_s = data.timestamp_ms / 1000.0
     if r.kind in ("ecg", "ecg_mv"):
         scale = ECG_UV_PER_COUNT if r.kind == "ecg" else 1000.0
-        return [Samples("ecg", _ints(data.samples * scale), r.rate_hz, first_s)]
+        return [Samples("ecg", rounded_int32(data.samples * scale), r.rate_hz, first_s)]
     return [
-        Samples(name, _ints(data.samples[:, 3 * i : 3 * i + 3] * scale), r.rate_hz, first_s)
+        Samples(name, rounded_int32(data.samples[:, 3 * i : 3 * i + 3] * scale), r.rate_hz, first_s)
         for i, (name, scale) in enumerate(_IMU_STREAMS[: r.vectors])
     ]
-
-
-def _ints(values: NDArray[np.float64]) -> NDArray[np.int32]:
-    limit = float(np.iinfo(np.int32).max)
-    return np.clip(np.rint(values), -limit, limit).astype(np.int32)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from drivers.errors import DecodeError
+from drivers.frames import rounded_int32
 from drivers.polar import pmd
 
 if TYPE_CHECKING:
@@ -198,8 +199,7 @@ def physical(
         scale /= 1000.0
     scaled = samples.astype(np.float64)
     scaled[:, :3] *= factor * scale
-    limit = float(np.iinfo(np.int32).max)
-    return np.clip(np.rint(scaled), -limit, limit).astype(np.int32)
+    return rounded_int32(scaled)
 
 
 def with_factor(settings: pmd.StreamSettings, start_answer: bytes) -> pmd.StreamSettings:

@@ -43,11 +43,19 @@ _NOT_IMPLEMENTED: Final = 501  # the firmware's answer to a rate it does not off
 _OK: Final = 200
 
 
+_COUNTERS: Final = {
+    "ecg": "ecg",
+    "ecg_mv": "ecg",
+    "imu6": "acc",
+    "imu9": "acc",
+    "hr": "heart_rate",
+    "temp": "temperature",
+}
+
+
 def counters_of(resource: Resource) -> str:
     """The ground-truth counter a resource's units count in."""
-    return {"ecg_mv": "ecg", "imu6": "acc", "imu9": "acc", "hr": "heart_rate"}.get(
-        resource.kind, "temperature" if resource.kind == "temp" else resource.kind
-    )
+    return _COUNTERS[resource.kind]
 
 
 def samples_per_notification(resource: Resource) -> int:

@@ -11,7 +11,6 @@ the stream up again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -242,25 +241,16 @@ class LslSink:
             found = await asyncio.to_thread(lsl.resolve_byprop, "name", name, 1, _RESOLVE_S)
             if not found:
                 continue
+            # pylsl closes the inlet when it is dropped, which is also when a pull still
+            # running in its thread (after a cancel) has finished with it
             inlet = lsl.StreamInlet(found[0])
             log.info("LSL: reading markers from %r", name)
-            with contextlib.closing(_Closing(inlet)):
-                while True:
-                    try:
-                        sample, _ = await asyncio.to_thread(inlet.pull_sample, _PULL_S)
-                    except RuntimeError:  # pylsl's LostError: the stream's source went
-                        log.warning("LSL: the marker stream %r went; looking for it again", name)
-                        break
-                    if sample:
-                        self._markers_received += 1
-                        await self._store_marker(str(sample[0]))
-
-
-class _Closing:
-    """An inlet closed when its reader ends."""
-
-    def __init__(self, inlet: Any) -> None:
-        self._inlet = inlet
-
-    def close(self) -> None:
-        self._inlet.close_stream()
+            while True:
+                try:
+                    sample, _ = await asyncio.to_thread(inlet.pull_sample, _PULL_S)
+                except RuntimeError:  # pylsl's LostError: the stream's source went
+                    log.warning("LSL: the marker stream %r went; looking for it again", name)
+                    break
+                if sample:
+                    self._markers_received += 1
+                    await self._store_marker(str(sample[0]))
