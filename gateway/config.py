@@ -34,6 +34,7 @@ from pydantic_settings import (
 )
 
 from drivers.movesense.resources import parse_path
+from gateway import lsl_library
 from gateway.errors import ConfigError
 
 MacAddress = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")]
@@ -230,12 +231,12 @@ class LslConfig(_Section):
 
     @model_validator(mode="after")
     def _library(self) -> Self:
-        if self.enabled and importlib.util.find_spec("pylsl") is None:
-            msg = (
-                "lsl.enabled needs pylsl: pip install 'wearable-gateway[lsl]'"
-                " (on a Raspberry Pi, pylsl needs a liblsl: see docs/lsl.md)"
-            )
-            raise ValueError(msg)
+        if self.enabled:
+            try:
+                lsl_library.load()
+            except lsl_library.LslUnavailableError as e:
+                msg = f"lsl.enabled needs pylsl or mne-lsl with a liblsl: {e}"
+                raise ValueError(msg) from None
         return self
 
 

@@ -15,8 +15,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
+
 from drivers.bounded import BoundedQueue, FullPolicy
 from drivers.frames import GapMarker, VitalReading, WaveformChunk
+from gateway.lsl_library import load
 from gateway.sinks.lsl_streams import VITALS as VITAL_LAYOUTS
 from gateway.sinks.lsl_streams import Layout, vital_samples, waveform_layout
 
@@ -34,22 +37,11 @@ _RESOLVE_S: Final = 2.0  # how long one look for the marker inlet's stream lasts
 _PULL_S: Final = 0.25  # how long one pull of the marker inlet waits
 
 
-def load() -> Any:
-    """pylsl, with its liblsl (the caller turns the ImportError into one line to act on).
-
-    Raises:
-        ImportError: pylsl is not installed, or its liblsl cannot be loaded.
-    """
-    import pylsl  # noqa: PLC0415 - an optional extra, imported only when LSL is on
-
-    return pylsl
-
-
 @dataclass(frozen=True, slots=True)
 class LslStatistics:
     """What the LSL lane has done since start."""
 
-    library: str  # "pylsl 1.18.6, liblsl 1.18"
+    library: str  # "pylsl 1.18.6, liblsl 1.18" or "mne-lsl 1.14.0, liblsl 1.17"
     outlets: int
     pushed: int  # samples and markers
     dropped: int  # readings the full queue dropped
@@ -62,7 +54,7 @@ class _Shape:
 
     layout: Layout
     rate_hz: float
-    channel_format: str  # pylsl's cf_<name>
+    channel_format: str  # "int32", "float32" or "string"
 
 
 @dataclass(slots=True)
@@ -85,7 +77,7 @@ class LslSink:
         device_facts: Callable[[str], dict[str, str]],
         store_marker: Callable[[str], Awaitable[object]],
     ) -> None:
-        self._lsl = load()
+        self._lsl = load()  # the config check loaded it (or refused to start)
         self._config = config
         self._gateway_id = gateway_id
         self._mono_of_utc = mono_of_utc
@@ -98,9 +90,11 @@ class LslSink:
         self._outlets: dict[tuple[str, str], _Outlet] = {}
         self._pushed = 0
         self._markers_received = 0
-        version = self._lsl.library_version()
-        self.library = f"pylsl {self._lsl.__version__}, liblsl {version // 100}.{version % 100}"
-        log.info("LSL: %s", self.library)
+        self.library = self._lsl.version
+        if self._lsl.passed_over:
+            log.info("LSL: %s (%s)", self.library, self._lsl.passed_over)
+        else:
+            log.info("LSL: %s", self.library)
 
     def _to_lsl(self, t_utc_s: float) -> float:
         """A UTC time of the gateway's on LSL's clock.
@@ -160,14 +154,17 @@ class LslSink:
             shape = _Shape(layout, frame.sample_rate_hz, "int32")
             out = self._outlet(frame.device_id, frame.stream, shape, labels)
             t_last = frame.t0_s + (n - 1) / frame.sample_rate_hz
-            out.push_chunk(frame.samples, self._to_lsl(t_last))
+            if n == 1:  # mne-lsl warns at a chunk of one
+                out.push_sample(frame.samples[0], self._to_lsl(t_last))
+            else:
+                out.push_chunk(frame.samples, self._to_lsl(t_last))
             self._pushed += n
         elif isinstance(frame, VitalReading):
             for stream, samples in vital_samples(frame).items():
                 shape = _Shape(VITAL_LAYOUTS[stream], 0.0, "float32")
                 out = self._outlet(frame.device_id, stream, shape, labels)
                 for t, values in samples:
-                    out.push_sample(values, self._to_lsl(t))
+                    out.push_sample(np.asarray(values, np.float32), self._to_lsl(t))
                     self._pushed += 1
         elif isinstance(frame, GapMarker) and not frame.filled:
             text = (
@@ -181,7 +178,7 @@ class LslSink:
         self._pushed += 1
 
     def _outlet(self, device_id: str, stream: str, shape: _Shape, labels: dict[str, object]) -> Any:
-        """The stream's outlet (pylsl's); made (again) when it is new or its shape changed."""
+        """The stream's outlet; made (again) when it is new or its shape changed."""
         key = (device_id, stream)
         layout = shape.layout
         known = self._outlets.get(key)
@@ -192,23 +189,23 @@ class LslSink:
             return known.outlet
         lsl = self._lsl
         name = f"wgw {MARKERS}" if stream == MARKERS else f"{device_id} {stream}"
-        info = lsl.StreamInfo(
+        info, desc = lsl.stream_info(
             name,
             layout.lsl_type,
-            len(layout.labels),
-            shape.rate_hz,
-            getattr(lsl, f"cf_{shape.channel_format}"),
-            f"wgw/{self._gateway_id}/{device_id}/{stream}",
+            channels=len(layout.labels),
+            rate_hz=shape.rate_hz,
+            channel_format=shape.channel_format,
+            source_id=f"wgw/{self._gateway_id}/{device_id}/{stream}",
         )
-        self._describe(info.desc(), key, layout, labels)
-        self._outlets[key] = _Outlet(lsl.StreamOutlet(info), shape.rate_hz, len(layout.labels))
+        self._describe(desc, key, layout, labels)
+        self._outlets[key] = _Outlet(lsl.outlet(info), shape.rate_hz, len(layout.labels))
         log.info("LSL: outlet %r (%s, %g Hz)", name, layout.lsl_type, shape.rate_hz)
         return self._outlets[key].outlet
 
     def _describe(
         self, desc: Any, key: tuple[str, str], layout: Layout, labels: dict[str, object]
     ) -> None:
-        """Fill an outlet's description (pylsl's XMLElement ``desc``)."""
+        """Fill an outlet's description (LSL's XML element ``desc``)."""
         device_id, stream = key
         channels = desc.append_child("channels")
         for label in layout.labels:
@@ -238,19 +235,19 @@ class LslSink:
         """
         lsl = self._lsl
         while True:
-            found = await asyncio.to_thread(lsl.resolve_byprop, "name", name, 1, _RESOLVE_S)
+            found = await asyncio.to_thread(lsl.resolve, name, _RESOLVE_S)
             if not found:
                 continue
-            # pylsl closes the inlet when it is dropped, which is also when a pull still
-            # running in its thread (after a cancel) has finished with it
-            inlet = lsl.StreamInlet(found[0])
+            # the binding closes the inlet when it is dropped, which is also when a pull
+            # still running in its thread (after a cancel) has finished with it
+            inlet = lsl.inlet(found[0])
             log.info("LSL: reading markers from %r", name)
             while True:
                 try:
                     sample, _ = await asyncio.to_thread(inlet.pull_sample, _PULL_S)
-                except RuntimeError:  # pylsl's LostError: the stream's source went
+                except RuntimeError:  # LostError: the stream's source went
                     log.warning("LSL: the marker stream %r went; looking for it again", name)
                     break
-                if sample:
+                if sample is not None and len(sample):
                     self._markers_received += 1
                     await self._store_marker(str(sample[0]))

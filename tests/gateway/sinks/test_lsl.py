@@ -1,15 +1,19 @@
 """The LSL lane with real inlets in the test process (loopback): every sample once, in order, on
 LSL's clock within a stated bound of the simulator's ground truth; metadata read back through
-the inlet; markers both ways; the daemon without pylsl says what to install."""
+the inlet; markers both ways; mne-lsl's binding where pylsl cannot load; the daemon without
+either says what to install."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,12 +31,11 @@ from gateway.simulation import build_world
 from tests.support import daemon_config, wait_for
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from aiohttp.test_utils import TestServer
 
     from drivers.sim.devices import SimDevice
 
+ROOT = Path(__file__).resolve().parents[3]
 STRAP = "5A:00:00:00:00:31"
 # The mapping's error bound: the gateway places a PMD frame by the strap's own clock, learnt
 # from the quickest deliveries, so what is left is delivery time (measured 0.5-1.8 ms).
@@ -209,26 +212,88 @@ def _markers(tmp_path: Path) -> list[tuple[str, str, int]]:
         ).fetchall()
 
 
-async def test_without_pylsl_the_daemon_says_what_to_install(
+async def test_where_pylsl_cannot_load_mne_lsls_binding_carries_the_lane(
     tmp_path: Path, emulator: TestServer
 ) -> None:
-    """Test ``lsl.enabled`` where pylsl cannot be imported: one config error line, and the
-    exit status systemd does not restart on."""
+    """Test a daemon whose pylsl finds no liblsl (pip's pylsl on a Pi: this pylsl without its
+    bundled library): it says it uses mne-lsl and why, a pylsl inlet gets the strap's ECG
+    exactly as stored, with its metadata, and a lab's marker stream is stored."""
+    name = f"lab markers {uuid.uuid4().hex[:6]}"
+    raw = config(tmp_path, emulator, marker_inlet=name)
+    gw = raw["gateway_id"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    lab = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Markers", 1, 0.0, "string", f"lab/{name}"))
+    pure = tmp_path / "pure"
+    shutil.copytree(
+        Path(pylsl.__file__).parent,
+        pure / "pylsl",
+        ignore=lambda _, names: [n for n in names if n.startswith("liblsl")],
+    )
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        daemon = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(path),
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "PYTHONPATH": f"{pure}{os.pathsep}{ROOT}"},
+        )
+    try:
+        ecg = await inlet(f"wgw/{gw}/strap/ecg")
+        info = await asyncio.to_thread(ecg.info, 5.0)
+        got: list[int] = []
+
+        async def three_seconds() -> bool:
+            samples, _ = await pull_all(ecg)
+            got.extend(s[0] for s in samples)
+            return len(got) >= 130 * 3
+
+        await wait_for(three_seconds, timeout_s=20)
+        await wait_for(lab.have_consumers, timeout_s=15)
+        lab.push_sample(["eyes closed"])
+        await wait_for(lambda: _markers(tmp_path) != [], timeout_s=10)
+        ecg.close_stream()
+    finally:
+        daemon.terminate()
+        assert await asyncio.wait_for(daemon.wait(), 30) == 0
+    assert "LSL: mne-lsl 1." in log.read_text()
+    assert "(pylsl: LSL binary library file was not found" in log.read_text()
+
+    records = inspect.selected_records(tmp_path / "wgw.sqlite", Selected("strap"))
+    stored = np.concatenate([codec.waveform_samples(r)[:, 0] for r in records if r.stream == "ecg"])
+    first = next(j for j in range(len(stored)) if np.array_equal(stored[j : j + 40], got[:40]))
+    assert np.array_equal(stored[first : first + len(got)], got)  # once each, in order
+    assert (info.name(), info.type(), info.nominal_srate()) == ("strap ecg", "ECG", 130.0)
+    assert info.desc().child("gateway").child_value("participant_id") == "P017"
+    assert [text for text, _, _ in _markers(tmp_path)] == ["eyes closed"]
+
+
+def _without(*modules: str) -> list[str]:
+    """The command line of ``wgw`` in a Python where ``modules`` cannot be imported."""
+    blocked = "".join(f"sys.modules[{m!r}] = None; " for m in modules)
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; {blocked}from gateway.cli.entry import main; sys.exit(main(sys.argv[1:]))",
+    ]
+
+
+async def test_without_an_lsl_binding_the_daemon_says_what_to_install(
+    tmp_path: Path, emulator: TestServer
+) -> None:
+    """Test ``lsl.enabled`` where neither pylsl nor mne-lsl can be imported: one config error
+    line saying what to install and why each failed, and the exit status systemd does not
+    restart on."""
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config(tmp_path, emulator)))
     done = await asyncio.to_thread(
         subprocess.run,
-        [
-            sys.executable,
-            "-c",
-            (
-                "import sys; sys.modules['pylsl'] = None; from gateway.cli.entry import main;"
-                " sys.exit(main(sys.argv[1:]))"
-            ),
-            "run",
-            "--config",
-            str(path),
-        ],
+        [*_without("pylsl", "mne_lsl"), "run", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -237,7 +302,9 @@ async def test_without_pylsl_the_daemon_says_what_to_install(
     assert done.returncode == EX_CONFIG
     assert len(lines) == 1
     assert lines[0].startswith("config error: lsl: ")
+    assert "lsl.enabled needs pylsl or mne-lsl" in lines[0]
     assert "pip install 'wearable-gateway[lsl]'" in lines[0]
+    assert "pylsl: import of pylsl halted" in lines[0]
 
 
 def test_a_full_queue_drops_and_counts_and_never_waits() -> None:
