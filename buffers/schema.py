@@ -199,7 +199,25 @@ CREATE VIEW records AS SELECT
 FROM items i JOIN contexts c ON c.id = i.ctx
 """
 
-MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Version 7: where each device stream's stored data ends (UTC), kept at each index commit, so
+# that a start can mark the time since as a gap without reading every row.
+_V7: Final = """
+CREATE TABLE stream_ends (
+    device_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    end_s REAL NOT NULL,
+    PRIMARY KEY (device_id, stream)
+) WITHOUT ROWID;
+INSERT INTO stream_ends (device_id, stream, end_s)
+    SELECT c.device_id, c.stream,
+        MAX(i.t0_s + CASE WHEN c.kind = 'waveform' AND c.sample_rate_hz > 0
+            THEN json_extract(i.shape, '$[0]') / c.sample_rate_hz ELSE 0 END)
+    FROM items i JOIN contexts c ON c.id = i.ctx
+    WHERE c.kind IN ('waveform', 'vital')
+    GROUP BY c.device_id, c.stream
+"""
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -76,8 +76,9 @@ class GapMarker:
         t0_s: End of the last data before the gap (UTC epoch seconds).
         t1_s: Start of the first data after it.
         reason: ``link_lost``, ``lost`` (notifications missing while connected), ``malformed``,
-            ``silent`` (the stream stalled while the link stayed up) or ``stopped`` (the device
-            ended a PMD stream itself).
+            ``silent`` (the stream stalled while the link stayed up), ``stopped`` (the device
+            ended a PMD stream itself) or ``restart`` (from the stored data's end to the first
+            data after the gateway started again).
         filled: The device's memory gave back what the gap lacked: this marker is sent again
             with ``filled`` set, once the records are in.
     """

@@ -1,4 +1,4 @@
-"""Field alerts: streams that stall, backlogs that keep growing, a failing store; stream rates.
+"""Field alerts (stalled streams, growing backlogs, a failing store, falling behind); rates.
 
 Evaluated every ``alerts.check_interval_s`` from the links' statistics and the outbox's
 backlogs. An alert is raised once (logged as a warning) and cleared once (logged), and while
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AlertKind = Literal["stream_stalled", "backlog_growing", "store_failing"]
+AlertKind = Literal["stream_stalled", "backlog_growing", "store_failing", "falling_behind"]
 
 # Vitals streams whose silence means trouble (spot readings such as blood pressure come when
 # the wearer takes one, so their silence means nothing).
@@ -59,6 +59,7 @@ class FieldWatch:
         self._alerts: dict[tuple[AlertKind, str], Alert] = {}
         self._growing_since: dict[str, float] = {}
         self._last_backlog: dict[str, int] = {}
+        self._dropped = 0  # notifications the links' full queues dropped, as last seen
 
     def rates(self) -> tuple[StreamRate, ...]:
         """Per device and stream, as of the last evaluation."""
@@ -75,18 +76,31 @@ class FieldWatch:
         now_s: float,
         *,
         store: str | None = None,
+        frames_waiting: int = 0,
     ) -> None:
         """One evaluation at UTC ``now_s`` (device statistics with UTC times).
 
-        ``store``: why the outbox's disk refuses writes, while it does.
+        ``store``: why the outbox's disk refuses writes, while it does. ``frames_waiting``:
+        frames received and not yet written (a crash loses them).
         """
         if self._started_s is None:
             self._started_s = now_s
         active: dict[tuple[AlertKind, str], Alert] = {}
         if store is not None:
-            previous = self._alerts.get(("store_failing", "outbox"))
-            failing_since = previous.since_s if previous is not None else now_s
-            self._keep(active, "store_failing", "outbox", failing_since, store)
+            self._keep(
+                active, "store_failing", "outbox", self._since("store_failing", now_s), store
+            )
+        devices = list(devices)
+        dropped = sum(d.dropped_queue_full for d in devices)
+        new_drops, self._dropped = dropped - self._dropped, dropped
+        if frames_waiting >= self._config.frames_waiting_max or new_drops > 0:
+            detail = (
+                f"{frames_waiting} frames wait to be written (a crash now loses them);"
+                f" {max(0, new_drops)} notifications dropped since the last check"
+            )
+            self._keep(
+                active, "falling_behind", "gateway", self._since("falling_behind", now_s), detail
+            )
         rates = []
         for device in devices:
             for s in device.streams:
@@ -123,6 +137,11 @@ class FieldWatch:
         if (kind, subject) not in self._alerts:
             log.warning("alert: %s %s: %s", kind, subject, detail)
         active[(kind, subject)] = Alert(kind, subject, since_s, detail)
+
+    def _since(self, kind: AlertKind, now_s: float) -> float:
+        """Since when a one-subject alert has been active (``now_s`` if it was not)."""
+        previous = next((a for (k, _), a in self._alerts.items() if k == kind), None)
+        return previous.since_s if previous is not None else now_s
 
     def _rate(self, device_id: str, stream: str, units: int, now_s: float) -> float | None:
         history = self._history.setdefault((device_id, stream), collections.deque())

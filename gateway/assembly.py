@@ -97,9 +97,10 @@ async def build_links(
     links = []
     for device in settings.devices:
         cursors = await _record_cursors(outbox, device.id) if ble.backfill else None
+        ends = await _stored_ends(outbox, device.id)
         links.append(
             DeviceLink(
-                _device_spec(device, cursors),
+                _device_spec(device, cursors, ends),
                 backends,
                 emit,
                 timings,
@@ -127,7 +128,21 @@ async def _record_cursors(outbox: Outbox, device_id: str) -> dict[str, int | Non
         return {}
 
 
-def _device_spec(device: DeviceConfig, cursors: dict[str, int | None] | None) -> DeviceSpec:
+async def _stored_ends(outbox: Outbox, device_id: str) -> dict[str, float]:
+    """Where a device's stored streams end: each one's first data marks the time since a gap.
+
+    A store that cannot be read now: none (no ``restart`` gaps this run).
+    """
+    try:
+        return await outbox.stream_ends(device_id)
+    except StorageError as exc:
+        log.warning("%s: where its stored data ends is unreadable (%s)", device_id, exc)
+        return {}
+
+
+def _device_spec(
+    device: DeviceConfig, cursors: dict[str, int | None] | None, ends: dict[str, float]
+) -> DeviceSpec:
     pmd_streams = tuple(
         StreamSettings(
             p.measurement, p.sample_rate_hz or 0, p.resolution_bits or 0, p.channels or 0, p.range
@@ -140,6 +155,7 @@ def _device_spec(device: DeviceConfig, cursors: dict[str, int | None] | None) ->
         device.address,
         pmd_streams,
         cursors,
+        ends,
         pairing=device.pairing,
         passkey=int(passkey) if passkey is not None else None,
         set_clock=device.set_clock,

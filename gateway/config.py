@@ -479,6 +479,9 @@ class AlertsConfig(_Section):
     backlog_growing_s: PositiveSeconds = Field(
         1800.0, description="a sink's backlog that has not shrunk for this long: growing"
     )
+    frames_waiting_max: int = Field(
+        200, ge=1, description="frames waiting to be written past this: the gateway is behind"
+    )
 
 
 class LoggingConfig(_Section):

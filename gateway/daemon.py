@@ -382,7 +382,13 @@ class Daemon:
                 not_stored = stats.discarded.get("store_failing", 0)
                 store = f"{stats.store_failing}; {stats.held} held, {not_stored} not stored"
             now = self._clock.utc_now()
-            self._field.evaluate(self._device_states(), backlogs, now, store=store)
+            self._field.evaluate(
+                self._device_states(),
+                backlogs,
+                now,
+                store=store,
+                frames_waiting=self._pipeline.waiting,
+            )
 
     async def _serve_http(self, stack: AsyncExitStack) -> str:
         """The local API and live page, until ``stack`` closes; their base URL."""

@@ -224,6 +224,13 @@ class Outbox:
         )
         return int(rows[0]["cursor"]) if rows else None
 
+    async def stream_ends(self, device_id: str) -> dict[str, float]:
+        """Where each of a device's streams' stored data ends (UTC), as of the last commit."""
+        rows = await self._index.read(
+            "SELECT stream, end_s FROM stream_ends WHERE device_id = ?", (device_id,)
+        )
+        return {row["stream"]: float(row["end_s"]) for row in rows}
+
     async def correct_clock(
         self,
         boot_id: str,

@@ -91,7 +91,11 @@ async def insert(
     pending: list[tuple[str, int]] = []
     keys: list[tuple[str, str, str, int]] = []
     cursors: list[tuple[str, str, int]] = []
+    ends: dict[tuple[str, str], float] = {}
     for record_id, r, stored_s, placed in rows:
+        if (end_s := data_end_s(r)) is not None:
+            stream = (r.device_id, r.stream)
+            ends[stream] = max(end_s, ends.get(stream, end_s))
         if r.source_key is not None:
             keys.append((r.device_id, r.stream, r.source_key, record_id))
         if r.source_cursor is not None:
@@ -112,6 +116,20 @@ async def insert(
             keys,
         )
     await set_cursors(db, cursors)
+    await db.executemany(
+        "INSERT INTO stream_ends (device_id, stream, end_s) VALUES (?, ?, ?)"
+        " ON CONFLICT (device_id, stream) DO UPDATE SET end_s = MAX(end_s, excluded.end_s)",
+        [(*stream, end_s) for stream, end_s in ends.items()],
+    )
+
+
+def data_end_s(r: OutboxRecord) -> float | None:
+    """Just after a data row's last unit (a reading's own time); None for other rows."""
+    if r.kind == "vital":
+        return r.t0_s
+    if r.kind == "waveform" and r.shape and r.sample_rate_hz:
+        return r.t0_s + r.shape[0] / r.sample_rate_hz
+    return None
 
 
 async def set_cursors(db: aiosqlite.Connection, cursors: Sequence[tuple[str, str, int]]) -> None:

@@ -20,7 +20,7 @@ from drivers.polar.pmd_settings import physical
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import numpy as np
     from numpy.typing import NDArray
@@ -47,15 +47,16 @@ class Framer:
         pmd_streams: tuple[StreamSettings, ...],
         heard: Callable[[str], None],
         log: logging.LoggerAdapter[logging.Logger],
+        resumed: Mapping[str, float] | None = None,
     ) -> None:
         self.device_id = device_id
-        self.trackers: dict[str, StreamTracker] = {
+        self._resumed = resumed or {}
+        self.trackers: dict[str, StreamTracker] = {}
+        for s in pmd_streams:
             # PPI intervals are readings (a vitals stream), not samples at a rate
-            s.measurement: StreamTracker(
-                device_id, s.measurement, s.sample_rate_hz if s.measurement != "ppi" else None
+            self.tracker(s.measurement).rate_hz = (
+                s.sample_rate_hz if s.measurement != "ppi" else None
             )
-            for s in pmd_streams
-        }
         self.device_clock = DeviceClock()  # PMD's
         self.record_clock = DeviceClock()  # the stored records' (Current Time, live stamps)
         self.battery_pct: int | None = None
@@ -69,6 +70,8 @@ class Framer:
         tracker = self.trackers.get(stream)
         if tracker is None:
             tracker = self.trackers[stream] = StreamTracker(self.device_id, stream)
+            if stream in self._resumed:
+                tracker.resume(self._resumed[stream])
         return tracker
 
     def vital(self, vital: Vital, received_s: float) -> list[Frame]:

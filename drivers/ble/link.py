@@ -145,7 +145,12 @@ class DeviceLink:
             gatt_timeout_s=t.gatt_timeout_s,
             log=self._log,
         )
-        self._framer = Framer(spec.device_id, spec.pmd_streams, self._watchdog.heard, self._log)
+        # the stored data's ends on this link's time line (``now``'s)
+        to_now_s = now() - utc()
+        resumed = {stream: end_s + to_now_s for stream, end_s in (spec.stored_ends or {}).items()}
+        self._framer = Framer(
+            spec.device_id, spec.pmd_streams, self._watchdog.heard, self._log, resumed
+        )
         for stream, rate in self._movesense.rates().items():
             self._framer.tracker(stream).rate_hz = rate
         self._transfers = (

@@ -26,6 +26,9 @@ class DeviceSpec:
     address: str
     pmd_streams: tuple[pmd.StreamSettings, ...] = ()
     record_cursors: Mapping[str, int | None] | None = None
+    # where each stream's stored data ends (UTC): the first live data after it marks the time
+    # between as a ``restart`` gap
+    stored_ends: Mapping[str, float] | None = None
     # pair and bond after each connect (a bonded link re-encrypts instead): "just_works", or
     # "passkey" entering ``passkey`` (the six digits the device shows)
     pairing: Literal["none", "just_works", "passkey"] = "none"

@@ -49,6 +49,7 @@ class StreamTracker:
         self._last_end_s: float | None = None
         self._last_device_end_s: float | None = None
         self._pending: str | None = None
+        self._resumed_s: float | None = None  # the store's data ended here, before this start
 
     def next_seq(self) -> int:
         """The next frame's sequence number (continues across reconnects)."""
@@ -69,6 +70,15 @@ class StreamTracker:
     def link_lost(self) -> None:
         """The link dropped (a stream with a device clock may still turn out complete)."""
         self.mark("link_lost")
+
+    def resume(self, stored_end_s: float) -> None:
+        """The store's data of this stream ends at ``stored_end_s`` (before this start).
+
+        The first live data marks the time from there as a gap: ``restart``, the gateway was
+        not receiving (stopped, crashed or powered off; the device may also have been out of
+        reach for part of it). What a crash lost before it wrote is inside that gap.
+        """
+        self._resumed_s = stored_end_s
 
     @property
     def last_end_s(self) -> float | None:
@@ -103,27 +113,10 @@ class StreamTracker:
                 a jump there is a loss even if no notification was seen to fail.
             backfilled: Fetched from the device's memory (counted apart from live data).
         """
-        gap = None
-        reason = self._pending
-        if device_t0_s is not None and self._last_device_end_s is not None and self.rate_hz:
-            # The device's own clock is the arbiter: continuous means nothing is missing,
-            # whatever happened to the link; a jump (either way: a reboot) means a gap.
-            jump_s = device_t0_s - self._last_device_end_s
-            if abs(jump_s) <= 0.5 / self.rate_hz:
-                reason = None
-            elif reason is None:
-                reason = "lost"
-        if reason is not None and self._last_end_s is not None:
-            gap = GapMarker(
-                self.device_id,
-                self.stream,
-                self.gaps,
-                self._last_end_s,
-                max(t0_s, self._last_end_s),
-                reason,
-            )
-            self.gaps += 1
-            self.gap_s += gap.t1_s - gap.t0_s
+        if self._resumed_s is not None and not backfilled:  # this run's first live data
+            gap = self._restart_gap(t0_s)
+        else:
+            gap = self._gap(t0_s, device_t0_s)
         self._pending = None
         self._last_end_s = t_end_s
         if device_t0_s is not None and self.rate_hz:
@@ -134,6 +127,39 @@ class StreamTracker:
             self.frames += 1
             self.units += units
         return gap
+
+    def _gap(self, t0_s: float, device_t0_s: float | None) -> GapMarker | None:
+        """The gap a frame at ``t0_s`` closes, if something broke the stream before it."""
+        reason = self._pending
+        if device_t0_s is not None and self._last_device_end_s is not None and self.rate_hz:
+            # The device's own clock is the arbiter: continuous means nothing is missing,
+            # whatever happened to the link; a jump (either way: a reboot) means a gap.
+            jump_s = device_t0_s - self._last_device_end_s
+            if abs(jump_s) <= 0.5 / self.rate_hz:
+                reason = None
+            elif reason is None:
+                reason = "lost"
+        if reason is None or self._last_end_s is None:
+            return None
+        return self._opened(self._last_end_s, max(t0_s, self._last_end_s), reason)
+
+    def _opened(self, t0_s: float, t1_s: float, reason: str) -> GapMarker:
+        gap = GapMarker(self.device_id, self.stream, self.gaps, t0_s, t1_s, reason)
+        self.gaps += 1
+        self.gap_s += gap.t1_s - gap.t0_s
+        return gap
+
+    def _restart_gap(self, t0_s: float) -> GapMarker | None:
+        """The gap from the stored data's end (or records fetched since) to ``t0_s``, if any."""
+        assert self._resumed_s is not None
+        start_s = self._resumed_s
+        if self._last_end_s is not None:  # records fetched from the device since the start
+            start_s = max(start_s, self._last_end_s)
+        self._resumed_s = None
+        # a waveform placed again by a newly learnt clock may start a fraction of a sample off
+        if t0_s - start_s <= (0.5 / self.rate_hz if self.rate_hz else 0.0):
+            return None
+        return self._opened(start_s, t0_s, "restart")
 
     def statistics(self) -> StreamStatistics:
         """A snapshot of this stream's counters."""

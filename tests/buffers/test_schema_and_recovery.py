@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
 from buffers import schema
@@ -152,3 +153,26 @@ async def test_a_schema_4_database_moves_into_contexts_and_items(tmp_path: Path)
             (110.5, 10.0),
             (111.0, 10.0),
         ]
+
+
+async def test_where_each_stream_ends_is_found_in_old_rows_and_kept_by_new_ones(
+    tmp_path: Path,
+) -> None:
+    """Test v6 -> v7 and after: a device's streams' stored ends (a reading at its time, a
+    waveform after its last sample), found from the rows at migration, then moved by writes
+    (never back by an older row)."""
+    path = tmp_path / "v1.sqlite"
+    write_schema_1(path)  # heart rate readings at 1.0 and 2.0
+    async with Outbox(path, WANTS_ALL, flush_interval_ms=10) as outbox:
+        assert await outbox.stream_ends("w") == {"heart_rate": 2.0}
+        chunk = np.zeros((65, 1), np.int32).tobytes()
+        await outbox.put(
+            OutboxRecord(
+                "waveform", "w", "ecg", 0, 10.0, chunk, sample_rate_hz=130.0, shape=(65, 1)
+            )
+        )
+        await outbox.put(OutboxRecord("vital", "w", "heart_rate", 2, 1.5, b"{}"))  # late
+        await outbox.put(OutboxRecord("gap", "w", "heart_rate", 0, 50.0, b"{}"))
+        await outbox.flush()
+        assert await outbox.stream_ends("w") == {"heart_rate": 2.0, "ecg": 10.5}
+        assert await outbox.stream_ends("other") == {}

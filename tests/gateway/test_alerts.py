@@ -5,6 +5,7 @@ on a real daemon, the alert retained on MQTT while a strap is out of range.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,27 @@ def test_a_backlog_that_does_not_shrink_for_long_raises_an_alert() -> None:
     watch.evaluate([], {"health_upload": 3}, 301.0)
     watch.evaluate([], {"health_upload": 300}, 400.0)
     assert watch.alerts() == ()  # growing since 301 only
+
+
+def test_frames_waiting_or_notifications_dropped_are_falling_behind() -> None:
+    """Test a store that lags (frames waiting past the bound) and links that drop
+    notifications: one ``falling_behind`` alert from the first check that saw either, cleared
+    at the first check that sees neither."""
+    watch = FieldWatch(CONFIG)
+    watch.evaluate([dropping(0)], {}, 0.0, frames_waiting=CONFIG.frames_waiting_max - 1)
+    assert watch.alerts() == ()
+    watch.evaluate([dropping(0)], {}, 5.0, frames_waiting=CONFIG.frames_waiting_max)
+    watch.evaluate([dropping(40)], {}, 10.0, frames_waiting=3)
+    (alert,) = watch.alerts()
+    assert (alert.kind, alert.subject, alert.since_s) == ("falling_behind", "gateway", 5.0)
+    assert alert.detail.endswith("; 40 notifications dropped since the last check")
+    watch.evaluate([dropping(40)], {}, 15.0, frames_waiting=3)
+    assert watch.alerts() == ()
+
+
+def dropping(dropped: int) -> LinkStatistics:
+    """A strap whose full notification queue dropped ``dropped`` so far."""
+    return dataclasses.replace(device(100, 10.0), dropped_queue_full=dropped)
 
 
 async def test_a_stalled_strap_is_alerted_retained_on_mqtt_and_cleared(
