@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from drivers.ble.backends import BleBackends
+    from drivers.ble.shared_scan import SharedScan
     from drivers.frames import Frame
     from gateway.alerts import Alert
     from gateway.config import DeviceConfig, Settings
@@ -80,9 +81,13 @@ async def build_links(
     now: Callable[[], float],
     utc: Callable[[], float],
     adapter: AdapterWatch,
+    scan: SharedScan,
     study: StudyContext,
 ) -> list[DeviceLink]:
-    """One supervised link per configured device, sharing the adapter's connection slots."""
+    """One supervised link per configured device.
+
+    They share the adapter's connection slots, its scan and its one connect at a time.
+    """
     ble = settings.ble
     timings = LinkTimings(
         scan_timeout_s=ble.scan_timeout_s,
@@ -94,6 +99,7 @@ async def build_links(
         stream_silence_s=ble.stream_silence_s,
     )
     slots = asyncio.Semaphore(ble.max_connections)
+    connecting = asyncio.Lock()
     links = []
     for device in settings.devices:
         cursors = await _record_cursors(outbox, device.id) if ble.backfill else None
@@ -106,6 +112,8 @@ async def build_links(
                 timings,
                 now=now,
                 connection_slots=slots,
+                connecting=connecting,
+                scan=scan,
                 adapter=adapter,
                 utc=utc,
                 note=functools.partial(study.device_note, device.id),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 
 from buffers.errors import StorageError
+from drivers.ble.shared_scan import SharedScan
 from gateway import assembly
 from gateway.alerts import FieldWatch
 from gateway.clock_keeper import ClockKeeper
@@ -217,7 +218,12 @@ class Daemon:
             self._study = StudyContext(outbox, now=clock.utc_now, stamp=clock.stamp)
             await self._study.load(s.devices)
             bonds = s.storage.path.parent / "bonds.json"
-            backends = await backends_for(s.ble, self.sim_world, stack, bonds)
+            passkeys = {
+                d.address: int(d.passkey.get_secret_value())
+                for d in s.devices
+                if d.pairing == "passkey" and d.passkey is not None
+            }
+            backends = await backends_for(s.ble, self.sim_world, stack, bonds, passkeys)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             self._sinks = assembly.build_sinks(
                 s,
@@ -235,6 +241,7 @@ class Daemon:
             if self._sinks.mqtt is not None:  # live subscribers do not wait for the commit
                 self._pipeline.live(self._sinks.mqtt.offer_live)
             self._adapter = assembly.adapter_watch(s, backends)
+            scan = await stack.enter_async_context(SharedScan(backends, self._adapter))
             self._links = await assembly.build_links(
                 s,
                 backends,
@@ -243,6 +250,7 @@ class Daemon:
                 now=self.wallclock.mono,  # UTC at storage: see FramePipeline
                 utc=clock.utc_now,
                 adapter=self._adapter,
+                scan=scan,
                 study=self._study,
             )
             if s.http.enabled:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-from bleak import BleakClient, BleakScanner
+from bleak import BleakClient
 from bleak.exc import BleakError
 
 from drivers.backoff import Backoff
@@ -35,6 +35,7 @@ from drivers.ble.movesense_streams import MovesenseStreams, streams_of
 from drivers.ble.mtu import agreed_mtu
 from drivers.ble.pmd_start import PmdStarter
 from drivers.ble.record_transfers import RecordTransfers
+from drivers.ble.shared_scan import SharedScan
 from drivers.ble.watchdog import Watchdog
 from drivers.bounded import BoundedQueue, FullPolicy
 from drivers.errors import DecodeError, DeviceNotFound
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
     from bleak.backends.characteristic import BleakGATTCharacteristic
     from bleak.backends.device import BLEDevice
-    from bleak.backends.scanner import AdvertisementData
 
     from drivers.ble.adapter import AdapterWatch
     from drivers.ble.backends import BleBackends
@@ -99,6 +99,8 @@ class DeviceLink:
         now: The time that stamps notifications (the daemon gives its monotonic-based clock
             and turns it into UTC at storage; tests give a simulated clock).
         connection_slots: Shared by every link of one adapter; a session holds one slot.
+        connecting: Shared by every link of one adapter; held for each connect.
+        scan: The adapter's scan, shared by its links (None: one of this link's own).
         adapter: The adapter's watch, told of every scan and advertisement (stall recovery).
         utc: UTC epoch seconds now: places a device's records when its clock cannot be read.
         note: Told what a recording's reader needs to know: the settings each PMD stream was
@@ -114,6 +116,8 @@ class DeviceLink:
         *,
         now: Callable[[], float] = time.time,
         connection_slots: asyncio.Semaphore | None = None,
+        connecting: asyncio.Lock | None = None,
+        scan: SharedScan | None = None,
         adapter: AdapterWatch | None = None,
         utc: Callable[[], float] = time.time,
         note: Callable[[str], Awaitable[None]] | None = None,
@@ -129,6 +133,9 @@ class DeviceLink:
         self.clock_sets = 0  # times the device's clock was set (``spec.set_clock``)
         self._told_clock = False
         self._slots = connection_slots
+        self._connecting = connecting
+        self._own_scan = scan is None  # closed when :meth:`run` ends
+        self._scan = scan or SharedScan(backends, adapter)
         self._adapter = adapter
         self._queue: BoundedQueue[_Notification | _Event] = BoundedQueue(
             t.notification_queue_max, FullPolicy.DROP_NEWEST
@@ -224,6 +231,8 @@ class DeviceLink:
                 tg.create_task(self._decode_loop(), name=f"wgw[{self.spec.device_id}].notify")
                 await self._supervise()
         finally:
+            if self._own_scan:
+                await self._scan.close()
             while not self._queue.empty():
                 await self._handle(self._queue.get_nowait())
             if self._transfers is not None:  # the live readings it held back go on too
@@ -287,8 +296,11 @@ class DeviceLink:
                 timeout=t.connect_timeout_s,
                 backend=self._backends.client,
             )
-            async with asyncio.timeout(t.connect_timeout_s + t.connect_safety_s):
-                await client.connect()
+            # one connect at a time per adapter: a controller takes one LE Create Connection
+            # at a time (BlueZ answers a second with org.bluez.Error.InProgress)
+            async with self._connecting or contextlib.nullcontext():
+                async with asyncio.timeout(t.connect_timeout_s + t.connect_safety_s):
+                    await client.connect()
             started_s = self._now()
             self._watchdog.new_session()
             try:
@@ -352,35 +364,10 @@ class DeviceLink:
         self._queue.offer(event)  # dropped (counted) only by a queue already full
 
     async def _find(self) -> BLEDevice:
-        """Scan until the device advertises (taking its RSSI), within the scan timeout."""
-        found: asyncio.Future[BLEDevice] = asyncio.get_running_loop().create_future()
-        wanted = self.spec.address.upper()
-
-        def on_advert(device: BLEDevice, adv: AdvertisementData) -> None:
-            if self._adapter is not None:
-                self._adapter.advert_seen()
-            if device.address.upper() == wanted and not found.done():
-                self._rssi_dbm = adv.rssi
-                found.set_result(device)
-
-        timeout_s = self._timings.scan_timeout_s
-        watch = self._adapter.scanning() if self._adapter else contextlib.nullcontext()
-        scanner = BleakScanner(on_advert, backend=self._backends.scanner)
-        try:
-            with watch:
-                try:
-                    await scanner.start()
-                except (BleakError, OSError):
-                    if self._adapter is not None:
-                        self._adapter.scan_failed()
-                    raise
-                try:
-                    async with asyncio.timeout(timeout_s):
-                        return await found
-                finally:
-                    await scanner.stop()
-        except TimeoutError:
-            raise DeviceNotFound(self.spec.address, timeout_s) from None
+        """Wait for the device's advertisement (taking its RSSI), within the scan timeout."""
+        device, adv = await self._scan.find(self.spec.address, self._timings.scan_timeout_s)
+        self._rssi_dbm = adv.rssi
+        return device
 
     async def _subscribe(self, client: BleakClient) -> None:
         services = client.services
