@@ -6,6 +6,7 @@ served over bumble's host stack on a virtual radio, reached through bleak's API.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from drivers.sim.devices import ScheduledFault, SimDevice, preset
 from drivers.sim.world import SimWorld
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from contextlib import AsyncExitStack
     from pathlib import Path
 
@@ -22,14 +24,25 @@ if TYPE_CHECKING:
     from gateway.config import BleConfig, SimConfig, SimDeviceConfig
 
 
+log = logging.getLogger(__name__)
+
+
 async def backends_for(
-    ble: BleConfig, world: SimWorld | None, stack: AsyncExitStack, bond_file: Path | None = None
+    ble: BleConfig,
+    world: SimWorld | None,
+    stack: AsyncExitStack,
+    bond_file: Path | None = None,
+    passkeys: Mapping[str, int] | None = None,
 ) -> BleBackends:
     """The bleak backends ``ble.backend`` names; a simulated world runs while ``stack`` does.
 
-    ``bond_file``: where bumble's central keeps its bonds (BlueZ keeps its own).
+    ``bond_file``: where bumble's central keeps its bonds (BlueZ keeps its own). ``passkeys``
+    (address -> the passkey the device shows): on BlueZ, entered by an agent of the gateway's
+    registered while ``stack`` runs (the simulated stacks take them from the device spec).
     """
     if world is None:
+        if passkeys:
+            await _passkey_agent(stack, passkeys)
         return PLATFORM
     await stack.enter_async_context(world)
     if ble.backend != "bumble":
@@ -49,6 +62,22 @@ def build_world(config: SimConfig) -> SimWorld:
         advert_interval_s=config.advert_interval_ms / 1000.0,
         speed=config.speed,
     )
+
+
+async def _passkey_agent(stack: AsyncExitStack, passkeys: Mapping[str, int]) -> None:
+    """BlueZ's agent for passkey entry; without BlueZ on D-Bus, said once (pairing will fail)."""
+    from dbus_fast import DBusError  # noqa: PLC0415 - Linux only, with BlueZ
+
+    from drivers.ble.bluez_agent import passkey_agent  # noqa: PLC0415
+
+    try:
+        await stack.enter_async_context(passkey_agent(passkeys))
+    except (DBusError, OSError) as exc:
+        log.error(
+            "BlueZ: the passkey agent could not be registered (%s); devices with pairing:"
+            " passkey will not pair",
+            exc,
+        )
 
 
 def ground_truth(world: SimWorld) -> list[dict[str, object]]:
