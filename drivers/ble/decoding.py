@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 from drivers.ble.backfill import RECORDED, decode_record
 from drivers.catalog import lookup
 from drivers.gatt import infinitime, uuids
-from drivers.polar import pmd, ppi
+from drivers.polar import pmd, pmd_settings, ppi
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -110,13 +110,20 @@ def decode(
     if uuid == pmd.PMD_DATA:
         return _pmd_data(data, pmd_streams)
     if uuid == pmd.PMD_CONTROL_POINT:
-        stopped = pmd.decode_measurement_stopped(data)
-        return (
-            PmdStopped(stopped)
-            if stopped is not None
-            else PmdAnswer(pmd.decode_control_point_response(data))
-        )
+        return _pmd_control(data)
     return None
+
+
+def _pmd_control(data: bytes) -> PmdAnswer | PmdStopped | None:
+    """A control point indication: an answer, or the device's word that it stopped streams."""
+    if data[:1] == bytes([pmd_settings.FEATURE_READ]):
+        # the feature read's own value: BlueZ hands a read of a characteristic whose
+        # indications are on to its handler too
+        return None
+    stopped = pmd.decode_measurement_stopped(data)
+    if stopped is not None:
+        return PmdStopped(stopped)
+    return PmdAnswer(pmd.decode_control_point_response(data))
 
 
 def _pmd_data(

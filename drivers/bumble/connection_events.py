@@ -20,7 +20,40 @@ if TYPE_CHECKING:
     from bumble.controller import Controller
 
 
-class EventLink(LocalLink):
+class AddressedLink(LocalLink):
+    """A ``LocalLink`` whose LE data names its sender by the address its connection uses.
+
+    bumble's names it by the sender's random address, while a central that connected from its
+    public address (BlueZ does, on a controller it sees through ``/dev/vhci``) is known to the
+    peripheral by that one: every packet from it was dropped as "no connection".
+    """
+
+    def send_acl_data(
+        self,
+        sender_controller: Controller,
+        destination_address: hci.Address,
+        transport: core.PhysicalTransport,
+        data: bytes,
+    ) -> None:
+        """Hand ``data`` over at once, from the address of the sender's connection."""
+        if transport != core.PhysicalTransport.LE:
+            super().send_acl_data(sender_controller, destination_address, transport, data)
+            return
+        destination = self.find_le_controller(destination_address)
+        if destination is not None:
+            source = self.source_of(sender_controller, destination_address)
+            asyncio.get_running_loop().call_soon(
+                destination.on_link_acl_data, source, transport, data
+            )
+
+    @staticmethod
+    def source_of(sender: Controller, destination_address: hci.Address) -> hci.Address:
+        """The address ``sender`` uses on its connection to ``destination_address``."""
+        connection = sender.le_connections.get(destination_address)
+        return connection.self_address if connection is not None else sender.random_address
+
+
+class EventLink(AddressedLink):
     """A ``LocalLink`` whose LE data waits for the next connection event of ``interval_s``.
 
     Events fall on the loop clock's multiples of the interval, the same for every link (a
@@ -53,7 +86,7 @@ class EventLink(LocalLink):
             loop = asyncio.get_running_loop()
             event_at = (math.floor(loop.time() / self.interval_s) + 1) * self.interval_s
             loop.call_at(event_at, self._event, destination)
-        queue.append((sender_controller.random_address, data))
+        queue.append((self.source_of(sender_controller, destination_address), data))
 
     def _event(self, destination: Controller) -> None:
         packets = self._queued.pop(destination, [])

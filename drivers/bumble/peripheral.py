@@ -261,7 +261,9 @@ class ServedPeripheral:
         notify_enabled: bool,
         indicate_enabled: bool,
     ) -> None:
-        uuid = self._uuid_of[id(characteristic)]
+        uuid = self._uuid_of.get(id(characteristic))
+        if uuid is None:  # bumble's own (Service Changed: BlueZ subscribes at each connect)
+            return
         if indicate_enabled:
             self._indicating.add(uuid)
         else:

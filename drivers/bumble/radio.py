@@ -20,17 +20,17 @@ from bumble.device import Device
 from bumble.hci import Address
 from bumble.host import Host
 from bumble.keys import JsonKeyStore, MemoryKeyStore
-from bumble.link import LocalLink
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
-from drivers.bumble.connection_events import EventLink
+from drivers.bumble.connection_events import AddressedLink, EventLink
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
     from bumble.device import Advertisement, Connection
+    from bumble.link import LocalLink
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,9 @@ class BumbleRadio:
         self, bond_file: Path | None = None, connection_interval_s: float | None = None
     ) -> None:
         self.link: LocalLink = (
-            EventLink(connection_interval_s) if connection_interval_s is not None else LocalLink()  # type: ignore[no-untyped-call]
+            EventLink(connection_interval_s)
+            if connection_interval_s is not None
+            else AddressedLink()  # type: ignore[no-untyped-call]
         )
         self._controller = _Controller("wgw", link=self.link, public_address=CENTRAL_ADDRESS)
         self.central = _device_of(self._controller, CENTRAL_ADDRESS, "wgw")
