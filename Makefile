@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MOSQUITTO := /usr/sbin/mosquitto
 
-.PHONY: demo test bench check lint format typecheck importlint pytest mosquitto chromium debian-venv clean dist deb
+.PHONY: demo test bench check lint format typecheck importlint pytest mosquitto chromium dbus debian-venv clean dist deb bluez-check
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/wgw demo
@@ -41,7 +41,7 @@ typecheck: $(VENV)/.installed-test
 importlint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
-pytest: $(VENV)/.installed-test mosquitto chromium debian-venv
+pytest: $(VENV)/.installed-test mosquitto chromium dbus debian-venv
 	$(BIN)/pytest
 
 # Debian's python3 needs the python3-venv package for `-m venv`; install it when we can.
@@ -92,6 +92,30 @@ chromium:
 	    echo "the tests need Chromium: run 'sudo apt-get install chromium chromium-driver', then make test again"; exit 1; \
 	  fi; \
 	fi
+
+# The pairing agent's test talks to it over a private bus of a real dbus-daemon.
+dbus:
+	@if ! command -v dbus-daemon >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dbus-daemon >/dev/null; \
+	  else \
+	    echo "the tests need dbus-daemon: run 'sudo apt-get install dbus-daemon', then make test again"; exit 1; \
+	  fi; \
+	fi
+
+# Opt-in, not part of `make test` (about three minutes): the daemon on bleak's BlueZ backend in
+# an emulated VM (Debian's kernel, bluetoothd 5.66), the wearables on bumble behind /dev/vhci.
+BLUEZ_CHECK_PACKAGES := qemu-system-x86 linux-image-amd64 bluez busybox-static cpio dbus-daemon
+bluez-check: $(VENV)/.installed-test
+	@if ! command -v qemu-system-x86_64 >/dev/null || ! command -v busybox >/dev/null \
+	    || ! ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1 || [ ! -x /usr/libexec/bluetooth/bluetoothd ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BLUEZ_CHECK_PACKAGES) >/dev/null; \
+	  else \
+	    echo "the BlueZ check needs root and: apt-get install $(BLUEZ_CHECK_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+	$(BIN)/python -m tests.bluez.vm
 
 clean:
 	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis
