@@ -1,10 +1,10 @@
 """One scan per adapter for every link looking for its device.
 
 BlueZ keeps one discovery session per D-Bus client: a second scanner started by the same
-process while the first runs is refused (``org.bluez.Error.InProgress``), and after a few such
-refusals its discovery state stuck (seen in the BlueZ check, three devices connecting at once).
-So the links of one adapter share one bleak scanner: it runs while any link looks, and each
-link is told when its device advertises.
+process while the first runs is refused (``org.bluez.Error.InProgress``; in the BlueZ check,
+three links looking at once found nothing). So the links of one adapter share one bleak
+scanner: it runs while any link looks (and a while after), and each link is told when its
+device advertises.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class SharedScan:
         watch = self._adapter.scanning() if self._adapter else contextlib.nullcontext()
         try:
             with watch:
-                await self._start(wanted)
+                await self._start()
                 async with asyncio.timeout(timeout_s):
                     return await found
         except TimeoutError:
@@ -88,7 +88,7 @@ class SharedScan:
             if not self._wanted and self._scanner is not None:
                 self._stopper = asyncio.create_task(self._stop_later(), name="wgw.scan.stop")
 
-    async def _start(self, wanted: str) -> None:
+    async def _start(self) -> None:
         async with self._lock:
             if self._scanner is not None and self._recoveries() != self._started_after:
                 # the adapter was power-cycled under it: its discovery ended with the power
@@ -96,14 +96,11 @@ class SharedScan:
                 with contextlib.suppress(BleakError, OSError):
                     await scanner.stop()
             if self._scanner is not None:
-                # one heard since this scan started counts at once
-                seen = self._scanner.discovered_devices_and_advertisement_data
-                for device, adv in seen.values():
-                    if device.address.upper() == wanted:
-                        self._on_advert(device, adv)
                 return
             # every advertisement, not only a device's first or changed ones: BlueZ keeps the
             # devices it heard, and would not report one heard before the link looked for it
+            # (the scanner's own list of them would not do: a wedged adapter hears nothing,
+            # and a device taken from that list hides it)
             duplicates: BlueZScannerArgs = {"filters": {"DuplicateData": True}}
             scanner = BleakScanner(
                 self._on_advert, backend=self._backends.scanner, bluez=duplicates

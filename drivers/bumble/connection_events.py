@@ -35,16 +35,20 @@ class AddressedLink(LocalLink):
         transport: core.PhysicalTransport,
         data: bytes,
     ) -> None:
-        """Hand ``data`` over at once, from the address of the sender's connection."""
+        """Deliver ``data`` from the address of the sender's connection (LE)."""
         if transport != core.PhysicalTransport.LE:
             super().send_acl_data(sender_controller, destination_address, transport, data)
             return
         destination = self.find_le_controller(destination_address)
-        if destination is not None:
-            source = self.source_of(sender_controller, destination_address)
-            asyncio.get_running_loop().call_soon(
-                destination.on_link_acl_data, source, transport, data
-            )
+        if destination is None:  # gone: a real sender hears of it by supervision timeout
+            return
+        self._deliver(destination, self.source_of(sender_controller, destination_address), data)
+
+    def _deliver(self, destination: Controller, source: hci.Address, data: bytes) -> None:
+        """At once (in the next turn of the loop)."""
+        asyncio.get_running_loop().call_soon(
+            destination.on_link_acl_data, source, core.PhysicalTransport.LE, data
+        )
 
     @staticmethod
     def source_of(sender: Controller, destination_address: hci.Address) -> hci.Address:
@@ -67,26 +71,14 @@ class EventLink(AddressedLink):
         self.largest_event = 0
         self._queued: dict[Controller, list[tuple[hci.Address, bytes]]] = {}
 
-    def send_acl_data(
-        self,
-        sender_controller: Controller,
-        destination_address: hci.Address,
-        transport: core.PhysicalTransport,
-        data: bytes,
-    ) -> None:
-        """Queue ``data`` for the destination's next connection event (LE only)."""
-        if transport != core.PhysicalTransport.LE:
-            super().send_acl_data(sender_controller, destination_address, transport, data)
-            return
-        destination = self.find_le_controller(destination_address)
-        if destination is None:  # gone: a real sender hears of it by supervision timeout
-            return
+    def _deliver(self, destination: Controller, source: hci.Address, data: bytes) -> None:
+        """At the destination's next connection event."""
         queue = self._queued.setdefault(destination, [])
         if not queue:
             loop = asyncio.get_running_loop()
             event_at = (math.floor(loop.time() / self.interval_s) + 1) * self.interval_s
             loop.call_at(event_at, self._event, destination)
-        queue.append((self.source_of(sender_controller, destination_address), data))
+        queue.append((source, data))
 
     def _event(self, destination: Controller) -> None:
         packets = self._queued.pop(destination, [])

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from bumble.controller import Controller
@@ -23,6 +25,27 @@ from gateway.config import Settings
 from gateway.simulation import build_world, ground_truth
 
 ADAPTER_ADDRESS = "F1:F1:F1:F1:F1:F1"  # hci0's public address
+_LE_META, _ADV_REPORT, _EXT_ADV_REPORT = 0x3E, 0x02, 0x0D
+
+
+class JitteredRssi:
+    """The kernel's side of the vhci transport, with each advertising report's RSSI varied as
+    on air (bumble's controller says -50 dBm always, and BlueZ reports a device it knows again
+    only when something of it changes)."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink = sink
+        self._rng = random.Random(7)
+
+    def on_packet(self, packet: bytes) -> None:
+        data = bytearray(packet)  # H4: 0x04 (event), code, length, parameters
+        if len(data) > 4 and data[0] == 0x04 and data[1] == _LE_META and data[4] == 1:
+            rssi = self._rng.randint(-75, -40) & 0xFF
+            if data[3] == _ADV_REPORT:  # one report: its RSSI is the last byte
+                data[-1] = rssi
+            elif data[3] == _EXT_ADV_REPORT and len(data) > 18:
+                data[18] = rssi
+        self._sink.on_packet(bytes(data))
 
 
 async def serve(settings: Settings) -> list[dict[str, object]]:
@@ -38,7 +61,7 @@ async def serve(settings: Settings) -> list[dict[str, object]]:
             Controller(
                 "hci0",
                 host_source=transport.source,
-                host_sink=transport.sink,
+                host_sink=JitteredRssi(transport.sink),
                 link=radio.link,
                 public_address=ADAPTER_ADDRESS,
             )
