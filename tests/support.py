@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,11 +20,11 @@ from drivers.ble.backends import bumble, simulated
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
-    from pathlib import Path
 
     from drivers.ble.backends import BleBackends
     from drivers.sim.world import SimWorld
 
+ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("sim", "bumble")  # the simulator's bleak backend, and bumble's real host stack
 
 
@@ -105,18 +106,17 @@ def _merge(into: dict[str, Any], changes: dict[str, Any]) -> None:
             into[key] = value
 
 
-async def run_wgw(*args: str) -> tuple[int, str, str]:
-    """``python -m gateway ARGS`` as an asyncio subprocess (the emulator may run in this
-    process's loop): exit status, stdout, stderr.
-    """
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+async def spawn_wgw(*args: str, **options: Any) -> asyncio.subprocess.Process:
+    """``python -m gateway ARGS`` started as an asyncio subprocess (the emulator may run in this
+    process's loop); ``options`` go to ``create_subprocess_exec`` (stdout, stderr, env)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args, cwd=ROOT, **options
     )
+
+
+async def run_wgw(*args: str) -> tuple[int, str, str]:
+    """``python -m gateway ARGS`` to its end: exit status, stdout, stderr."""
+    process = await spawn_wgw(*args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()

@@ -18,7 +18,7 @@ import yaml
 
 from gateway.emulator.app import STATE_KEY
 from gateway.logs import JsonLinesFormatter, TextFormatter
-from tests.support import free_port, wait_for
+from tests.support import free_port, spawn_wgw, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -73,10 +73,7 @@ async def test_the_daemon_logs_json_lines_with_device_and_request_ids(
     path.write_text(yaml.safe_dump(config))
     state = emulator.app[STATE_KEY]
     state.faults.update({"fail_next": [503]})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
+    process = await spawn_wgw(
         "run",
         "--config",
         str(path),

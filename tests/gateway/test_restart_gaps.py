@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -19,12 +17,13 @@ from buffers import inspect
 from buffers.inspect import Selected
 from drivers.frames import GapMarker, WaveformChunk
 from gateway import codec
-from tests.support import daemon_config, free_port, wait_for
+from tests.support import daemon_config, free_port, spawn_wgw, wait_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from aiohttp.test_utils import TestServer
 
-ROOT = Path(__file__).resolve().parents[2]
 STRAP, WATCH = "5A:00:00:00:00:31", "5A:00:00:00:00:01"
 RATE_HZ = 130.0
 
@@ -61,10 +60,7 @@ def strap_and_watch(tmp_path: Path, emulator: TestServer, port: int) -> Path:
 
 async def start(config: Path, log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "run", "--config", str(config),
-            cwd=ROOT, stdout=out, stderr=out,
-        )  # fmt: skip
+        return await spawn_wgw("run", "--config", str(config), stdout=out, stderr=out)
 
 
 async def stored_after(daemon: asyncio.subprocess.Process, port: int, frames: int) -> None:

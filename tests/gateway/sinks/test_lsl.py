@@ -28,14 +28,13 @@ from gateway.cli.common import EX_CONFIG
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.simulation import build_world
-from tests.support import daemon_config, wait_for
+from tests.support import ROOT, daemon_config, spawn_wgw, wait_for
 
 if TYPE_CHECKING:
     from aiohttp.test_utils import TestServer
 
     from drivers.sim.devices import SimDevice
 
-ROOT = Path(__file__).resolve().parents[3]
 STRAP = "5A:00:00:00:00:31"
 # The mapping's error bound: the gateway places a PMD frame by the strap's own clock, learnt
 # from the quickest deliveries, so what is left is delivery time (measured 0.5-1.8 ms).
@@ -232,10 +231,7 @@ async def test_where_pylsl_cannot_load_mne_lsls_binding_carries_the_lane(
     )
     log = tmp_path / "daemon.log"
     with log.open("wb") as out:
-        daemon = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
+        daemon = await spawn_wgw(
             "run",
             "--config",
             str(path),

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,14 +15,14 @@ from gateway.codec import iso_utc
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.emulator.app import STATE_KEY
-from tests.support import daemon_config, wait_for
+from tests.support import daemon_config, spawn_wgw, wait_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from aiohttp.test_utils import TestServer
 
     from drivers.sim.devices import SimDevice
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def config_for(tmp_path: Path, emulator_url: str, **sync: object) -> dict[str, Any]:
@@ -75,14 +73,10 @@ async def test_a_60_s_outage_delivers_everything_once_but_the_batch_in_flight(
 
 
 async def start_daemon(config: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
+    return await spawn_wgw(
         "run",
         "--config",
         str(config),
-        cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
