@@ -299,7 +299,7 @@ class SimDevice(SimPeripheral):
         self._transfer = 0  # the running RACP transfer's number; 0: none
         self._transfers = 0
         self.record_requests = 0  # control-point writes received
-        self._corrupt_records = 0
+        self._corrupt_sequences: set[int] = set()
         self._drop_on_read: str | None = None
         self._drop_on_write: tuple[str, int] | None = None  # (characteristic, HCI reason)
         self.record_ops: tuple[racp.OpCode, ...] = (
@@ -800,9 +800,12 @@ class SimDevice(SimPeripheral):
         """Fault: the next write of ``uuid`` (a PMD start, an RACP request) drops the link."""
         self._drop_on_write = (uuid, reason)
 
-    def corrupt_next_records(self, count: int) -> None:
-        """Fault: the next ``count`` records sent back go out cut short (what a decoder refuses)."""
-        self._corrupt_records += count
+    def corrupt_record(self, sequence_number: int) -> None:
+        """Fault: record ``sequence_number`` goes out cut short the next time it is sent.
+
+        Cut as a decoder must refuse it; blood pressure records only.
+        """
+        self._corrupt_sequences.add(sequence_number)
 
     def busy_with_records(self) -> None:
         """Fault: a procedure another collector started is still running (until aborted)."""
@@ -813,16 +816,18 @@ class SimDevice(SimPeripheral):
         """Fault: firmware that lists the control point but supports none of its procedures."""
         self.record_ops = ()
 
-    def _matching(self, request: racp.Request) -> list[tuple[str, bytes]]:
-        """The kept records a request is about, as (characteristic, value) to send.
+    def _matching(self, request: racp.Request) -> list[tuple[str, bytes, int | None]]:
+        """The kept records a request is about, as (characteristic, value, number) to send.
 
         Blood pressure records by sequence number (compared without wrapping); spot-checks
         all of them (the request was checked to be for all).
         """
         if self._keeps_spot_checks:
-            return [(uuids.PLX_SPOT_CHECK, encode_plx_spot_check(m)) for m in self.spot_checks]
+            return [
+                (uuids.PLX_SPOT_CHECK, encode_plx_spot_check(m), None) for m in self.spot_checks
+            ]
         return [
-            (uuids.BLOOD_PRESSURE_RECORD, encode_blood_pressure_record(r))
+            (uuids.BLOOD_PRESSURE_RECORD, encode_blood_pressure_record(r), r.sequence_number)
             for r in self._matching_pressures(request)
         ]
 
@@ -845,7 +850,7 @@ class SimDevice(SimPeripheral):
         return [r for r in records if low <= r.sequence_number <= high]
 
     def _send_records(
-        self, transfer: int, records: list[tuple[str, bytes]], next_index: int = 0
+        self, transfer: int, records: list[tuple[str, bytes, int | None]], next_index: int = 0
     ) -> None:
         """One record a step, as a cuff sends them; the link or an abort may end it."""
         if self._transfer != transfer:
@@ -854,9 +859,9 @@ class SimDevice(SimPeripheral):
             self._transfer = 0
             self._answer(racp.OpCode.REPORT_RECORDS, racp.ResponseCode.SUCCESS)
             return
-        uuid, value = records[next_index]
-        if self._corrupt_records > 0:
-            self._corrupt_records -= 1
+        uuid, value, sequence = records[next_index]
+        if sequence in self._corrupt_sequences:
+            self._corrupt_sequences.discard(sequence)
             value = value[:4]
         self.indicate(uuid, value)
         self.after(
