@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("sim", "bumble")  # the simulator's bleak backend, and bumble's real host stack
+# a device's `pmd` entry: the H10-like strap's ECG as Polar's H10 streams it
+STRAP_ECG: dict[str, Any] = {
+    "measurement": "ecg",
+    "sample_rate_hz": 130,
+    "resolution_bits": 14,
+    "channels": 1,
+}
 
 
 @contextlib.asynccontextmanager

@@ -23,6 +23,7 @@ from buffers import inspect
 from buffers.inspect import Selected
 from drivers.frames import GapMarker, VitalReading, WaveformChunk
 from gateway import codec
+from tests.support import STRAP_ECG
 
 WATCH, STRAP, CUFF = "5A:00:00:00:00:01", "5A:00:00:00:00:31", "5A:00:00:00:00:02"
 PASSKEY = 314159  # the cuff shows it; the daemon's config has it
@@ -76,14 +77,7 @@ def configs(work: Path) -> tuple[Path, Path]:
             {
                 "id": "strap",
                 "address": STRAP,
-                "pmd": [
-                    {
-                        "measurement": "ecg",
-                        "sample_rate_hz": 130,
-                        "resolution_bits": 14,
-                        "channels": 1,
-                    }
-                ],
+                "pmd": [STRAP_ECG],
             },
             {"id": "cuff", "address": CUFF, "pairing": "passkey", "passkey": f"{PASSKEY:06d}"},
         ],

@@ -12,7 +12,7 @@ import yaml
 from gateway.cli.entry import main
 from gateway.config import Settings
 from gateway.daemon import Daemon
-from tests.support import daemon_config, wait_for
+from tests.support import STRAP_ECG, daemon_config, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from drivers.sim.devices import SimDevice
 
 STRAP = "5A:00:00:00:00:03"
-ECG = {"measurement": "ecg", "sample_rate_hz": 130, "resolution_bits": 14, "channels": 1}
 
 
 def strap_config(
@@ -32,7 +31,7 @@ def strap_config(
         tmp_path,
         emulator_url,
         [{"model": "strap", "address": STRAP, "heart_rate_interval_ms": heart_rate_interval_ms}],
-        [{"id": "strap", "address": STRAP, "pmd": [ECG]}],
+        [{"id": "strap", "address": STRAP, "pmd": [STRAP_ECG]}],
         ble={"backend": "bumble", "reconnect_min_s": 0.01, "reconnect_max_s": 0.1, "sim": sim},
     )
 

@@ -17,7 +17,7 @@ from buffers import inspect
 from buffers.inspect import Selected
 from drivers.frames import GapMarker, WaveformChunk
 from gateway import codec
-from tests.support import daemon_config, free_port, spawn_wgw, wait_for
+from tests.support import STRAP_ECG, daemon_config, free_port, spawn_wgw, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,14 +40,7 @@ def strap_and_watch(tmp_path: Path, emulator: TestServer, port: int) -> Path:
             {
                 "id": "strap",
                 "address": STRAP,
-                "pmd": [
-                    {
-                        "measurement": "ecg",
-                        "sample_rate_hz": 130,
-                        "resolution_bits": 14,
-                        "channels": 1,
-                    }
-                ],
+                "pmd": [STRAP_ECG],
             },
             {"id": "watch", "address": WATCH},
         ],

@@ -28,7 +28,7 @@ from gateway.cli.common import EX_CONFIG
 from gateway.config import Settings
 from gateway.daemon import Daemon
 from gateway.simulation import build_world
-from tests.support import ROOT, daemon_config, spawn_wgw, wait_for
+from tests.support import ROOT, STRAP_ECG, daemon_config, spawn_wgw, wait_for
 
 if TYPE_CHECKING:
     from aiohttp.test_utils import TestServer
@@ -51,14 +51,7 @@ def config(tmp_path: Path, emulator: TestServer, **lsl: object) -> dict[str, Any
                 "id": "strap",
                 "address": STRAP,
                 "participant": "P017",
-                "pmd": [
-                    {
-                        "measurement": "ecg",
-                        "sample_rate_hz": 130,
-                        "resolution_bits": 14,
-                        "channels": 1,
-                    }
-                ],
+                "pmd": [STRAP_ECG],
             }
         ],
         lsl={"enabled": True, **lsl},
