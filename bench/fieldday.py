@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
 FLEET = ["watch"] * 4 + ["strap"] * 3 + ["armband"] * 2 + ["patch"]
 FLUSH_S = 1.0
+SQUEEZE = 1.2  # the restarted daemon's storage.max_db_mb: this times what is held at the kill
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -555,11 +556,13 @@ class FieldDay:
         down_from = time.time()
         self.stored_before_restart, _, _, _ = await stored_samples(self.folder / "wgw.sqlite")
         # the squeeze: room for what is stored and a little more, so that eviction starts
-        # partway through the second run
+        # partway through the second run (at 1.5 times what is held, the second run's rows
+        # stayed under the cap in 3 runs of 10 on bumble: the file's fixed part, its schema
+        # and indexes, is in `held` too)
         held = (self.folder / "wgw.sqlite").stat().st_size + sum(
             f.stat().st_size for f in (self.folder / "wgw.sqlite.segments").iterdir()
         )
-        cap_mb = round(1.5 * held / 2**20, 3)
+        cap_mb = round(SQUEEZE * held / 2**20, 3)
         await self.spawn(ports, cap_mb)
         self.down.append((down_from - 1, down_from + 5))
         self.events.append(f"kill -9, restarted with max_db_mb {cap_mb:g} (a retention squeeze)")

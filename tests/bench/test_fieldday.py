@@ -27,12 +27,13 @@ def test_the_field_day_over_bumble_accounts_for_every_sample() -> None:
         timeout=280,
         check=False,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    told = done.stdout[-3000:] + done.stderr[-3000:]  # the bench's table, to say why
+    assert done.returncode == 0, told
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["backend"] == "bumble"
-    assert figures["unaccounted"] == 0
+    assert figures["unaccounted"] == 0, told
     for lost in ("samples_lost_link_down", "samples_lost_malformed", "samples_lost_at_kill"):
-        assert figures[lost] > 0, lost  # the fault was played
-    assert figures["samples_evicted"] > 0  # the squeeze
-    assert figures["vitals_evicted_undelivered"] == 0
-    assert figures["mqtt_delivered"] > 0
+        assert figures[lost] > 0, f"{lost}: {told}"  # the fault was played
+    assert figures["samples_evicted"] > 0, told  # the squeeze
+    assert figures["vitals_evicted_undelivered"] == 0, told
+    assert figures["mqtt_delivered"] > 0, told
