@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 CENTRAL_ADDRESS = "F0:F0:F0:F0:F0:F0"
 
 
-class _Controller(Controller):
+class CancellableController(Controller):
     """bumble's controller, with LE Create Connection Cancel as the specification has it.
 
     bumble's answers success and does nothing else: the pending connection stays, and its
@@ -49,6 +49,7 @@ class _Controller(Controller):
     def on_hci_le_create_connection_cancel_command(
         self, _command: hci.HCI_LE_Create_Connection_Cancel_Command
     ) -> hci.HCI_StatusReturnParameters:
+        """End the pending connect, and say so to the host with status 0x02."""
         pending = self.pending_le_connection
         if pending is None:
             return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
@@ -71,7 +72,7 @@ class _Controller(Controller):
 
 def new_device(link: LocalLink, address: str, name: str) -> Device:
     """A bumble device with its own controller on ``link``, at a public ``address``."""
-    return _device_of(_Controller(name, link=link, public_address=address), address, name)
+    return _device_of(CancellableController(name, link=link, public_address=address), address, name)
 
 
 def _device_of(controller: Controller, address: str, name: str) -> Device:
@@ -147,7 +148,9 @@ class BumbleRadio:
             if connection_interval_s is not None
             else AddressedLink()  # type: ignore[no-untyped-call]
         )
-        self._controller = _Controller("wgw", link=self.link, public_address=CENTRAL_ADDRESS)
+        self._controller = CancellableController(
+            "wgw", link=self.link, public_address=CENTRAL_ADDRESS
+        )
         self.central = _device_of(self._controller, CENTRAL_ADDRESS, "wgw")
         self.adapter_stalled = False
         self.adapter_resets = 0

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bumble.controller import Controller
 from bumble.transport import open_transport
 
+from drivers.bumble.radio import CancellableController
 from drivers.bumble.serve import served
 from gateway.config import Settings
 from gateway.simulation import build_world, ground_truth
@@ -58,7 +58,9 @@ async def serve(settings: Settings) -> list[dict[str, object]]:
     async with world, served(world) as (radio, _peripherals):
         transport = await open_transport("vhci")
         async with transport:
-            Controller(
+            # bumble's own controller leaves a cancelled LE Create Connection pending, and the
+            # kernel cancels one that takes too long
+            CancellableController(
                 "hci0",
                 host_source=transport.source,
                 host_sink=JitteredRssi(transport.sink),
